@@ -1,0 +1,167 @@
+"""tf-models-official / TF Hub `BertEncoder` checkpoints -> Bundle (discriminator encoder).
+
+The checkpoint is object-based (tf.train.Checkpoint of a tf_keras model, or
+a SavedModel's variables/): variables are found through the object graph by
+the encoder's attribute names (`_embedding_layer`, `_transformer_layers/i/
+_attention_layer/_query_dense`, ...), with the functional model's
+`layer_with_weights-N` order (word, position, type embeddings, norm,
+projection) for those only reachable that way. Attention kernels
+[H, heads, head_size] are flattened to the original [H, H] dense layout.
+
+BertEncoder's default inner activation is tanh-approximated GELU; ELECTRA
+uses exact GELU, so a model trained with the default differs slightly.
+"""
+
+import os
+import re
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from electra_tf.config import ElectraConfig
+from electra_tf.convert import layout
+from electra_tf.convert.report import ConversionError, MismatchReport
+
+def _object_paths(reader):
+    """checkpoint key -> every object-graph path that reaches it."""
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    paths = {}
+    expanded = {}
+    queue = [(0, "")]
+    while queue:
+        node_id, prefix = queue.pop(0)
+        node = graph.nodes[node_id]
+        for attribute in node.attributes:
+            paths.setdefault(attribute.checkpoint_key, []).append(prefix)
+        # Objects are reachable along many paths; a few per object are enough.
+        expanded[node_id] = expanded.get(node_id, 0) + 1
+        if expanded[node_id] > 6 or prefix.count("/") > 12:
+            continue
+        for child in node.children:
+            queue.append((child.node_id, f"{prefix}/{child.local_name}"))
+    return paths
+
+
+def _resolve(path: str):
+    if os.path.isdir(path):
+        saved_model_vars = os.path.join(path, "variables", "variables")
+        if os.path.exists(saved_model_vars + ".index"):
+            return saved_model_vars
+        latest = tf.train.latest_checkpoint(path)
+        if latest:
+            return latest
+        raise ConversionError(f"No checkpoint or SavedModel in {path}")
+    if not os.path.exists(path + ".index"):
+        raise ConversionError(f"No TF checkpoint at {path}")
+    return path
+
+
+def read(path: str, num_attention_heads: Optional[int] = None,
+         vocab_size: Optional[int] = None) -> layout.Bundle:
+    reader = tf.train.load_checkpoint(_resolve(path))
+    paths = _object_paths(reader)
+    by_path = {}
+    for key, prefixes in paths.items():
+        for p in prefixes:
+            by_path[p.lstrip("/")] = key
+    # The encoder's prefix: where its first transformer layer's query lives.
+    query = [p for p in by_path if re.search(r"(^|/)_transformer_layers/0/_attention_layer/"
+                                             r"_query_dense/kernel$", p)]
+    if not query:
+        raise ConversionError(f"{path} does not look like a BertEncoder checkpoint: no "
+                              "_transformer_layers/0/_attention_layer/_query_dense/kernel")
+    prefix = min(query, key=len)[: -len("_transformer_layers/0/_attention_layer/_query_dense/kernel")]
+
+    def get(rel):
+        key = by_path.get(prefix + rel)
+        return None if key is None else reader.get_tensor(key)
+
+    report = MismatchReport(path, "an ELECTRA encoder")
+    word = get("_embedding_layer/embeddings")
+    position = get("_position_embedding_layer/_position_embeddings")
+    token_type = get("_type_embedding_layer/embeddings")
+    norm_gamma = get("_embedding_norm_layer/gamma")
+    norm_beta = get("_embedding_norm_layer/beta")
+    proj_kernel = get("_embedding_projection/kernel")
+    proj_bias = get("_embedding_projection/bias")
+    if position is None or token_type is None or (proj_kernel is None and word is not None):
+        # Functional BertEncoder: embeddings only reachable as layer_with_weights-N.
+        indexed = {}
+        for p, key in by_path.items():
+            m = re.fullmatch(re.escape(prefix) + r"layer_with_weights-(\d+)/(\w+)", p)
+            if m:
+                indexed.setdefault(int(m.group(1)), {})[m.group(2)] = key
+        emb = sorted(n for n, v in indexed.items() if set(v) == {"embeddings"})
+        if len(emb) >= 3:
+            word = reader.get_tensor(indexed[emb[0]]["embeddings"]) if word is None else word
+            position = reader.get_tensor(indexed[emb[1]]["embeddings"]) if position is None else position
+            token_type = reader.get_tensor(indexed[emb[2]]["embeddings"]) if token_type is None else token_type
+            norm_index = [n for n, v in indexed.items() if set(v) == {"gamma", "beta"}]
+            first_norm = min(norm_index) if norm_index else None
+            if first_norm is not None and first_norm + 1 in indexed and set(
+                    indexed[first_norm + 1]) == {"kernel", "bias"} and proj_kernel is None:
+                k = reader.get_tensor(indexed[first_norm + 1]["kernel"])
+                if k.ndim == 2 and k.shape[0] == word.shape[1] and k.shape[1] != k.shape[0]:
+                    proj_kernel = k
+                    proj_bias = reader.get_tensor(indexed[first_norm + 1]["bias"])
+    for name, value in (("word embeddings", word), ("position embeddings", position),
+                        ("type embeddings", token_type), ("embedding LayerNorm gamma", norm_gamma),
+                        ("embedding LayerNorm beta", norm_beta)):
+        if value is None:
+            report.missing(name, None)
+    report.raise_if_any()
+
+    layers = 0
+    while get(f"_transformer_layers/{layers}/_attention_layer/_query_dense/kernel") is not None:
+        layers += 1
+    q = get("_transformer_layers/0/_attention_layer/_query_dense/kernel")
+    hidden, heads = int(q.shape[0]), int(q.shape[1])
+    if num_attention_heads and num_attention_heads != heads:
+        report.value("num_attention_heads", num_attention_heads, heads, "differs")
+    inter = get("_transformer_layers/0/_intermediate_dense/kernel")
+    config = ElectraConfig(
+        vocab_size=int(word.shape[0]), hidden_size=hidden, num_hidden_layers=layers,
+        num_attention_heads=heads, intermediate_size=int(inter.shape[1]),
+        embedding_size=None if word.shape[1] == hidden else int(word.shape[1]),
+        max_position_embeddings=int(position.shape[0]), type_vocab_size=int(token_type.shape[0]))
+    weights = {
+        "electra/embeddings/word_embeddings": word,
+        "electra/embeddings/position_embeddings": position,
+        "electra/embeddings/token_type_embeddings": token_type,
+        "electra/embeddings/LayerNorm/gamma": norm_gamma,
+        "electra/embeddings/LayerNorm/beta": norm_beta,
+    }
+    if proj_kernel is not None:
+        weights["electra/embeddings_project/kernel"] = proj_kernel
+        weights["electra/embeddings_project/bias"] = proj_bias
+    for i in range(layers):
+        src = f"_transformer_layers/{i}/"
+        dst = f"electra/encoder/layer_{i}/"
+        for theirs, ours in (("_query_dense", "attention/self/query"),
+                             ("_key_dense", "attention/self/key"),
+                             ("_value_dense", "attention/self/value")):
+            k = get(f"{src}_attention_layer/{theirs}/kernel")
+            b = get(f"{src}_attention_layer/{theirs}/bias")
+            weights[dst + ours + "/kernel"] = None if k is None else k.reshape(hidden, -1)
+            weights[dst + ours + "/bias"] = None if b is None else b.reshape(-1)
+        k = get(f"{src}_attention_layer/_output_dense/kernel")
+        weights[dst + "attention/output/dense/kernel"] = None if k is None else k.reshape(-1, hidden)
+        weights[dst + "attention/output/dense/bias"] = get(f"{src}_attention_layer/_output_dense/bias")
+        for theirs, ours in (("_attention_layer_norm", "attention/output/LayerNorm"),
+                             ("_output_layer_norm", "output/LayerNorm")):
+            weights[dst + ours + "/gamma"] = get(f"{src}{theirs}/gamma")
+            weights[dst + ours + "/beta"] = get(f"{src}{theirs}/beta")
+        for theirs, ours in (("_intermediate_dense", "intermediate/dense"),
+                             ("_output_dense", "output/dense")):
+            weights[dst + ours + "/kernel"] = get(f"{src}{theirs}/kernel")
+            weights[dst + ours + "/bias"] = get(f"{src}{theirs}/bias")
+    for name in sorted(n for n, v in weights.items() if v is None):
+        report.missing(name, None)
+    report.raise_if_any()
+    bundle = layout.Bundle(weights={k: np.asarray(v, np.float32) for k, v in weights.items()},
+                           discriminator=config)
+    layout.validate(bundle, path, "an ELECTRA encoder", vocab_size=vocab_size)
+    return bundle

@@ -1,0 +1,68 @@
+"""Choosing a tf.distribute strategy from flags, and distributing input per host."""
+
+import json
+import os
+
+import tensorflow as tf
+
+STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
+
+
+def create_strategy(distribution_strategy="default", tpu=None, num_gpus=None):
+    """The strategy the runners train under.
+
+    default: one device (the first GPU when there is one, else the CPU).
+    mirrored: all local GPUs (or `num_gpus` of them), or the logical CPU
+      devices when there is no GPU.
+    multi_worker_mirrored: the cluster described by TF_CONFIG.
+    tpu: `tpu` names a Cloud TPU / TPU VM ("local" on a TPU VM; empty in
+      Colab, where the resolver finds it).
+    """
+    if distribution_strategy not in STRATEGIES:
+        raise ValueError(f"--distribution_strategy={distribution_strategy!r} is not one of "
+                         f"{', '.join(STRATEGIES)}")
+    if distribution_strategy == "default":
+        return tf.distribute.get_strategy()
+    if distribution_strategy == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        if num_gpus is not None:
+            if num_gpus > len(gpus):
+                raise ValueError(f"--num_gpus={num_gpus} but this machine shows {len(gpus)} GPUs")
+            gpus = gpus[:num_gpus]
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if distribution_strategy == "multi_worker_mirrored":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--distribution_strategy=multi_worker_mirrored needs the TF_CONFIG "
+                             "environment variable describing the cluster and this worker's task")
+        try:
+            json.loads(os.environ["TF_CONFIG"])
+        except json.JSONDecodeError as e:
+            raise ValueError(f"TF_CONFIG is not valid JSON: {e}") from e
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def is_chief(strategy) -> bool:
+    """Whether this process writes checkpoints, summaries and exports."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return True
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return True
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def per_replica_batch_size(global_batch_size, num_replicas, accumulation_steps=1) -> int:
+    """Examples each replica takes per micro-batch; the split must be exact."""
+    divisor = num_replicas * accumulation_steps
+    if global_batch_size % divisor:
+        raise ValueError(
+            f"--train_batch_size={global_batch_size} must be divisible by replicas ({num_replicas}) "
+            f"x --gradient_accumulation_steps ({accumulation_steps})")
+    return global_batch_size // divisor

@@ -1,0 +1,1 @@
+"""Keras layers that make up ELECTRA encoders and their pre-training heads."""

@@ -1,0 +1,73 @@
+"""Counter-based random numbers: a hash of (key, element index).
+
+TF's stateless RNG ops expand to ~1000 HLO instructions per call site under
+XLA (Philox rounds), and a pre-training step has dozens of sites (every
+dropout, the masking, the sampling, every seed derivation): compiling them
+took most of a minute for a two-layer model. Hashing a counter with the
+murmur3 finalizer gives uniforms that XLA fuses into the consumer, and lets
+each example draw from its own key (its global index), which makes a step's
+randomness independent of how the batch is split across replicas.
+
+Keys are uint32 scalars (or [batch] vectors for per-example streams).
+"""
+
+import tensorflow as tf
+
+_GOLDEN = 0x9E3779B9
+
+
+def _u32(value):
+    return tf.constant(value, tf.uint32)
+
+
+def mix32(x):
+    """The murmur3 32-bit finalizer: a bijective avalanche hash of uint32 values."""
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, _u32(16)))
+    x = x * _u32(0x85EBCA6B)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, _u32(13)))
+    x = x * _u32(0xC2B2AE35)
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, _u32(16)))
+
+
+def key_from_seed(seed):
+    """A uint32 key from an integer seed tensor of shape [2] (e.g. Generator.make_seeds)."""
+    seed = tf.cast(seed, tf.int64)
+    low = tf.cast(tf.bitwise.bitwise_and(seed, 0xFFFFFFFF), tf.uint32)
+    return mix32(low[0] + mix32(low[1] + _u32(_GOLDEN)))
+
+
+def fold(key, data):
+    """A new key for sub-stream `data` (a Python int or an integer tensor)."""
+    data = tf.cast(data, tf.uint32) if tf.is_tensor(data) else _u32(data & 0xFFFFFFFF)
+    return mix32(tf.bitwise.bitwise_xor(key, mix32(data * _u32(_GOLDEN) + _u32(0x632BE5AB))))
+
+
+def uniform(shape, key):
+    """Uniform [0, 1) float32 of static `shape`.
+
+    `key` is a scalar, or a [shape[0]] vector giving each row its own stream.
+    """
+    shape = [int(d) for d in shape]
+    row_size = 1
+    for d in shape[1:]:
+        row_size *= d
+    key = tf.convert_to_tensor(key, tf.uint32)
+    if key.shape.rank == 0:
+        counter = tf.reshape(tf.range(shape[0] * row_size, dtype=tf.int32), shape)
+        keys = key
+    else:
+        counter = tf.reshape(tf.range(row_size, dtype=tf.int32), [1] + shape[1:])
+        keys = tf.reshape(key, [shape[0]] + [1] * (len(shape) - 1))
+    return _counter_uniform(counter, keys)
+
+
+def uniform_like(x, key):
+    """Uniform [0, 1) float32 with the (possibly dynamic) shape of `x`, from a scalar key."""
+    counter = tf.reshape(tf.range(tf.size(x, out_type=tf.int32)), tf.shape(x))
+    return _counter_uniform(counter, key)
+
+
+def _counter_uniform(counter, key):
+    bits = mix32(mix32(tf.cast(counter, tf.uint32) * _u32(_GOLDEN) + key) + key)
+    # The top 24 bits fill a float32 mantissa exactly.
+    return tf.cast(tf.bitwise.right_shift(bits, _u32(8)), tf.float32) * (1.0 / (1 << 24))

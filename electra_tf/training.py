@@ -1,0 +1,115 @@
+"""The distributed train step shared by pre-training and fine-tuning.
+
+A model ("task") plugs in with three things:
+  - `loss_denominators(features) -> dict` of per-replica counts its loss is
+    normalized by (known before the forward pass: they are all-reduced first,
+    so the step's result does not depend on how the global batch is split);
+  - `compute_loss_and_stats(features, denominators, key, example_index,
+    replica_id) -> (loss, stats)`, with `stats` a dict of sums;
+  - `trainable_variables`.
+
+The whole step on one screen: per replica, for each accumulation micro-batch,
+forward + backward under XLA; gradients summed over micro-batches and
+replicas; one clipped AdamW update. Several steps run per host call
+(`steps_per_loop`, the original's iterations_per_loop).
+"""
+
+import tensorflow as tf
+
+from electra_tf import stateless_random
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised when a training loop produced a NaN or infinite loss."""
+
+
+class Trainer:
+    """Runs `steps_per_loop` train steps per call on a tf.distribute strategy.
+
+    Create it, the model and the optimizer under `strategy.scope()`. Each
+    element of the distributed dataset is a dict of [accumulation_steps,
+    per_replica_batch, ...] tensors (see `accumulation_batches`).
+    """
+
+    def __init__(self, strategy, model, optimizer, *, jit_compile=True, seed=0):
+        self.strategy = strategy
+        self.model = model
+        self.optimizer = optimizer
+        self.jit_compile = jit_compile
+        with strategy.scope():
+            self.rng = tf.random.Generator.from_seed(seed)
+        self._compiled_gradients = tf.function(self._gradients, jit_compile=jit_compile)
+        self._train_steps = tf.function(self._train_steps_fn)
+
+    @property
+    def step(self) -> int:
+        return int(self.optimizer.iterations.numpy())
+
+    def checkpoint_objects(self) -> dict:
+        """What a checkpoint must hold to resume exactly: weights, slots, step, RNG."""
+        return {"model": self.model, "optimizer": self.optimizer, "rng": self.rng}
+
+    def train(self, iterator, num_steps: int) -> dict:
+        """Runs `num_steps` steps; returns the summed stats as numpy values."""
+        sums = self._train_steps(iterator, tf.constant(num_steps, tf.int32))
+        sums = tf.nest.map_structure(lambda t: t.numpy(), sums)
+        if not tf.math.is_finite(sums["loss"]):
+            raise NonFiniteLossError(
+                f"The loss became {sums['loss']} in the steps ending at step {self.step}. "
+                "Nothing was saved from these steps; the last checkpoint is intact. Lower "
+                "--learning_rate, check the data, or use --mixed_precision=none.")
+        return sums
+
+    def _train_steps_fn(self, iterator, num_steps):
+        sums = self._one_step(next(iterator))
+        for _ in tf.range(num_steps - 1):
+            step_stats = self._one_step(next(iterator))
+            sums = tf.nest.map_structure(tf.add, sums, step_stats)
+        return sums
+
+    def _one_step(self, batches):
+        key = stateless_random.key_from_seed(self.rng.make_seeds(1)[:, 0])
+        per_replica = self.strategy.run(self._replica_step, args=(batches, key))
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    def _replica_step(self, batches, key):
+        context = tf.distribute.get_replica_context()
+        replica_id = context.replica_id_in_sync_group
+        accumulation_steps, local_batch = batches["input_ids"].shape[:2]
+        micro_batches = [{k: v[i] for k, v in batches.items()} for i in range(accumulation_steps)]
+        flat = {k: tf.reshape(v, [-1] + v.shape[2:].as_list()) for k, v in batches.items()}
+        denominators = context.all_reduce(tf.distribute.ReduceOp.SUM,
+                                          self.model.loss_denominators(flat))
+        global_micro_batch = local_batch * context.num_replicas_in_sync
+        grads, stats = None, None
+        for i, features in enumerate(micro_batches):
+            # Global position of each example, which seeds its masking and sampling.
+            example_index = (i * global_micro_batch + replica_id * local_batch
+                             + tf.range(local_batch, dtype=tf.int32))
+            micro_grads, micro_stats = self._compiled_gradients(
+                features, denominators, key, example_index, replica_id)
+            grads = micro_grads if grads is None else [a + b for a, b in zip(grads, micro_grads)]
+            stats = micro_stats if stats is None else tf.nest.map_structure(
+                tf.add, stats, micro_stats)
+        grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        grad_norm = self.optimizer.apply(grads)
+        # Every replica reports the same norm; SUM-reducing the share gives it once.
+        stats["grad_norm"] = grad_norm / tf.cast(context.num_replicas_in_sync, tf.float32)
+        return stats
+
+    def _gradients(self, features, denominators, key, example_index, replica_id):
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            loss, stats = self.model.compute_loss_and_stats(
+                features, denominators, key, example_index, replica_id=replica_id)
+        grads = tape.gradient(loss, variables)
+        missing = [v.path for v, g in zip(variables, grads) if g is None]
+        if missing:
+            raise ValueError(f"No gradient reaches these variables: {missing}")
+        # Embedding gathers give IndexedSlices; the dense sum is what gets all-reduced.
+        return [tf.convert_to_tensor(g) for g in grads], stats
+
+
+def accumulation_batches(dataset, accumulation_steps: int):
+    """Groups consecutive per-replica batches into [accumulation_steps, batch, ...] elements."""
+    return dataset.batch(accumulation_steps, drop_remainder=True)
