@@ -95,31 +95,47 @@ class AdamWeightDecay(tf.Module):
             return grads, tf.linalg.global_norm(grads)
         return tf.clip_by_global_norm(grads, self.clip_norm)
 
-    def apply(self, grads):
-        """One update from gradients summed over replicas. Returns the pre-clip norm."""
+    def apply(self, grads, apply_if=None):
+        """One update from gradients summed over replicas; returns the pre-clip norm.
+
+        `apply_if` (a boolean tensor) skips the whole update, step counter
+        included, when False: float16 loss scaling drops overflowed steps.
+        """
         grads = [tf.cast(g, tf.float32) for g in grads]
+        if apply_if is not None:
+            grads = [tf.where(apply_if, g, tf.zeros_like(g)) for g in grads]
         grads, norm = self.clip(grads)
         replica_context = tf.distribute.get_replica_context()
         if replica_context is None:
-            self._update(tf.distribute.get_strategy(), grads)
+            self._update(tf.distribute.get_strategy(), grads, apply_if)
         else:
-            replica_context.merge_call(self._update, args=(grads,))
+            replica_context.merge_call(self._update, args=(grads, apply_if))
         return norm
 
-    def _update(self, strategy, grads):
+    def _update(self, strategy, grads, apply_if):
         lr = self.learning_rate
         for index, (grad, variable) in enumerate(zip(grads, self._variables)):
             strategy.extended.update(
-                variable.value, self._update_one, args=(grad, index, lr), group=False)
-        strategy.extended.update(self.iterations, lambda it: it.assign_add(1), group=False)
+                variable.value, self._update_one, args=(grad, index, lr, apply_if), group=False)
+        if apply_if is None:
+            strategy.extended.update(self.iterations, lambda it: it.assign_add(1), group=False)
+        else:
+            strategy.extended.update(
+                self.iterations, lambda it, ok: it.assign_add(tf.cast(ok, tf.int64)),
+                args=(apply_if,), group=False)
 
-    def _update_one(self, variable, grad, index, lr):
+    def _update_one(self, variable, grad, index, lr, apply_if):
         m, v = self.m[index], self.v[index]
         next_m = self.beta_1 * m + (1.0 - self.beta_1) * grad
         next_v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(grad)
         update = next_m / (tf.sqrt(next_v) + self.epsilon)
         if self._decays[index]:
             update += self.weight_decay_rate * variable
+        next_variable = variable - lr * self._lr_multipliers[index] * update
+        if apply_if is not None:
+            next_m = tf.where(apply_if, next_m, m)
+            next_v = tf.where(apply_if, next_v, v)
+            next_variable = tf.where(apply_if, next_variable, variable)
         m.assign(next_m)
         v.assign(next_v)
-        return variable.assign_sub(lr * self._lr_multipliers[index] * update)
+        return variable.assign(next_variable)

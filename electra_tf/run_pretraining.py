@@ -232,7 +232,8 @@ def main(argv):
             decay_power=FLAGS.lr_decay_power)
         optimizer = AdamWeightDecay(model.trainable_variables, schedule,
                                     weight_decay_rate=FLAGS.weight_decay_rate)
-        trainer = Trainer(strategy, model, optimizer, jit_compile=FLAGS.use_xla, seed=FLAGS.seed)
+        trainer = Trainer(strategy, model, optimizer, jit_compile=FLAGS.use_xla, seed=FLAGS.seed,
+                          dynamic_loss_scale=FLAGS.mixed_precision == "float16")
     checkpoint = tf.train.Checkpoint(**trainer.checkpoint_objects())
     manager = tf.train.CheckpointManager(
         checkpoint, FLAGS.model_dir if chief else f"{FLAGS.model_dir}/worker_tmp",

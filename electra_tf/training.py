@@ -31,13 +31,15 @@ class Trainer:
     per_replica_batch, ...] tensors (see `accumulation_batches`).
     """
 
-    def __init__(self, strategy, model, optimizer, *, jit_compile=True, seed=0):
+    def __init__(self, strategy, model, optimizer, *, jit_compile=True, seed=0,
+                 dynamic_loss_scale=False):
         self.strategy = strategy
         self.model = model
         self.optimizer = optimizer
         self.jit_compile = jit_compile
         with strategy.scope():
             self.rng = tf.random.Generator.from_seed(seed)
+            self.loss_scale = DynamicLossScale() if dynamic_loss_scale else None
         self._compiled_gradients = tf.function(self._gradients, jit_compile=jit_compile)
         self._train_steps = tf.function(self._train_steps_fn)
 
@@ -47,7 +49,10 @@ class Trainer:
 
     def checkpoint_objects(self) -> dict:
         """What a checkpoint must hold to resume exactly: weights, slots, step, RNG."""
-        return {"model": self.model, "optimizer": self.optimizer, "rng": self.rng}
+        objects = {"model": self.model, "optimizer": self.optimizer, "rng": self.rng}
+        if self.loss_scale is not None:
+            objects["loss_scale"] = self.loss_scale
+        return objects
 
     def train(self, iterator, num_steps: int) -> dict:
         """Runs `num_steps` steps; returns the summed stats as numpy values."""
@@ -92,7 +97,16 @@ class Trainer:
             stats = micro_stats if stats is None else tf.nest.map_structure(
                 tf.add, stats, micro_stats)
         grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        grad_norm = self.optimizer.apply(grads)
+        if self.loss_scale is None:
+            grad_norm = self.optimizer.apply(grads)
+        else:
+            grads = [g / self.loss_scale.value for g in grads]
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+            # Overflowed steps are skipped, not applied: the scale halves instead.
+            grad_norm = self.optimizer.apply(grads, apply_if=finite)
+            self.loss_scale.update(finite)
+            stats["loss_scale"] = self.loss_scale.value / tf.cast(
+                context.num_replicas_in_sync, tf.float32)
         # Every replica reports the same norm; SUM-reducing the share gives it once.
         stats["grad_norm"] = grad_norm / tf.cast(context.num_replicas_in_sync, tf.float32)
         return stats
@@ -102,12 +116,38 @@ class Trainer:
         with tf.GradientTape() as tape:
             loss, stats = self.model.compute_loss_and_stats(
                 features, denominators, key, example_index, replica_id=replica_id)
-        grads = tape.gradient(loss, variables)
+            scaled_loss = loss if self.loss_scale is None else loss * self.loss_scale.value
+        grads = tape.gradient(scaled_loss, variables)
         missing = [v.path for v, g in zip(variables, grads) if g is None]
         if missing:
             raise ValueError(f"No gradient reaches these variables: {missing}")
         # Embedding gathers give IndexedSlices; the dense sum is what gets all-reduced.
         return [tf.convert_to_tensor(g) for g in grads], stats
+
+
+class DynamicLossScale(tf.Module):
+    """float16 loss scaling: halve on overflow, double after `period` finite steps."""
+
+    def __init__(self, initial_scale=2.0 ** 15, period=2000):
+        super().__init__(name="dynamic_loss_scale")
+        self.period = period
+        self._scale = tf.Variable(initial_scale, dtype=tf.float32, trainable=False,
+                                  aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self._finite_steps = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+
+    @property
+    def value(self):
+        return tf.identity(self._scale)
+
+    def update(self, finite):
+        """Call in replica context with the same `finite` on every replica."""
+        grown = self._finite_steps + 1 >= self.period
+        new_scale = tf.where(finite, tf.where(grown, self._scale * 2.0, self._scale),
+                             tf.maximum(self._scale / 2.0, 1.0))
+        new_count = tf.where(finite & ~grown, self._finite_steps + 1, tf.zeros_like(self._finite_steps))
+        self._scale.assign(new_scale)
+        self._finite_steps.assign(new_count)
 
 
 def accumulation_batches(dataset, accumulation_steps: int):
