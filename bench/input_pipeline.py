@@ -26,7 +26,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,9 +45,20 @@ def out(obj):
     print(json.dumps(obj), flush=True)
 
 
-def build_data(args, workdir):
+def build_data(args):
+    """(TFRecord pattern, vocab file) under --data_dir, built unless already there."""
     from electra_tf import build_vocab
     from electra_tf.build_pretraining_dataset import build_pretraining_dataset
+    workdir = args.data_dir
+    settings = {"corpus": args.corpus, "corpus_lines": args.corpus_lines,
+                "vocab_lines": args.vocab_lines, "vocab_size": args.vocab_size,
+                "max_seq_length": args.max_seq_length, "num_out_files": args.num_out_files}
+    marker = os.path.join(workdir, "bench_settings.json")
+    pattern = os.path.join(workdir, "tfrecords", "pretrain_data.tfrecord*")
+    vocab_file = os.path.join(workdir, "vocab.txt")
+    if os.path.exists(marker) and json.load(open(marker)) == settings:
+        out({"kind": "built_data", "reused": workdir, **settings})
+        return pattern, vocab_file
     corpus_dir = os.path.join(workdir, "corpus")
     os.makedirs(corpus_dir, exist_ok=True)
     text = os.path.join(corpus_dir, "wiki_head.txt")
@@ -58,17 +68,18 @@ def build_data(args, workdir):
                 break
             dst.write(line)
     start = time.perf_counter()
-    tokens = build_vocab.build_vocab([text], vocab_size=args.vocab_size, do_lower_case=True)
-    vocab_file = os.path.join(workdir, "vocab.txt")
+    tokens = build_vocab.build_vocab([text], vocab_size=args.vocab_size, do_lower_case=True,
+                                     max_lines=args.vocab_lines)
     build_vocab.write_vocab(tokens, vocab_file)
     vocab_s = time.perf_counter() - start
     start = time.perf_counter()
     n = build_pretraining_dataset([text], vocab_file, os.path.join(workdir, "tfrecords"),
                                   max_seq_length=args.max_seq_length, num_out_files=args.num_out_files)
-    out({"kind": "built_data", "corpus_lines": args.corpus_lines, "vocab_size": len(tokens),
-         "examples": n, "vocab_seconds": vocab_s, "tfrecord_seconds": time.perf_counter() - start,
-         "dir": workdir})
-    return os.path.join(workdir, "tfrecords", "pretrain_data.tfrecord*"), vocab_file
+    out({"kind": "built_data", **settings, "vocab_tokens": len(tokens), "examples": n,
+         "vocab_seconds": vocab_s, "tfrecord_seconds": time.perf_counter() - start, "dir": workdir})
+    with open(marker, "w") as f:
+        json.dump(settings, f)
+    return pattern, vocab_file
 
 
 def timed_iteration(iterator, n, consume):
@@ -83,7 +94,9 @@ def main():
     p.add_argument("--pretrain_tfrecords", default=None)
     p.add_argument("--vocab_file", default=None, help="for the special-token ids (default: BERT ids)")
     p.add_argument("--corpus", default=CORPUS)
-    p.add_argument("--corpus_lines", type=int, default=40000)
+    p.add_argument("--corpus_lines", type=int, default=20000, help="corpus lines turned into examples")
+    p.add_argument("--vocab_lines", type=int, default=5000, help="lines the vocabulary is learnt from")
+    p.add_argument("--data_dir", default="/tmp/electra_bench_data", help="where data is built/reused")
     p.add_argument("--vocab_size", type=int, default=8000, help="of the vocabulary built here")
     p.add_argument("--num_out_files", type=int, default=8)
     p.add_argument("--max_seq_length", type=int, default=128)
@@ -98,11 +111,9 @@ def main():
 
     out({"kind": "setup", "argv": sys.argv[1:], "load_average": os.getloadavg(),
          "cpus": len(os.sched_getaffinity(0))})
-    workdir = None
     pattern, vocab_file = args.pretrain_tfrecords, args.vocab_file
     if pattern is None:
-        workdir = tempfile.mkdtemp(prefix="electra_pipeline_bench_")
-        pattern, vocab_file = build_data(args, workdir)
+        pattern, vocab_file = build_data(args)
     args.data_vocab_size = 30522
     if vocab_file:
         vocab = tokenization.load_vocab(vocab_file)
@@ -184,8 +195,6 @@ def main():
                                        train["train step, in-memory data"])]
         print(f"  train step real/in-memory per-round ratio: median {statistics.median(ratio):.3f} "
               f"({', '.join(f'{x:.3f}' for x in ratio)})")
-    if workdir:
-        print(f"  (data built in {workdir}; delete it when done)")
 
 
 def train_step_rates(args, special, pattern):

@@ -15,6 +15,7 @@ drift in load from other processes on a shared machine.
 Variants (--impls, comma-separated):
   ours_fp32      electra_tf ElectraPretrainer + Trainer + AdamWeightDecay, XLA on, float32
   ours_bf16      the same under the keras mixed_bfloat16 policy (variables stay float32)
+  ours_noxla     ours fp32 with Trainer(jit_compile=False) (run_pretraining --nouse_xla): diagnostic
   tfm_xla        official.nlp.modeling.models.ElectraPretrainer + BertEncoder (tf_keras), step jit-compiled
   tfm_noxla      the same, plain tf.function
   hf_eager       HF transformers ElectraForMaskedLM (G) + ElectraForPreTraining (D), PyTorch eager
@@ -56,7 +57,7 @@ G = dict(hidden=64, layers=12, heads=1, ffn=256)
 PAD, UNK, CLS, SEP, MASK = 0, 100, 101, 102, 103
 FIRST_NORMAL_ID = 999
 
-ALL_IMPLS = ("ours_fp32", "ours_bf16", "tfm_xla", "tfm_noxla", "hf_eager", "hf_compile")
+ALL_IMPLS = ("ours_fp32", "ours_bf16", "ours_noxla", "tfm_xla", "tfm_noxla", "hf_eager", "hf_compile")
 # (ours, peer group): a peer group's "best" is its faster variant in each round.
 PEER_GROUPS = {"tf-models-official": ("tfm_xla", "tfm_noxla"), "HF PyTorch": ("hf_eager", "hf_compile")}
 
@@ -177,7 +178,7 @@ def random_pool(batch, seed, n_batches=4):
     return ids, mask, seg
 
 
-def child_ours(args, bf16):
+def child_ours(args, bf16, xla=True):
     import electra_tf  # noqa: F401  (selects the Keras backend)
     import functools
     import keras
@@ -205,7 +206,7 @@ def child_ours(args, bf16):
         schedule = functools.partial(learning_rate_at, base_learning_rate=args.learning_rate,
                                      num_train_steps=1_000_000, num_warmup_steps=args.lr_warmup)
         optimizer = AdamWeightDecay(model.trainable_variables, schedule, weight_decay_rate=0.01)
-        trainer = Trainer(strategy, model, optimizer, jit_compile=not args.no_xla, seed=args.seed)
+        trainer = Trainer(strategy, model, optimizer, jit_compile=xla, seed=args.seed)
     ids, mask, seg = random_pool(args.batch, args.seed)
     data = tf.data.Dataset.from_tensor_slices(
         {"input_ids": ids, "input_mask": mask, "segment_ids": seg}).repeat()
@@ -393,6 +394,7 @@ def child_main(args):
     t0 = time.perf_counter()
     builders = {"ours_fp32": lambda: child_ours(args, bf16=False),
                 "ours_bf16": lambda: child_ours(args, bf16=True),
+                "ours_noxla": lambda: child_ours(args, bf16=False, xla=False),
                 "tfm_xla": lambda: child_tfm(args, xla=True),
                 "tfm_noxla": lambda: child_tfm(args, xla=False),
                 "hf_eager": lambda: child_hf(args, compiled=False),
@@ -418,12 +420,118 @@ def child_main(args):
                    "steps": cmd["steps"], "loss": loss, "rss_mib": _rss_mib()})
         else:
             _emit({"event": "bye", "rss_mib": _rss_mib()})
-            return
+            # Skip interpreter teardown: TF/torch background threads can hang it.
+            os._exit(0)
+    os._exit(0)
 
 
 # ----------------------------------------------------------------------------------------------
 # Parent.
 # ----------------------------------------------------------------------------------------------
+
+def summarize(batch, impls, ready, blocks, final, repeats, peak32, peak16, out):
+    """Summary, bf16-check and ratio records of one batch size; emits them through `out`."""
+    flops = model_flops_per_step(batch)
+    summaries = {}
+    for impl in impls:
+        rates = [b["seq_per_s"] for b in blocks[impl]]
+        if not rates:
+            continue
+        med = statistics.median(rates)
+        peak = peak16 if impl.endswith("bf16") else peak32
+        s = {"kind": "summary", "impl": impl, "batch": batch, "device": ready[impl]["device"],
+             "seq_per_s_median": med, "seq_per_s_min": min(rates), "seq_per_s_max": max(rates),
+             "tokens_per_s_median": med * SEQ, "ms_per_step_median": 1000 * batch / med,
+             "model_tflops_per_step": flops / 1e12,
+             "achieved_gflops": flops * med / batch / 1e9,
+             "mfu_vs_fp32_peak": (flops * med / batch / peak32) if peak32 else None,
+             "mfu_vs_own_dtype_peak": (flops * med / batch / peak) if peak else None,
+             "time_to_first_step_s": ready[impl]["time_to_first_step_s"],
+             "process_to_first_step_s": ready[impl]["process_to_first_step_s"],
+             "import_s": ready[impl]["import_s"],
+             "peak_rss_mib": max(final[impl].get("rss_mib", 0), ready[impl]["rss_mib"]),
+             "params": ready[impl]["params"], "first_loss": ready[impl]["first_loss"],
+             "last_block_loss": blocks[impl][-1]["loss"],
+             "steps_trained": 1 + ready[impl].get('warmup', 0) + sum(b['steps'] for b in blocks[impl])}
+        summaries[impl] = s
+        out(s)
+    if "ours_fp32" in summaries and "ours_bf16" in summaries:
+        a, b = summaries["ours_fp32"], summaries["ours_bf16"]
+        out({"kind": "bf16_accuracy_check", "batch": batch, "steps_trained": a["steps_trained"],
+             "first_loss_fp32": a["first_loss"], "first_loss_bf16": b["first_loss"],
+             "first_loss_delta": b["first_loss"] - a["first_loss"],
+             "last_block_loss_fp32": a["last_block_loss"],
+             "last_block_loss_bf16": b["last_block_loss"],
+             "last_block_loss_delta": b["last_block_loss"] - a["last_block_loss"],
+             "last_block_loss_rel_delta": (b["last_block_loss"] - a["last_block_loss"])
+             / a["last_block_loss"]})
+    ratios = []
+    for ours in ("ours_fp32", "ours_bf16"):
+        if ours not in summaries:
+            continue
+        for group, members in PEER_GROUPS.items():
+            present = [m for m in members if m in summaries]
+            for peer in present + (["best"] if len(present) > 1 else []):
+                per_round = []
+                for r in range(repeats):
+                    mine = [x["seq_per_s"] for x in blocks[ours] if x["round"] == r]
+                    if peer == "best":
+                        theirs = [max(x["seq_per_s"] for m in present for x in blocks[m]
+                                      if x["round"] == r)]
+                    else:
+                        theirs = [x["seq_per_s"] for x in blocks[peer] if x["round"] == r]
+                    if mine and theirs:
+                        per_round.append(mine[0] / theirs[0])
+                if per_round:
+                    rec = {"kind": "ratio", "batch": batch, "ours": ours,
+                           "peer": peer if peer != "best" else f"best {group}",
+                           "throughput_ratio_median": statistics.median(per_round),
+                           "per_round": per_round}
+                    ratios.append(rec)
+                    out(rec)
+    return summaries, ratios
+
+
+def summarize_file(path, peak32, peak16):
+    """Re-derives summaries and ratios from a --json_out file (e.g. of an interrupted run)."""
+    records = [json.loads(line) for line in open(path) if line.strip().startswith("{")]
+    setup = next(r for r in records if r["kind"] == "setup")
+    tables = []
+    for batch in sorted({r["batch"] for r in records if r["kind"] == "block"}):
+        ready = {r["impl"]: r for r in records if r["kind"] == "ready" and r["batch"] == batch}
+        for r in ready.values():
+            r.setdefault("warmup", setup.get("warmup", 0))
+        for r in records:
+            r.setdefault("steps", setup.get("steps", 1))
+        blocks = {i: [r for r in records if r["kind"] == "block" and r["batch"] == batch
+                      and r["impl"] == i] for i in ready}
+        final = {i: {"rss_mib": max([b.get("rss_mib", 0) for b in blocks[i]] + [0])} for i in ready}
+        repeats = 1 + max(r["round"] for i in ready for r in blocks[i])
+        summaries, ratios = summarize(batch, list(ready), ready, blocks, final, repeats,
+                                      peak32, peak16, lambda o: print(json.dumps(o)))
+        tables.append((batch, summaries, ratios))
+    return setup, tables
+
+
+def print_tables(peak_desc, tables, header):
+    print()
+    print(f"Peak assumed: {peak_desc}")
+    print(header)
+    for batch, summaries, ratios in tables:
+        print(f"\nbatch {batch}  (model FLOPs/step {model_flops_per_step(batch) / 1e12:.3f} TFLOP)")
+        print(f"{'variant':<11} {'seq/s':>7} {'[min-max]':>13} {'tok/s':>8} {'ms/step':>8} "
+              f"{'MFU':>6} {'TTFS s':>7} {'RSS MiB':>8} {'loss(last)':>10}")
+        for impl, s in summaries.items():
+            mfu = s["mfu_vs_own_dtype_peak"]
+            print(f"{impl:<11} {s['seq_per_s_median']:7.2f} "
+                  f"{s['seq_per_s_min']:6.2f}-{s['seq_per_s_max']:<6.2f} "
+                  f"{s['tokens_per_s_median']:8.0f} {s['ms_per_step_median']:8.0f} "
+                  f"{(100 * mfu if mfu else float('nan')):5.1f}% {s['time_to_first_step_s']:7.1f} "
+                  f"{s['peak_rss_mib']:8.0f} {s['last_block_loss']:10.4f}")
+        for r in ratios:
+            print(f"  {r['ours']} / {r['peer']}: x{r['throughput_ratio_median']:.2f} "
+                  f"(per round: {', '.join(f'{x:.2f}' for x in r['per_round'])})")
+
 
 class Child:
     def __init__(self, impl, batch, args):
@@ -457,7 +565,11 @@ class Child:
             out = self.send({"cmd": "quit"})
         except Exception:  # noqa: BLE001
             out = {}
-        self.proc.wait(timeout=60)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
         self.log.close()
         return out
 
@@ -495,14 +607,24 @@ def main():
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--peak_tflops", type=float, default=None, help="override fp32 peak")
     p.add_argument("--log_dir", default=None, help="children's stderr (default: a temp dir)")
+    p.add_argument("--start", default="sequential", choices=["sequential", "parallel"],
+                   help="start the children one after another (clean time-to-first-step) or all "
+                        "at once (shorter wall time; their first steps then contend)")
     p.add_argument("--json_out", default=None, help="also append the JSON lines to this file")
     # Child mode (internal).
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--batch", type=int, default=32, help=argparse.SUPPRESS)
-    p.add_argument("--no_xla", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--summarize", default=None,
+                   help="only re-derive the summaries and table from this --json_out file")
     args = p.parse_args()
     if args.child:
         return child_main(args)
+    if args.summarize:
+        peak32, peak16, peak_desc = cpu_peak() if args.device != "gpu" else (None, None, "")
+        setup, tables = summarize_file(args.summarize, peak32, peak16)
+        print_tables(setup.get("peak", peak_desc), tables,
+                     f"from {args.summarize}: {setup.get('argv')}")
+        return 0
 
     import tempfile
     args.device = detect_device(args.device)
@@ -527,18 +649,20 @@ def main():
             json_file.write(line + "\n")
             json_file.flush()
 
-    out({"kind": "setup", "device": args.device, "peak": peak_desc, "impls": impls,
+    out({"kind": "setup", "device": args.device, "start": args.start, "peak": peak_desc, "impls": impls,
          "warmup": args.warmup, "steps": args.steps, "repeats": args.repeats,
          "load_average": load_average(), "log_dir": args.log_dir, "argv": sys.argv[1:]})
     tables = []
     for batch in (int(b) for b in args.batch_sizes.split(",")):
-        flops = model_flops_per_step(batch)
         ready, blocks, children = {}, {i: [] for i in impls}, {}
         try:
-            for impl in impls:  # one at a time: time-to-first-step is not contended by siblings
-                child = Child(impl, batch, args)
+            started = {}
+            if args.start == "parallel":  # all at once: shorter wall time, contended TTFS
+                started = {impl: Child(impl, batch, args) for impl in impls}
+            for impl in impls:  # sequential: time-to-first-step is not contended by siblings
+                child = started.get(impl) or Child(impl, batch, args)
                 try:
-                    ready[impl] = child.read()
+                    ready[impl] = {**child.read(), "warmup": args.warmup}
                     children[impl] = child
                 except RuntimeError as e:
                     out({"kind": "error", "impl": impl, "batch": batch, "error": str(e)})
@@ -551,90 +675,20 @@ def main():
                     res = children[impl].send({"cmd": "run", "steps": args.steps})
                     sps = res["steps"] / res["seconds"]
                     rec = {"kind": "block", "impl": impl, "batch": batch, "round": r,
-                           "s_per_step": res["seconds"] / res["steps"], "seq_per_s": sps * batch,
+                           "steps": res["steps"], "s_per_step": res["seconds"] / res["steps"],
+                           "seq_per_s": sps * batch,
                            "loss": res["loss"], "load_average": load_average()}
                     blocks[impl].append(rec)
                     out(rec)
         finally:
             final = {impl: c.close() for impl, c in children.items()}
 
-        summaries = {}
-        for impl in children:
-            rates = [b["seq_per_s"] for b in blocks[impl]]
-            if not rates:
-                continue
-            med = statistics.median(rates)
-            peak = peak16 if impl.endswith("bf16") else peak32
-            s = {"kind": "summary", "impl": impl, "batch": batch, "device": ready[impl]["device"],
-                 "seq_per_s_median": med, "seq_per_s_min": min(rates), "seq_per_s_max": max(rates),
-                 "tokens_per_s_median": med * SEQ, "ms_per_step_median": 1000 * batch / med,
-                 "model_tflops_per_step": flops / 1e12,
-                 "achieved_gflops": flops * med / batch / 1e9,
-                 "mfu_vs_fp32_peak": (flops * med / batch / peak32) if peak32 else None,
-                 "mfu_vs_own_dtype_peak": (flops * med / batch / peak) if peak else None,
-                 "time_to_first_step_s": ready[impl]["time_to_first_step_s"],
-                 "process_to_first_step_s": ready[impl]["process_to_first_step_s"],
-                 "import_s": ready[impl]["import_s"],
-                 "peak_rss_mib": max(final[impl].get("rss_mib", 0), ready[impl]["rss_mib"]),
-                 "params": ready[impl]["params"], "first_loss": ready[impl]["first_loss"],
-                 "last_block_loss": blocks[impl][-1]["loss"],
-                 "steps_trained": 1 + args.warmup + args.steps * len(rates)}
-            summaries[impl] = s
-            out(s)
-        if "ours_fp32" in summaries and "ours_bf16" in summaries:
-            a, b = summaries["ours_fp32"], summaries["ours_bf16"]
-            out({"kind": "bf16_accuracy_check", "batch": batch, "steps_trained": a["steps_trained"],
-                 "first_loss_fp32": a["first_loss"], "first_loss_bf16": b["first_loss"],
-                 "first_loss_delta": b["first_loss"] - a["first_loss"],
-                 "last_block_loss_fp32": a["last_block_loss"],
-                 "last_block_loss_bf16": b["last_block_loss"],
-                 "last_block_loss_delta": b["last_block_loss"] - a["last_block_loss"],
-                 "last_block_loss_rel_delta": (b["last_block_loss"] - a["last_block_loss"])
-                 / a["last_block_loss"]})
-        ratios = []
-        for ours in ("ours_fp32", "ours_bf16"):
-            if ours not in summaries:
-                continue
-            for group, members in PEER_GROUPS.items():
-                present = [m for m in members if m in summaries]
-                for peer in present + (["best"] if len(present) > 1 else []):
-                    per_round = []
-                    for r in range(args.repeats):
-                        mine = [x["seq_per_s"] for x in blocks[ours] if x["round"] == r]
-                        if peer == "best":
-                            theirs = [max(x["seq_per_s"] for m in present for x in blocks[m]
-                                          if x["round"] == r)]
-                        else:
-                            theirs = [x["seq_per_s"] for x in blocks[peer] if x["round"] == r]
-                        if mine and theirs:
-                            per_round.append(mine[0] / theirs[0])
-                    if per_round:
-                        rec = {"kind": "ratio", "batch": batch, "ours": ours,
-                               "peer": peer if peer != "best" else f"best {group}",
-                               "throughput_ratio_median": statistics.median(per_round),
-                               "per_round": per_round}
-                        ratios.append(rec)
-                        out(rec)
+        summaries, ratios = summarize(batch, list(children), ready, blocks, final, args.repeats,
+                                      peak32, peak16, out)
         tables.append((batch, summaries, ratios))
 
-    print()
-    print(f"Peak assumed: {peak_desc}")
-    print(f"warmup {args.warmup} steps, {args.repeats} rounds x {args.steps} timed steps per variant; "
-          f"load average now {load_average()}")
-    for batch, summaries, ratios in tables:
-        print(f"\nbatch {batch}  (model FLOPs/step {model_flops_per_step(batch) / 1e12:.3f} TFLOP)")
-        print(f"{'variant':<11} {'seq/s':>7} {'[min-max]':>13} {'tok/s':>8} {'ms/step':>8} "
-              f"{'MFU':>6} {'TTFS s':>7} {'RSS MiB':>8} {'loss(last)':>10}")
-        for impl, s in summaries.items():
-            mfu = s["mfu_vs_own_dtype_peak"]
-            print(f"{impl:<11} {s['seq_per_s_median']:7.2f} "
-                  f"{s['seq_per_s_min']:6.2f}-{s['seq_per_s_max']:<6.2f} "
-                  f"{s['tokens_per_s_median']:8.0f} {s['ms_per_step_median']:8.0f} "
-                  f"{(100 * mfu if mfu else float('nan')):5.1f}% {s['time_to_first_step_s']:7.1f} "
-                  f"{s['peak_rss_mib']:8.0f} {s['last_block_loss']:10.4f}")
-        for r in ratios:
-            print(f"  {r['ours']} / {r['peer']}: x{r['throughput_ratio_median']:.2f} "
-                  f"(per round: {', '.join(f'{x:.2f}' for x in r['per_round'])})")
+    print_tables(peak_desc, tables, f"warmup {args.warmup} steps, {args.repeats} rounds x "
+                 f"{args.steps} timed steps per variant; load average now {load_average()}")
 
 
 if __name__ == "__main__":

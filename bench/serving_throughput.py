@@ -9,8 +9,12 @@ Two pipelines, same weights, same sentences (WikiANN dev, one sentence a text):
   (tokenization, windowing, model, word alignment and entity decoding in one
   graph), as TF Serving would run it minus RPC overhead;
 * ``python``: FullTokenizer word split + ``conll.encode_sentences`` windows,
-  the Keras model in a ``tf.function`` (padded to max_seq_length), then
-  first-piece labels and ``metrics.get_entities`` in Python.
+  the Keras model in a ``tf.function`` (padded to max_seq_length, as
+  run_finetuning's predict does), then first-piece labels and
+  ``metrics.get_entities`` in Python.
+
+The SavedModel pads each batch only to its longest window, which is part of
+its advantage on short sentences.  Both run on CPU (GPUs are hidden).
 
 Without --checkpoint / --export_dir a random-weight model of the given size is
 built (speed does not depend on the weights).  Prints a table and one JSON line

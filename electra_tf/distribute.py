@@ -58,6 +58,14 @@ def is_chief(strategy) -> bool:
         and "chief" not in resolver.cluster_spec().as_dict())
 
 
+def checkpoint_dir(strategy, model_dir: str) -> str:
+    """model_dir for the chief; a private scratch directory for other workers."""
+    if is_chief(strategy):
+        return model_dir
+    resolver = strategy.cluster_resolver
+    return f"{model_dir}/worker_tmp_{resolver.task_type}_{resolver.task_id}"
+
+
 def per_replica_batch_size(global_batch_size, num_replicas, accumulation_steps=1) -> int:
     """Examples each replica takes per micro-batch; the split must be exact."""
     divisor = num_replicas * accumulation_steps

@@ -2,7 +2,7 @@
 
     python -m electra_tf.export_saved_model --checkpoint=runs/ner \
         --export_dir=export/models/ner [--version=N] [--overwrite] \
-        [--tokenizer=core|tensorflow_text] [--task=token_classification|classification|regression]
+        [--tokenizer=core|tensorflow_text] [--task=token_classification|classification|regression|squad|squadv2]
 
 --checkpoint is a run_finetuning --model_dir (the best seed by results.json is
 taken), one seed_<s> folder, a folder holding model.index / model.ckpt.index
@@ -38,9 +38,15 @@ flags.DEFINE_enum("tokenizer", "core", ["core", "tensorflow_text"],
                   "core: CoreBertTokenizer, core TF ops only (stock TF Serving); "
                   "tensorflow_text: needs a server built with tensorflow-text ops.")
 flags.DEFINE_enum("task", "token_classification",
-                  ["token_classification", "classification", "regression"],
-                  "Model kind: token_classification (NER, the default), or a sentence (pair) "
-                  "classifier / regressor from run_finetuning's GLUE-style tasks.")
+                  ["token_classification", "classification", "regression", "squad", "squadv2"],
+                  "Model kind: token_classification (NER, the default), a sentence (pair) "
+                  "classifier / regressor (GLUE-style tasks), or a SQuAD 1.1 / 2.0 reader.")
+flags.DEFINE_integer("doc_stride", None, "QA: stride between context windows (default: "
+                     "settings, else 128).")
+flags.DEFINE_integer("max_query_length", None, "QA: question pieces kept (default: settings, "
+                     "else 64).")
+flags.DEFINE_integer("max_answer_length", None, "QA: longest answer in pieces (default: "
+                     "settings, else 30).")
 flags.DEFINE_string("config_file", None, "ElectraConfig JSON (default: config.json found "
                     "beside the checkpoint).")
 flags.DEFINE_string("vocab_file", None, "Vocabulary (default: vocab.txt beside the checkpoint).")
@@ -74,6 +80,18 @@ def main(argv):
         if FLAGS.task == "token_classification":
             path = export.export_token_classifier(model, vocab, labels, export_dir,
                                                   tokenizer=FLAGS.tokenizer, **common)
+        elif FLAGS.task in ("squad", "squadv2"):
+            if FLAGS.tokenizer != "core":
+                raise export.ExportError("--tokenizer=tensorflow_text is only available for "
+                                         "--task=token_classification")
+            path = export.export_question_answering(
+                model, vocab, export_dir,
+                doc_stride=FLAGS.doc_stride or int(settings.get("doc_stride", 128)),
+                max_query_length=FLAGS.max_query_length or int(
+                    settings.get("max_query_length", 64)),
+                max_answer_length=FLAGS.max_answer_length or int(
+                    settings.get("max_answer_length", 30)),
+                **common)
         else:
             if FLAGS.tokenizer != "core":
                 raise export.ExportError("--tokenizer=tensorflow_text is only available for "

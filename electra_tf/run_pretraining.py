@@ -13,6 +13,7 @@ to <model_dir>/discriminator for fine-tuning.
 import functools
 import json
 import signal
+import sys
 import time
 
 from absl import app, flags, logging
@@ -25,6 +26,9 @@ from electra_tf import config as config_lib
 from electra_tf import distribute, pretrain_data, tokenization
 from electra_tf.optimization import AdamWeightDecay, learning_rate_at
 from electra_tf.pretraining.metrics import pretraining_metrics
+from electra_tf.pretraining import flops as flops_lib
+from electra_tf.pretraining import model as pretraining_model
+from electra_tf.pretraining import two_stage
 from electra_tf.pretraining.model import ElectraPretrainer
 from electra_tf.training import NonFiniteLossError, Trainer, accumulation_batches
 
@@ -44,7 +48,22 @@ flags.DEFINE_integer("vocab_size", None, "Must equal the vocab file's size when 
 flags.DEFINE_integer("max_seq_length", 128, "Sequence length the data was built with.")
 flags.DEFINE_float("generator_hidden_size", 0.25, "Generator hidden size, fraction of D's.")
 flags.DEFINE_float("generator_layers", 1.0, "Generator depth, fraction of D's.")
-flags.DEFINE_bool("untied_generator_embeddings", False, "Give G its own embedding block.")
+flags.DEFINE_bool("untied_generator_embeddings", False, "Give G its own embedding block "
+                  "(an alias of --embedding_sharing=none).")
+# Pre-training variants (docs/pretraining_variants.md).
+flags.DEFINE_enum("objective", "electra", list(pretraining_model.OBJECTIVES),
+                  "electra (RTD), electra_15 (RTD loss on masked positions only), replace_mlm, "
+                  "all_tokens_mlm, mlm (BERT, no generator) or electric.")
+flags.DEFINE_enum("generator_training", "mle", list(pretraining_model.GENERATOR_TRAINING),
+                  "mle (joint MLM), two_stage (G alone, then D from G with G frozen) or "
+                  "adversarial (REINFORCE, G maximizes the RTD loss).")
+flags.DEFINE_float("two_stage_generator_fraction", 0.5,
+                   "two_stage: fraction of --num_train_steps that trains the generator.")
+flags.DEFINE_bool("uniform_generator", False, "Replace masked tokens uniformly at random.")
+flags.DEFINE_bool("untied_generator", True, "False: G and D share all weights (same size; "
+                  "an alias of --embedding_sharing=all).")
+flags.DEFINE_enum("embedding_sharing", None, list(pretraining_model.EMBEDDING_SHARING),
+                  "none, embeddings (default), all, or gdes (DeBERTaV3 gradient-disentangled).")
 # Objective.
 flags.DEFINE_float("mask_prob", 0.15, "Fraction of tokens masked per sequence.")
 flags.DEFINE_integer("max_predictions_per_seq", None,
@@ -135,7 +154,7 @@ def model_configs(vocab_size):
              f"({discriminator.max_position_embeddings})")
     generator = config_lib.generator_config(
         discriminator, FLAGS.generator_hidden_size, FLAGS.generator_layers,
-        FLAGS.untied_generator_embeddings)
+        FLAGS.untied_generator_embeddings or FLAGS.embedding_sharing == "none")
     return discriminator, generator
 
 
@@ -200,6 +219,9 @@ def main(argv):
     vocab = load_vocab_checked()
     special = tokenization.special_token_ids(vocab)
     discriminator_config, generator_config = model_configs(len(vocab))
+    # First TF work of the process: multi-worker collectives must be configured
+    # before anything initializes the runtime.
+    strategy = distribute.create_strategy(FLAGS.distribution_strategy, FLAGS.tpu, FLAGS.num_gpus)
     try:
         pretrain_data.check_shards(FLAGS.pretrain_tfrecords, FLAGS.max_seq_length)
     except (FileNotFoundError, ValueError) as e:
@@ -208,7 +230,6 @@ def main(argv):
 
     if FLAGS.mixed_precision != "none":
         keras.mixed_precision.set_dtype_policy(f"mixed_{FLAGS.mixed_precision}")
-    strategy = distribute.create_strategy(FLAGS.distribution_strategy, FLAGS.tpu, FLAGS.num_gpus)
     chief = distribute.is_chief(strategy)
     replicas = strategy.num_replicas_in_sync
     accumulation = FLAGS.gradient_accumulation_steps
@@ -218,14 +239,35 @@ def main(argv):
         raise app.UsageError(str(e)) from e
     keras.utils.set_random_seed(FLAGS.seed)
 
+    switch_step = two_stage.switch_step(FLAGS.two_stage_generator_fraction, FLAGS.num_train_steps)
     with strategy.scope():
-        model = ElectraPretrainer(
-            discriminator_config, generator_config, special, mask_prob=FLAGS.mask_prob,
-            max_predictions_per_seq=max_predictions_per_seq(), gen_weight=FLAGS.gen_weight,
-            disc_weight=FLAGS.disc_weight, temperature=FLAGS.temperature,
-            disallow_correct=FLAGS.disallow_correct,
-            untied_generator_embeddings=FLAGS.untied_generator_embeddings)
+        try:
+            model = ElectraPretrainer(
+                discriminator_config, generator_config, special, mask_prob=FLAGS.mask_prob,
+                max_predictions_per_seq=max_predictions_per_seq(), gen_weight=FLAGS.gen_weight,
+                disc_weight=FLAGS.disc_weight, temperature=FLAGS.temperature,
+                disallow_correct=FLAGS.disallow_correct,
+                untied_generator_embeddings=FLAGS.untied_generator_embeddings,
+                objective=FLAGS.objective, generator_training=FLAGS.generator_training,
+                uniform_generator=FLAGS.uniform_generator,
+                untied_generator=FLAGS.untied_generator,
+                embedding_sharing=FLAGS.embedding_sharing, two_stage_switch_step=switch_step)
+        except ValueError as e:
+            raise app.UsageError(f"pre-training variant flags: {e}") from e
         model.build()
+    train_flops = flops_lib.variant_train_flops(
+        model.discriminator_config, model.generator_config, seq_length=FLAGS.max_seq_length,
+        batch_size=FLAGS.train_batch_size, max_predictions=max_predictions_per_seq(),
+        objective=model.objective, generator_training=model.generator_training,
+        uniform_generator=model.uniform_generator, embedding_sharing=model.embedding_sharing,
+        two_stage_switch_step=switch_step)
+    logging.info("Training FLOPs (forward + backward = 3x forward): %s per step, %s for %d "
+                 "steps (objective %s, generator_training %s, embedding_sharing %s).",
+                 flops_lib.describe(train_flops.per_step),
+                 flops_lib.describe(train_flops.cumulative(FLAGS.num_train_steps)),
+                 FLAGS.num_train_steps, model.objective, model.generator_training,
+                 model.embedding_sharing)
+    with strategy.scope():
         schedule = functools.partial(
             learning_rate_at, base_learning_rate=FLAGS.learning_rate,
             num_train_steps=FLAGS.num_train_steps, num_warmup_steps=FLAGS.num_warmup_steps,
@@ -235,13 +277,15 @@ def main(argv):
         trainer = Trainer(strategy, model, optimizer, jit_compile=FLAGS.use_xla, seed=FLAGS.seed,
                           dynamic_loss_scale=FLAGS.mixed_precision == "float16")
     checkpoint = tf.train.Checkpoint(**trainer.checkpoint_objects())
+    # Every worker saves (saving is collective) but only the chief into model_dir.
+    save_dir = distribute.checkpoint_dir(strategy, FLAGS.model_dir)
     manager = tf.train.CheckpointManager(
-        checkpoint, FLAGS.model_dir if chief else f"{FLAGS.model_dir}/worker_tmp",
-        max_to_keep=FLAGS.keep_checkpoint_max or None,
+        checkpoint, save_dir, max_to_keep=FLAGS.keep_checkpoint_max or None,
         checkpoint_interval=FLAGS.save_checkpoints_steps, step_counter=optimizer.iterations)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("Resumed from %s at step %d", manager.latest_checkpoint, trainer.step)
+    latest = tf.train.latest_checkpoint(FLAGS.model_dir)
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        logging.info("Resumed from %s at step %d", latest, trainer.step)
     elif chief:
         write_settings(FLAGS.model_dir, settings)
 
@@ -267,6 +311,14 @@ def main(argv):
     run_start = time.time()
     while trainer.step < last_step and not stop.requested:
         steps = min(FLAGS.iterations_per_loop, last_step - trainer.step)
+        if model.generator_training == "two_stage" and not model.in_second_stage():
+            if trainer.step >= switch_step:
+                model.start_second_stage()
+                manager.save(checkpoint_number=trainer.step, check_interval=False)
+                writer.flush()
+                two_stage.restart(sys.argv, None if FLAGS.max_train_steps_this_run is None
+                                  else last_step - trainer.step)
+            steps = min(steps, switch_step - trainer.step)
         loop_start = time.time()
         try:
             sums = trainer.train(iterator, steps)
@@ -280,6 +332,7 @@ def main(argv):
         metrics["grad_norm"] = float(sums["grad_norm"]) / steps
         metrics["examples_per_second"] = steps * FLAGS.train_batch_size / elapsed
         step = trainer.step
+        metrics["train_flops"] = train_flops.cumulative(step)
         with writer.as_default(step=step):
             for name, value in metrics.items():
                 tf.summary.scalar(name, value)
@@ -295,9 +348,14 @@ def main(argv):
         manager.save(checkpoint_number=step)
     writer.flush()
     saved = manager.save(checkpoint_number=trainer.step, check_interval=False)
+    # Replicas must hold identical weights; the fingerprint lets workers be compared.
+    fingerprint = sum(float(tf.reduce_sum(tf.square(v))) for v in model.trainable_variables)
+    logging.info("Step %d weights fingerprint (sum of squares): %.10e", trainer.step, fingerprint)
+    if not chief:
+        tf.io.gfile.rmtree(save_dir)
     if chief:
         discriminator_dir = f"{FLAGS.model_dir}/discriminator"
-        model.discriminator.save_pretrained(discriminator_dir)
+        model.discriminator_for_export().save_pretrained(discriminator_dir)
         tf.io.gfile.copy(FLAGS.vocab_file, f"{discriminator_dir}/vocab.txt", overwrite=True)
         logging.info("Checkpoint: %s", saved)
         logging.info("TensorBoard logs: %s/train", FLAGS.model_dir)

@@ -27,8 +27,8 @@ class Trainer:
     """Runs `steps_per_loop` train steps per call on a tf.distribute strategy.
 
     Create it, the model and the optimizer under `strategy.scope()`. Each
-    element of the distributed dataset is a dict of [accumulation_steps,
-    per_replica_batch, ...] tensors (see `accumulation_batches`).
+    element of the distributed dataset is a dict of [per_replica_batch,
+    accumulation_steps, ...] tensors (see `accumulation_batches`).
     """
 
     def __init__(self, strategy, model, optimizer, *, jit_compile=True, seed=0,
@@ -74,14 +74,29 @@ class Trainer:
 
     def _one_step(self, batches):
         key = stateless_random.key_from_seed(self.rng.make_seeds(1)[:, 0])
-        per_replica = self.strategy.run(self._replica_step, args=(batches, key))
-        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+        # Stats travel as one flat vector: one collective per step, and
+        # MultiWorkerMirroredStrategy cannot reduce nested structures in a tf.function.
+        packed = self.strategy.run(self._packed_replica_step, args=(batches, key))
+        total = self.strategy.reduce(tf.distribute.ReduceOp.SUM, packed, axis=None)
+        sizes = [size for _, _, size in self._stats_layout]
+        return {name: tf.reshape(part, shape) for (name, shape, _), part
+                in zip(self._stats_layout, tf.split(total, sizes))}
+
+    def _packed_replica_step(self, batches, key):
+        stats = self._replica_step(batches, key)
+        names = sorted(stats)
+        self._stats_layout = [(n, stats[n].shape, stats[n].shape.num_elements()) for n in names]
+        return tf.concat([tf.reshape(tf.cast(stats[n], tf.float32), [-1]) for n in names], 0)
 
     def _replica_step(self, batches, key):
         context = tf.distribute.get_replica_context()
         replica_id = context.replica_id_in_sync_group
-        accumulation_steps, local_batch = batches["input_ids"].shape[:2]
-        micro_batches = [{k: v[i] for k, v in batches.items()} for i in range(accumulation_steps)]
+        local_batch, accumulation_steps = batches["input_ids"].shape[:2]
+        if accumulation_steps is None or local_batch is None:
+            raise ValueError("Training batches need static shapes (XLA and TPU compile one "
+                             "step): batch with drop_remainder=True, got "
+                             f"{batches['input_ids'].shape}")
+        micro_batches = [{k: v[:, i] for k, v in batches.items()} for i in range(accumulation_steps)]
         flat = {k: tf.reshape(v, [-1] + v.shape[2:].as_list()) for k, v in batches.items()}
         denominators = context.all_reduce(tf.distribute.ReduceOp.SUM,
                                           self.model.loss_denominators(flat))
@@ -151,5 +166,12 @@ class DynamicLossScale(tf.Module):
 
 
 def accumulation_batches(dataset, accumulation_steps: int):
-    """Groups consecutive per-replica batches into [accumulation_steps, batch, ...] elements."""
-    return dataset.batch(accumulation_steps, drop_remainder=True)
+    """Groups consecutive batches into [batch, accumulation_steps, ...] elements.
+
+    Batch-major, so tf.distribute splitting a global batch along its first
+    axis hands each replica its share of every micro-batch.
+    """
+    def batch_major(features):
+        return {k: tf.experimental.numpy.swapaxes(v, 0, 1) for k, v in features.items()}
+
+    return dataset.batch(accumulation_steps, drop_remainder=True).map(batch_major)

@@ -37,7 +37,7 @@ def random_features(num_examples, seq_length, seed=0, min_length=6, vocab_size=V
 
 
 def build_trainer(strategy, dropout=0.0, learning_rate=1e-3, seed=0, max_predictions=5,
-                  jit_compile=True, **model_kwargs):
+                  jit_compile=True, dynamic_loss_scale=False, **model_kwargs):
     discriminator, generator = tiny_configs(dropout)
     with strategy.scope():
         keras.utils.set_random_seed(seed)
@@ -47,5 +47,6 @@ def build_trainer(strategy, dropout=0.0, learning_rate=1e-3, seed=0, max_predict
         schedule = functools.partial(learning_rate_at, base_learning_rate=learning_rate,
                                      num_train_steps=1000, num_warmup_steps=0)
         optimizer = AdamWeightDecay(model.trainable_variables, schedule)
-        trainer = Trainer(strategy, model, optimizer, jit_compile=jit_compile, seed=seed)
+        trainer = Trainer(strategy, model, optimizer, jit_compile=jit_compile, seed=seed,
+                          dynamic_loss_scale=dynamic_loss_scale)
     return trainer

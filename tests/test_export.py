@@ -312,6 +312,8 @@ def test_bad_requests(ner, loaded):
     assert bad["word_ends"][2][:2].numpy().tolist() == [2, 6]  # characters, not bytes
     assert bad["word_end_bytes"][2][:2].numpy().tolist() == [2, 8]
 
+    blank = serve(texts=tf.constant(["", " "]))
+    assert blank["num_words"].numpy().tolist() == [0, 0] and blank["tokens"].shape == [2, 0]
     empty = serve(texts=tf.constant([], tf.string))
     assert empty["num_words"].shape == [0] and empty["tokens"].shape == [0, 0]
     assert empty["entity_types"].shape == [0, 0]
@@ -422,3 +424,116 @@ def test_sequence_classifier_export_matches_encode_pairs(ner, tmp_path, is_regre
         assert outputs["truncated"].numpy().any() and not outputs["truncated"].numpy().all()
     empty = signatures["serving_default"](texts=tf.constant([], tf.string))
     assert empty["scores"].shape[0] == 0
+
+
+def test_client_cli_against_a_rest_endpoint(ner, loaded, monkeypatch, capsys):
+    """serving_client's REST path against a stand-in for TF Serving's :predict endpoint."""
+    import http.server
+    import io
+    import threading
+
+    serve = loaded.signatures["serving_default"]
+    requests = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            requests.append((self.path, body))
+            outputs = serve(texts=tf.constant(body["inputs"]["texts"]))
+            reply = json.dumps({"outputs": {
+                k: [[x.decode() if isinstance(x, bytes) else x for x in row]
+                    if isinstance(row, list) else row for row in v.numpy().tolist()]
+                for k, v in outputs.items()}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    texts = ner["texts"][:5]
+    try:
+        for extra in (["--json"], []):
+            monkeypatch.setattr(sys, "stdin", io.StringIO("".join(t + "\n" for t in texts)))
+            assert serving_client.main([f"--server=127.0.0.1:{server.server_port}",
+                                        "--model=ner", "--batch_size=2", *extra]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert requests[0][0] == "/v1/models/ner:predict"
+    assert requests[0][1]["signature_name"] == "serving_default"
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 * len(texts)
+    expected = python_pipeline(ner, texts)
+    for line, text, exp in zip(lines, texts, expected):
+        result = json.loads(line)
+        assert result["text"] == text
+        assert [(e["type"], e["start_word"], e["end_word"]) for e in result["entities"]] == exp["entities"]
+    for number, (line, result) in enumerate(zip(lines[len(texts):], lines), 1):
+        entities = json.loads(result)["entities"]
+        assert line.startswith(f"{number}\t")
+        assert line.count(" [") == len(entities)
+
+
+def test_question_answering_export_matches_squad_postprocess(ner, tmp_path):
+    from electra_tf.finetuning import squad
+    from electra_tf.finetuning.models import ElectraForQuestionAnswering
+
+    seq, stride, query_length = 32, 8, 8
+    config = ElectraConfig(vocab_size=len(ner["vocab"]), hidden_size=32, num_hidden_layers=1,
+                           num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    model = ElectraForQuestionAnswering(config)
+    model.build()
+    for layer in (model.task_specific.start_logits, model.task_specific.end_logits):
+        layer.kernel.assign(tf.random.stateless_normal(layer.kernel.shape, [5, 6], stddev=2.0))
+    path = export.export_question_answering(
+        model, ner["vocab"], str(tmp_path / "models" / "qa"), do_lower_case=True,
+        max_seq_length=seq, doc_stride=stride, max_query_length=query_length, n_best_size=5,
+        max_answer_length=6)
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    # Contexts of words the vocabulary fully covers, single-spaced (as squad joins words).
+    sentences = [" ".join(s.words) for s in ner["dev"][:400]
+                 if all(c in ner["vocab"] for w in s.words for c in w.lower())]
+    contexts = [" ".join(sentences[i:i + 3]) for i in range(0, 24, 3)] + ["Paris", ""]
+    questions = [sentences[30 + i][:40] for i in range(len(contexts))]
+    outputs = serve(question=tf.constant(questions), context=tf.constant(contexts))
+
+    examples = [squad.SquadExample(str(i), q, c.split()) for i, (q, c) in
+                enumerate(zip(questions, contexts))]
+    features = squad.build_squad_features(examples, ner["tokenizer"], seq, stride, query_length)
+    arrays = {k: np.zeros((len(features), seq), np.int32)
+              for k in ("input_ids", "input_mask", "segment_ids")}
+    for i, f in enumerate(features):
+        arrays["input_ids"][i, :len(f.input_ids)] = f.input_ids
+        arrays["input_mask"][i, :len(f.input_ids)] = 1
+        arrays["segment_ids"][i, :len(f.segment_ids)] = f.segment_ids
+    logits = model({k: tf.constant(v) for k, v in arrays.items()})
+    predictions, _, nbest = squad.postprocess(
+        examples, features, logits["start_logits"].numpy(), logits["end_logits"].numpy(),
+        ner["tokenizer"], n_best_size=5, max_answer_length=6)
+    windows = collections.Counter(f.example_index for f in features)
+    assert outputs["num_windows"].numpy().tolist() == [windows[i] for i in range(len(examples))]
+    assert max(windows.values()) >= 3
+    answers = [a.decode() for a in outputs["answer"].numpy()]
+    for i, example in enumerate(examples):
+        expected = predictions[example.qas_id]
+        assert answers[i].lower() == expected.lower(), (i, answers[i], expected)
+        if expected:
+            best = nbest[example.qas_id][0]
+            np.testing.assert_allclose(float(outputs["score"][i]),
+                                       best["start_logit"] + best["end_logit"], atol=1e-3)
+            start, end = int(outputs["answer_start"][i]), int(outputs["answer_end"][i])
+            assert contexts[i][start:end] == answers[i]
+        else:
+            assert not outputs["has_answer"][i]
+    assert sum(bool(a) for a in answers) >= len(contexts) - 2
+    blank = serve(question=tf.constant(["", "Who?"]), context=tf.constant(["", ""]))
+    assert blank["answer"].numpy().tolist() == [b"", b""]
+    assert not blank["has_answer"].numpy().any()
+    assert serve(question=tf.constant([], tf.string),
+                 context=tf.constant([], tf.string))["answer"].shape == [0]

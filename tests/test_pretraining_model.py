@@ -163,7 +163,7 @@ def test_gradient_accumulation_equals_the_large_batch():
     weights = []
     for batch, accumulation in [(16, 1), (8, 2), (4, 4)]:
         strategy = tf.distribute.get_strategy()
-        trainer = build_trainer(strategy, jit_compile=False)
+        trainer = build_trainer(strategy)
         trainer.train(iter(_dataset(features, batch, accumulation)), 1)
         weights.append([v.numpy() for v in trainer.model.trainable_variables])
     for other in weights[1:]:

@@ -174,6 +174,7 @@ def test_two_stage_requires_same_size():
 
 
 def test_two_stage_discriminator_starts_from_generator():
+    """Through the real (XLA) train step, both stages."""
     model = make(generator_training="two_stage", gen_fraction=1.0, dropout=0.0)
     trainer = build_trainer(model)
     iterator = batches()
@@ -416,13 +417,16 @@ def test_embedding_sharing_aliases_and_validation():
     dict(embedding_sharing="all", gen_fraction=1.0),
 ], ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()))
 def test_every_variant_trains(kwargs):
-    """Two optimizer steps of the real Trainer: every trainable variable gets a gradient."""
+    """What Trainer needs: a finite loss and a gradient for every trainable variable."""
     model = make(**kwargs)
     paths = [v.path for v in model.trainable_variables]
     assert len(paths) == len(set(paths))
-    trainer = build_trainer(model, jit_compile=False)
-    before = [v.numpy() for v in model.trainable_variables]
-    sums = trainer.train(batches(), 2)
-    assert np.isfinite(sums["loss"])
-    moved = [not np.allclose(b, v.numpy()) for b, v in zip(before, model.trainable_variables)]
-    assert sum(moved) > len(moved) // 2
+    AdamWeightDecay(model.trainable_variables, lambda step: 1e-3)   # unique paths, builds slots
+    with tf.GradientTape() as tape:
+        loss, stats = run(model, features())
+    grads = tape.gradient(loss, model.trainable_variables)
+    assert not [p for p, g in zip(paths, grads) if g is None]
+    assert np.isfinite(float(loss))
+    assert all(np.isfinite(float(v)) for v in tf.nest.flatten(stats) if v.shape.rank == 0)
+    nonzero = [bool(np.any(tf.convert_to_tensor(g).numpy())) for g in grads]
+    assert sum(nonzero) > len(nonzero) // 2

@@ -1,4 +1,4 @@
-"""TF Serving exports of fine-tuned ELECTRA token classifiers (raw text in, entities out).
+"""TF Serving exports of fine-tuned ELECTRA models: raw text in, entities / labels / answers out.
 
 `export_token_classifier` writes a SavedModel in TF Serving's layout,
 ``<export_dir>/<version>/{saved_model.pb, variables/, assets/, assets.extra/}``,
@@ -51,6 +51,15 @@ LabelMap format) in ``assets/``; ``assets.extra/tf_serving_warmup_requests``
 holds a few PredictionLog warm-up requests.  ``assets.extra/export_info.json``
 records the settings.
 
+Also: `export_sequence_classifier` (ElectraForSequenceClassification:
+``serving_default`` takes ``texts``, ``classify_pairs`` takes ``text_a`` /
+``text_b``; outputs labels, label_ids, scores, probabilities, truncated,
+num_pieces, or for regression scores = the predicted value) and
+`export_question_answering` (ElectraForQuestionAnswering: ``serving_default``
+takes ``question`` / ``context``; outputs answer, has_answer, score,
+null_score_diff, answer_start / answer_end (characters), answer_start_byte /
+answer_end_byte, num_windows).  Both tokenize with CoreBertTokenizer.
+
 Versions are written atomically: into ``<export_dir>/.tmp-<version>-<pid>``
 (TF Serving ignores names that are not integers), then renamed.  An existing
 version is replaced only with ``overwrite=True``.
@@ -66,6 +75,7 @@ import tempfile
 import time
 from typing import Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from electra_tf.serving.core_wordpiece import CoreBertTokenizer
@@ -129,6 +139,24 @@ def _shift(values, fill, forward):
     if forward:
         return tf.concat([fill, values], 0)[:n]
     return tf.concat([values, fill], 0)[1:n + 1]
+
+
+def _char_offsets(texts, byte_offsets):
+    """Characters of each text before each byte offset ([batch, n] int64; -1 stays -1).
+
+    Characters are code points as tf.strings.unicode_decode(errors="replace")
+    reads them (an ill-formed sequence is one character).  A sentinel column on
+    both sides keeps tf.searchsorted's internal reshapes well defined when every
+    text, or every row of offsets, is empty.
+    """
+    _, char_starts = tf.strings.unicode_decode_with_offsets(
+        texts, "UTF-8", errors="replace", replacement_char=0xFFFD)
+    char_starts = tf.cast(char_starts, tf.int64).to_tensor(default_value=_INT64_MAX)
+    sentinel = tf.fill([tf.shape(texts)[0], 1], tf.constant(_INT64_MAX, tf.int64))
+    chars = tf.searchsorted(tf.concat([char_starts, sentinel], 1),
+                            tf.concat([byte_offsets, sentinel], 1), side="left",
+                            out_type=tf.int32)[:, :-1]
+    return tf.where(byte_offsets < 0, -1, chars)
 
 
 def _model_caller(model):
@@ -304,14 +332,8 @@ class TokenClassifierServer(tf.Module):
         def as_int32(values):
             return tf.cast(values, tf.int32)
 
-        # Character offsets: how many input characters start before a byte offset.
-        _, char_starts = tf.strings.unicode_decode_with_offsets(
-            texts, "UTF-8", errors="replace", replacement_char=0xFFFD)
-        char_starts = tf.cast(char_starts, tf.int64).to_tensor(default_value=_INT64_MAX)
-
         def to_chars(byte_offsets):  # [batch, n] int64, -1 padded
-            chars = tf.searchsorted(char_starts, byte_offsets, side="left", out_type=tf.int32)
-            return tf.where(byte_offsets < 0, -1, chars)
+            return _char_offsets(texts, byte_offsets)
 
         word_start_bytes = per_word(word_start_byte, -1)
         word_end_bytes = per_word(word_end_byte, -1)
@@ -415,7 +437,7 @@ def _write_version(export_dir: str, version: Optional[int], overwrite: bool, wri
     return target
 
 
-def _save_server(server, path, vocab, labels, signatures, info, model_name):
+def _save_server(server, path, vocab, labels, signatures, info, model_name, warmup=None):
     """tf.saved_model.save + assets (vocab, label map) + assets.extra (warm-up, info)."""
     with tempfile.TemporaryDirectory() as staging:
         vocab_path = os.path.join(staging, VOCAB_ASSET)
@@ -430,7 +452,7 @@ def _save_server(server, path, vocab, labels, signatures, info, model_name):
     extra = os.path.join(path, "assets.extra")
     os.makedirs(extra, exist_ok=True)
     with tf.io.TFRecordWriter(os.path.join(extra, WARMUP_FILE)) as writer:
-        for log in warmup_requests(model_name):
+        for log in warmup if warmup is not None else warmup_requests(model_name):
             writer.write(log.SerializeToString())
     with open(os.path.join(extra, EXPORT_INFO_FILE), "w", encoding="utf-8") as f:
         json.dump({**info, "signatures": sorted(signatures),
@@ -611,6 +633,229 @@ def export_sequence_classifier(model, vocab: Sequence[str], labels: Optional[Seq
 
 
 # ---------------------------------------------------------------------------
+# Question answering (SQuAD)
+# ---------------------------------------------------------------------------
+
+
+class QuestionAnsweringServer(tf.Module):
+    """Question + context -> answer text, score and offsets, as squad.postprocess picks it.
+
+    The context is split into windows of [CLS] question [SEP] context [SEP]
+    every `doc_stride` pieces (squad.build_squad_features); the answer is the
+    best start + end logit pair over all windows among each window's
+    `n_best_size` top starts and ends, with end >= start, at most
+    `max_answer_length` pieces, and the start in its best-context window.
+    The answer is the input's text from the first piece's start to the last
+    piece's end (byte exact; squad.postprocess maps piece text back onto
+    whitespace words instead).
+    """
+
+    def __init__(self, model, vocab: Sequence[str], do_lower_case: bool, max_seq_length: int,
+                 doc_stride: int = 128, max_query_length: int = 64, n_best_size: int = 20,
+                 max_answer_length: int = 30, null_score_diff_threshold: float = 0.0,
+                 strip_accents: Optional[bool] = None, name=None):
+        super().__init__(name=name)
+        vocab = list(vocab)
+        for token in ("[CLS]", "[SEP]", "[UNK]"):
+            if token not in vocab:
+                raise ExportError(f"the vocabulary lacks {token}")
+        if max_query_length + 3 >= max_seq_length:
+            raise ExportError(f"max_query_length {max_query_length} leaves no room for the "
+                              f"context in max_seq_length {max_seq_length}")
+        if max_seq_length > model.config.max_position_embeddings:
+            raise ExportError(f"max_seq_length {max_seq_length} exceeds the model's "
+                              f"max_position_embeddings {model.config.max_position_embeddings}")
+        self.model_variables = [v.value for v in model.variables]
+        self._call_model = _model_caller(model)
+        self.version_2 = bool(model.version_2)
+        self.max_seq_length, self.doc_stride = int(max_seq_length), int(doc_stride)
+        self.max_query_length, self.n_best_size = int(max_query_length), int(n_best_size)
+        self.max_answer_length = int(max_answer_length)
+        self.null_score_diff_threshold = float(null_score_diff_threshold)
+        self._cls_id, self._sep_id = vocab.index("[CLS]"), vocab.index("[SEP]")
+        self.tokenizer = CoreBertTokenizer(vocab, do_lower_case=do_lower_case,
+                                           strip_accents=strip_accents)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="question"),
+                                  tf.TensorSpec([None], tf.string, name="context")])
+    def serve(self, question, context):
+        num_examples = tf.shape(question, out_type=tf.int64)[0]
+        tf.debugging.assert_equal(tf.shape(context, out_type=tf.int64)[0], num_examples,
+                                  message="question and context need the same batch size")
+        query = self.tokenizer.tokenize(question).merge_dims(1, 2)[:, :self.max_query_length]
+        doc_ids, doc_starts, doc_ends = self.tokenizer.tokenize_with_offsets(context)
+        doc_ids, doc_starts, doc_ends = (r.merge_dims(1, 2) for r in (doc_ids, doc_starts, doc_ends))
+        query_length, doc_length = query.row_lengths(), doc_ids.row_lengths()
+        max_doc = self.max_seq_length - query_length - 3
+        step = tf.minimum(max_doc, self.doc_stride)
+        num_windows = 1 + tf.maximum((doc_length - max_doc + step - 1) // step, 0)
+        example = tf.repeat(tf.range(num_examples), num_windows)
+        window_start = tf.ragged.range(num_windows).flat_values * tf.gather(step, example)
+        window_length = tf.minimum(tf.gather(doc_length, example) - window_start,
+                                   tf.gather(max_doc, example))
+        doc_position = tf.ragged.range(window_start, window_start + window_length)  # [W, (n)]
+        global_piece = doc_position + tf.gather(doc_ids.row_starts(), example)[:, tf.newaxis]
+        window_query = tf.gather(query, example)
+        count = tf.shape(example)[0]
+        cls = tf.RaggedTensor.from_tensor(tf.fill([count, 1], self._cls_id))
+        sep = tf.RaggedTensor.from_tensor(tf.fill([count, 1], self._sep_id))
+        first = tf.concat([cls, window_query, sep], axis=1)
+        second = tf.concat([tf.gather(doc_ids.flat_values, global_piece), sep], axis=1)
+        input_ids = tf.concat([first, second], axis=1)
+        segments = tf.concat([tf.zeros_like(first), tf.ones_like(second)], axis=1)
+        width = [[0, 0], [0, 1 - tf.minimum(input_ids.bounding_shape(axis=1), 1)]]
+        ids = tf.pad(input_ids.to_tensor(default_value=0), width)
+        outputs = self._call_model({
+            "input_ids": ids, "input_mask": tf.pad(tf.ones_like(input_ids).to_tensor(0), width),
+            "segment_ids": tf.pad(segments.to_tensor(0), width)})
+        start_logits = tf.cast(outputs["start_logits"], tf.float64)
+        end_logits = tf.cast(outputs["end_logits"], tf.float64)
+        positions = tf.shape(ids, out_type=tf.int64)[1]
+
+        # Best-context windows (squad._max_context), earliest window on ties.
+        offset_in_window = doc_position - window_start[:, tf.newaxis]
+        context_score = (tf.cast(tf.minimum(offset_in_window, window_length[:, tf.newaxis] - 1
+                                            - offset_in_window), tf.float64)
+                         + 0.01 * tf.cast(window_length[:, tf.newaxis], tf.float64))
+        flat_piece, flat_score = global_piece.flat_values, context_score.flat_values
+        num_pieces = tf.size(doc_ids.flat_values, out_type=tf.int64)
+        best_score = tf.math.unsorted_segment_max(flat_score, flat_piece, num_pieces)
+        window_of_entry = global_piece.value_rowids()
+        best_window = tf.math.unsorted_segment_min(
+            tf.where(flat_score == tf.gather(best_score, flat_piece), window_of_entry,
+                     tf.int64.max), flat_piece, num_pieces)
+        is_max_context = global_piece.with_flat_values(
+            tf.equal(window_of_entry, tf.gather(best_window, flat_piece)))
+
+        # Per window and input position: is it a context piece, in its best window?
+        first_doc = tf.gather(query_length, example) + 2
+        position_in_input = offset_in_window + first_doc[:, tf.newaxis]
+        scatter_index = tf.stack([window_of_entry, position_in_input.flat_values], 1)
+        shape = tf.stack([tf.cast(count, tf.int64), positions])
+        is_context = tf.scatter_nd(scatter_index, tf.ones_like(flat_piece, tf.int32), shape) > 0
+        max_context = tf.scatter_nd(scatter_index, tf.cast(is_max_context.flat_values, tf.int32),
+                                    shape) > 0
+        k = tf.minimum(self.n_best_size, tf.cast(positions, tf.int32))
+        input_length = tf.cast(input_ids.row_lengths(), tf.int64)
+        valid_position = tf.range(positions)[tf.newaxis, :] < input_length[:, tf.newaxis]
+
+        def in_top(logits):
+            logits = tf.where(valid_position, logits, -np.inf)
+            top = tf.math.top_k(logits, k=k).indices
+            hits = tf.reduce_sum(tf.one_hot(top, tf.cast(positions, tf.int32), dtype=tf.int32), 1)
+            return hits > 0
+
+        valid_start = is_context & max_context & in_top(start_logits)
+        valid_end = is_context & in_top(end_logits)
+        offsets = tf.range(positions)
+        span = offsets[tf.newaxis, :] - offsets[:, tf.newaxis]   # end - start
+        band = (span >= 0) & (span < self.max_answer_length)
+        valid = valid_start[:, :, tf.newaxis] & valid_end[:, tf.newaxis, :] & band[tf.newaxis]
+        pair_score = tf.where(valid, start_logits[:, :, tf.newaxis] + end_logits[:, tf.newaxis, :],
+                              -np.inf)
+        flat_pairs = tf.reshape(pair_score, [count, -1])
+        window_best = tf.reduce_max(flat_pairs, axis=1)
+        window_pair = tf.argmax(flat_pairs, axis=1, output_type=tf.int64)
+        # unsorted_segment_max starts from the dtype's lowest finite value, not -inf.
+        has_answer = tf.math.unsorted_segment_max(
+            tf.cast(tf.math.is_finite(window_best), tf.int32), example, num_examples) > 0
+        example_best = tf.where(has_answer, tf.math.unsorted_segment_max(
+            window_best, example, num_examples), -np.inf)
+        chosen = tf.math.unsorted_segment_min(
+            tf.where(tf.equal(window_best, tf.gather(example_best, example)),
+                     tf.range(tf.cast(count, tf.int64)), tf.int64.max), example, num_examples)
+        chosen = tf.where(has_answer, chosen, 0)
+        pair = tf.gather(window_pair, chosen)
+        start_position, end_position = pair // positions, pair % positions
+        chosen_start = tf.gather(window_start, chosen)
+        chosen_first_doc = tf.gather(first_doc, chosen)
+        row_start = tf.gather(doc_ids.row_starts(), tf.range(num_examples))
+        first_piece = row_start + chosen_start + start_position - chosen_first_doc
+        last_piece = row_start + chosen_start + end_position - chosen_first_doc
+        safe = lambda index: tf.where(has_answer, index, 0)  # noqa: E731
+        padded_starts = tf.concat([doc_starts.flat_values, [-1]], 0)  # gathers from [] too
+        padded_ends = tf.concat([doc_ends.flat_values, [-1]], 0)
+        start_byte = tf.where(has_answer, tf.gather(padded_starts, safe(first_piece)), -1)
+        end_byte = tf.where(has_answer, tf.gather(padded_ends, safe(last_piece)), -1)
+        null_score = tf.math.unsorted_segment_min(
+            start_logits[:, 0] + end_logits[:, 0], example, num_examples)
+        null_score_diff = tf.where(has_answer, null_score - example_best, np.inf)
+        answered = has_answer
+        if self.version_2:
+            answered &= null_score_diff <= self.null_score_diff_threshold
+        answer = tf.where(answered, tf.strings.substr(
+            context, tf.maximum(start_byte, 0), end_byte - start_byte), "")
+        def to_chars(byte_offsets):
+            chars = _char_offsets(context, byte_offsets[:, tf.newaxis])[:, 0]
+            return tf.where(answered, chars, -1)
+
+        return {
+            "answer": answer,
+            "has_answer": answered,
+            "score": tf.cast(tf.where(has_answer, example_best, 0.0), tf.float32),
+            "null_score_diff": tf.cast(tf.where(has_answer, null_score_diff, 0.0), tf.float32),
+            "answer_start": to_chars(start_byte),
+            "answer_end": to_chars(end_byte),
+            "answer_start_byte": tf.cast(tf.where(answered, start_byte, -1), tf.int32),
+            "answer_end_byte": tf.cast(tf.where(answered, end_byte, -1), tf.int32),
+            "num_windows": tf.cast(num_windows, tf.int32),
+            # For checks against squad.postprocess: the chosen window and positions.
+            "window_index": tf.cast(tf.where(has_answer, chosen - tf.gather(
+                tf.cumsum(num_windows, exclusive=True), tf.range(num_examples)), -1), tf.int32),
+            "start_position": tf.cast(tf.where(has_answer, start_position, -1), tf.int32),
+            "end_position": tf.cast(tf.where(has_answer, end_position, -1), tf.int32),
+        }
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, None], tf.int32, name="input_ids"),
+        tf.TensorSpec([None, None], tf.int32, name="input_mask"),
+        tf.TensorSpec([None, None], tf.int32, name="segment_ids")])
+    def predict_ids(self, input_ids, input_mask, segment_ids):
+        return self._call_model({"input_ids": input_ids, "input_mask": input_mask,
+                                 "segment_ids": segment_ids})
+
+
+def export_question_answering(model, vocab: Sequence[str], export_dir: str, *,
+                              do_lower_case: bool, max_seq_length: int, doc_stride: int = 128,
+                              max_query_length: int = 64, n_best_size: int = 20,
+                              max_answer_length: int = 30, version: Optional[int] = None,
+                              overwrite: bool = False, model_name: Optional[str] = None) -> str:
+    """Exports an ElectraForQuestionAnswering: serving_default (question, context [batch]
+    -> answer, score, offsets; SQuAD 2.0 models answer "" when the null score wins) and
+    predict_ids (start/end logits)."""
+    export_dir = os.path.abspath(export_dir)
+    version = resolve_version(export_dir, version, overwrite)
+    server = QuestionAnsweringServer(model, vocab, do_lower_case, max_seq_length, doc_stride,
+                                     max_query_length, n_best_size, max_answer_length)
+    model_name = model_name or os.path.basename(export_dir.rstrip("/"))
+    info = {"task": "question_answering", "version_2": server.version_2, "tokenizer": "core",
+            "do_lower_case": bool(do_lower_case), "max_seq_length": int(max_seq_length),
+            "doc_stride": int(doc_stride), "max_query_length": int(max_query_length),
+            "n_best_size": int(n_best_size), "max_answer_length": int(max_answer_length),
+            "version": version}
+
+    def write(path):
+        signatures = {SERVING_SIGNATURE: server.serve.get_concrete_function(),
+                      IDS_SIGNATURE: server.predict_ids.get_concrete_function()}
+        _save_server(server, path, vocab, [], signatures, info, model_name,
+                     warmup=qa_warmup_requests(model_name))
+
+    return _write_version(export_dir, version, overwrite, write)
+
+
+def qa_warmup_requests(model_name: str):
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2  # pylint: disable=import-outside-toplevel
+    request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
+        name=model_name, signature_name=SERVING_SIGNATURE))
+    request.inputs["question"].CopyFrom(tf.make_tensor_proto(
+        [b"Where was George Washington born?", b""], dtype=tf.string))
+    request.inputs["context"].CopyFrom(tf.make_tensor_proto(
+        [WARMUP_TEXTS[0].encode(), b""], dtype=tf.string))
+    return [prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(
+        request=request))]
+
+
+# ---------------------------------------------------------------------------
 # Loading a fine-tuned model
 # ---------------------------------------------------------------------------
 
@@ -687,7 +932,7 @@ def read_labels(path: str) -> list:
     raise ExportError(f"{path}: no labels (expected {{\"labels\": [...]}} or an id2label map)")
 
 
-TASKS = ("token_classification", "classification", "regression")
+TASKS = ("token_classification", "classification", "regression", "squad", "squadv2")
 
 
 def load_token_classifier(checkpoint: str, config_file=None, vocab_file=None,
@@ -703,7 +948,8 @@ def load_finetuned(checkpoint: str, task: str = "token_classification", config_f
 
     task: token_classification (ElectraForTokenClassification),
     classification or regression (ElectraForSequenceClassification; labels
-    None for regression).  Metadata files are looked for beside the
+    None for regression), squad or squadv2 (ElectraForQuestionAnswering; no
+    labels).  Metadata files are looked for beside the
     checkpoint, then in its parent folders: config.json, vocab.txt,
     label_map.json (or labels.json / token_classification.json; not needed for
     regression) and, optionally, a settings JSON (finetuning_settings.json:
@@ -718,7 +964,7 @@ def load_finetuned(checkpoint: str, task: str = "token_classification", config_f
     prefix, folders = resolve_checkpoint(checkpoint)
     sources = {"checkpoint": prefix}
     wanted = [("config", config_file, ("config.json",)), ("vocab", vocab_file, ("vocab.txt",))]
-    if task != "regression":
+    if task in ("token_classification", "classification"):
         wanted.append(("labels", label_map_file, LABEL_MAP_FILES))
     for key, given, names in wanted:
         found = given or _find(folders, names)
@@ -742,6 +988,8 @@ def load_finetuned(checkpoint: str, task: str = "token_classification", config_f
                           f"says vocab_size {config.vocab_size}")
     if task == "token_classification":
         model = models.ElectraForTokenClassification(config, len(labels))
+    elif task in ("squad", "squadv2"):
+        model = models.ElectraForQuestionAnswering(config, version_2=task == "squadv2")
     else:
         model = models.ElectraForSequenceClassification(
             config, len(labels or [None]), is_regression=task == "regression")

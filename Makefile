@@ -1,0 +1,22 @@
+# Everything installs from this repository's pinned requirement files into .venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: demo test clean
+
+$(INSTALLED): requirements.txt requirements-test.txt requirements-oracles.txt requirements-experiments.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-test.txt -r requirements-oracles.txt -r requirements-experiments.txt
+	touch $(INSTALLED)
+
+demo: $(INSTALLED)
+	$(PY) -m electra_tf.demo
+
+test: $(INSTALLED)
+	$(PY) -m pytest
+
+clean:
+	rm -rf runs .pytest_cache

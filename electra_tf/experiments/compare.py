@@ -1,0 +1,405 @@
+"""Compute-matched comparison of pre-training variants on a downstream task.
+
+    python -m electra_tf.experiments.compare --variants=electra,mlm \
+        --flops_budget=2e13 --finetune_task=chunk --seeds=1,2,3 --output_dir=docs/compare
+
+For each variant this
+  1. pre-trains with the real CLI (`python -m electra_tf.run_pretraining`, one
+     subprocess per segment) on the same corpus, vocabulary and TFRecords
+     (built once under --data_dir), with the same model size, batch, learning
+     rate and warmup, for as many steps as --flops_budget buys it (FLOPs from
+     electra_tf.pretraining.flops: forward + backward = 3 x forward, generator
+     included); the learning-rate schedule spans the whole budget;
+  2. snapshots the discriminator at --num_points equally spaced FLOPs points;
+  3. fine-tunes every snapshot with `python -m electra_tf.run_finetuning` on
+     one task (CoNLL-2000 chunking or SST-2 subsets) with every seed;
+  4. writes <output_dir>/results.json, results.md (variant, pre-training
+     FLOPs, median/std of the dev score) and score_vs_flops.png.
+
+Everything is resumable: finished segments, snapshots and fine-tuning runs
+are skipped when the command is re-run. Scale up with the flags (model size,
+budget, points, seeds, task subset sizes).
+"""
+
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+from absl import app, flags, logging
+
+from electra_tf import config as config_lib
+from electra_tf.pretraining import flops as flops_lib
+from electra_tf.pretraining import model as model_lib
+from electra_tf.pretraining import two_stage
+
+FLAGS = flags.FLAGS
+
+# Named variants: the run_pretraining flags that select them.
+VARIANTS = {
+    "electra": [],
+    "electra_15": ["--objective=electra_15"],
+    "replace_mlm": ["--objective=replace_mlm"],
+    "all_tokens_mlm": ["--objective=all_tokens_mlm"],
+    "mlm": ["--objective=mlm"],
+    "electric": ["--objective=electric"],
+    "adversarial": ["--generator_training=adversarial"],
+    "two_stage": ["--generator_training=two_stage", "--generator_hidden_size=1.0"],
+    "uniform": ["--uniform_generator"],
+    "gdes": ["--embedding_sharing=gdes"],
+    "untied_embeddings": ["--embedding_sharing=none"],
+    "shared_all": ["--embedding_sharing=all", "--generator_hidden_size=1.0"],
+}
+
+flags.DEFINE_list("variants", ["electra", "mlm"], f"Variants to compare: {sorted(VARIANTS)} "
+                  "or names given in --variant_flags.")
+flags.DEFINE_string("variant_flags", "{}", 'JSON {"name": ["--flag=value", ...]} adding or '
+                    "overriding variants.")
+flags.DEFINE_float("flops_budget", 1.5e13, "Pre-training FLOPs per variant.")
+flags.DEFINE_integer("num_points", 3, "FLOPs points (equally spaced up to the budget) whose "
+                     "discriminators are fine-tuned.")
+flags.DEFINE_enum("finetune_task", "chunk", ["chunk", "sst-2"], "Downstream task.")
+flags.DEFINE_list("seeds", ["1", "2", "3"], "Fine-tuning seeds.")
+flags.DEFINE_string("output_dir", "docs/compare", "results.md, results.json, the plot.")
+flags.DEFINE_string("work_dir", "runs/compare", "Checkpoints and fine-tuning runs.")
+# Data.
+flags.DEFINE_string("data_dir", "runs/compare_data", "Vocabulary and TFRecords (built once).")
+flags.DEFINE_list("corpus_files", ["/work/shared/data/pretrain_en_wikipedia/wiki_en_000.txt.gz"],
+                  "Pre-training corpus files (one sentence/paragraph a line, blank lines "
+                  "between documents).")
+flags.DEFINE_integer("vocab_size", 8192, "WordPiece vocabulary size to learn.")
+flags.DEFINE_integer("vocab_max_lines", 40000, "Lines the vocabulary is learned from.")
+flags.DEFINE_string("downstream_dir", "/work/shared/data", "Holds conll2000_chunking/ and glue/.")
+# Pre-training (shared by every variant).
+flags.DEFINE_string("model_size", "small", "--model_size of run_pretraining.")
+flags.DEFINE_string("model_hparam_overrides", '{"hidden_size": 128, "num_hidden_layers": 2}',
+                    "--model_hparam_overrides of run_pretraining.")
+flags.DEFINE_integer("embedding_size", None, "--embedding_size of run_pretraining.")
+flags.DEFINE_integer("max_seq_length", 128, "Pre-training sequence length.")
+flags.DEFINE_integer("train_batch_size", 32, "Pre-training batch.")
+flags.DEFINE_float("learning_rate", 1e-3, "Pre-training peak learning rate.")
+flags.DEFINE_float("warmup_fraction", 0.1, "Warmup steps as a fraction of each run's steps.")
+flags.DEFINE_integer("iterations_per_loop", 100, "Pre-training steps per host call.")
+flags.DEFINE_list("pretrain_extra_flags", [], "More flags for every pre-training run.")
+flags.DEFINE_bool("use_xla", True, "--use_xla for pre-training and fine-tuning.")
+# Fine-tuning.
+flags.DEFINE_integer("finetune_train_examples", 1000, "Training sentences/examples used.")
+flags.DEFINE_integer("finetune_dev_examples", 500, "Dev sentences/examples scored.")
+flags.DEFINE_float("finetune_epochs", 2.0, "Fine-tuning epochs.")
+flags.DEFINE_float("finetune_learning_rate", 3e-4, "Fine-tuning learning rate.")
+flags.DEFINE_integer("finetune_max_seq_length", 64, "Fine-tuning sequence length.")
+flags.DEFINE_integer("finetune_batch_size", 32, "Fine-tuning batch.")
+flags.DEFINE_list("finetune_extra_flags", [], "More flags for every fine-tuning run.")
+
+
+def _run(command, log_path):
+    """Runs a subprocess, its output appended to log_path; raises with the log's tail."""
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    logging.info("$ %s", " ".join(command))
+    start = time.time()
+    with open(log_path, "a") as log:
+        log.write("$ " + " ".join(command) + "\n")
+        log.flush()
+        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
+    if code:
+        with open(log_path) as log:
+            tail = "".join(log.readlines()[-30:])
+        raise RuntimeError(f"Command failed ({code}); log {log_path}:\n{tail}")
+    return time.time() - start
+
+
+def _module(name):
+    return [sys.executable, "-m", name]
+
+
+# --------------------------------------------------------------------- data
+
+
+def prepare_pretraining_data():
+    data_dir = FLAGS.data_dir
+    vocab = os.path.join(data_dir, "vocab.txt")
+    records = os.path.join(data_dir, "tfrecords")
+    corpus = os.path.join(data_dir, "corpus")
+    os.makedirs(corpus, exist_ok=True)
+    for path in FLAGS.corpus_files:
+        link = os.path.join(corpus, os.path.basename(path))
+        if not os.path.exists(link):
+            os.symlink(os.path.abspath(path), link)
+    log = os.path.join(FLAGS.work_dir, "logs", "data.log")
+    if not os.path.exists(vocab):
+        _run(_module("electra_tf.build_vocab") + [
+            f"--input_files={','.join(os.path.join(corpus, os.path.basename(p)) for p in FLAGS.corpus_files)}",
+            f"--vocab_file={vocab}", f"--vocab_size={FLAGS.vocab_size}",
+            f"--max_lines={FLAGS.vocab_max_lines}"], log)
+    if not os.path.exists(os.path.join(records, "dataset_info.json")):
+        _run(_module("electra_tf.build_pretraining_dataset") + [
+            f"--corpus_dir={corpus}", f"--vocab_file={vocab}", f"--output_dir={records}",
+            f"--max_seq_length={FLAGS.max_seq_length}", "--num_out_files=4"], log)
+    return vocab, os.path.join(records, "pretrain_data.tfrecord*")
+
+
+def _conll_sentences(path):
+    with open(path) as f:
+        blocks = f.read().strip().split("\n\n")
+    return [b.strip() for b in blocks if b.strip()]
+
+
+def prepare_finetuning_data():
+    """Subsets of the task written once; returns run_finetuning data flags."""
+    out = os.path.join(FLAGS.work_dir, f"finetune_data_{FLAGS.finetune_task}")
+    os.makedirs(out, exist_ok=True)
+    n_train, n_dev = FLAGS.finetune_train_examples, FLAGS.finetune_dev_examples
+    if FLAGS.finetune_task == "chunk":
+        source = os.path.join(FLAGS.downstream_dir, "conll2000_chunking")
+        train, dev = os.path.join(out, "train.txt"), os.path.join(out, "dev.txt")
+        if not os.path.exists(dev):
+            # CoNLL-2000 has no dev split: the dev subset comes from its test file.
+            with open(train, "w") as f:
+                f.write("\n\n".join(_conll_sentences(os.path.join(source, "train.txt"))[:n_train])
+                        + "\n\n")
+            with open(dev, "w") as f:
+                f.write("\n\n".join(_conll_sentences(os.path.join(source, "test.txt"))[:n_dev])
+                        + "\n\n")
+        return ["--task_name=chunk", f"--train_file={train}", f"--dev_file={dev}"]
+    source = os.path.join(FLAGS.downstream_dir, "glue", "SST-2")
+    for split, count in (("train", n_train), ("dev", n_dev)):
+        target = os.path.join(out, f"{split}.tsv")
+        if not os.path.exists(target):
+            with open(os.path.join(source, f"{split}.tsv")) as f:
+                lines = f.readlines()
+            with open(target, "w") as f:
+                f.writelines(lines[:count + 1])     # header + examples
+    return ["--task_name=sst-2", f"--data_dir={out}"]
+
+
+# --------------------------------------------------------------------- pre-training
+
+
+def variant_flags(name):
+    table = dict(VARIANTS)
+    table.update(json.loads(FLAGS.variant_flags))
+    if name not in table:
+        raise app.UsageError(f"--variants: unknown variant {name!r}; known: {sorted(table)}")
+    return list(table[name])
+
+
+def _flag_value(flag_list, name, default):
+    for item in flag_list:
+        if item.startswith(f"--{name}="):
+            return item.split("=", 1)[1]
+        if item == f"--{name}":
+            return True
+        if item == f"--no{name}":
+            return False
+    return default
+
+
+def variant_flops(name, vocab_size):
+    """FLOPs accounting of one variant, from the same flags its pre-training gets."""
+    extra = variant_flags(name) + list(FLAGS.pretrain_extra_flags)
+    overrides = json.loads(FLAGS.model_hparam_overrides)
+    if FLAGS.embedding_size is not None:
+        overrides["embedding_size"] = FLAGS.embedding_size
+    overrides["vocab_size"] = vocab_size
+    discriminator = config_lib.preset(FLAGS.model_size, **overrides)
+    sharing = _flag_value(extra, "embedding_sharing", None)
+    untied = bool(_flag_value(extra, "untied_generator_embeddings", False))
+    sharing = model_lib.resolve_embedding_sharing(
+        sharing, untied, bool(_flag_value(extra, "untied_generator", True)))
+    generator = config_lib.generator_config(
+        discriminator, float(_flag_value(extra, "generator_hidden_size", 0.25)),
+        float(_flag_value(extra, "generator_layers", 1.0)), sharing == "none")
+    max_predictions = int((float(_flag_value(extra, "mask_prob", 0.15)) + 0.005)
+                          * FLAGS.max_seq_length)
+    training = _flag_value(extra, "generator_training", "mle")
+
+    def accounting(num_train_steps):
+        switch = two_stage.switch_step(
+            float(_flag_value(extra, "two_stage_generator_fraction", 0.5)), num_train_steps)
+        return flops_lib.variant_train_flops(
+            discriminator, generator, seq_length=FLAGS.max_seq_length,
+            batch_size=FLAGS.train_batch_size, max_predictions=max_predictions,
+            objective=_flag_value(extra, "objective", "electra"), generator_training=training,
+            uniform_generator=bool(_flag_value(extra, "uniform_generator", False)),
+            embedding_sharing=sharing, two_stage_switch_step=switch)
+
+    # two_stage's stages cost differently and the switch depends on the total:
+    # find the smallest total whose cumulative FLOPs reach the budget.
+    steps = accounting(1).steps_for(FLAGS.flops_budget)
+    while training == "two_stage" and accounting(steps).cumulative(steps) > FLAGS.flops_budget \
+            and steps > 1:
+        steps -= 1
+    while accounting(steps).cumulative(steps) < FLAGS.flops_budget:
+        steps += 1
+    return accounting(steps), steps
+
+
+def _latest_step(model_dir):
+    state = os.path.join(model_dir, "checkpoint")
+    if not os.path.exists(state):
+        return 0
+    with open(state) as f:
+        first = f.readline()
+    return int(first.strip().split("ckpt-")[-1].rstrip('"'))
+
+
+def pretrain(name, vocab, records):
+    vocab_size = sum(1 for _ in open(vocab))
+    accounting, total_steps = variant_flops(name, vocab_size)
+    model_dir = os.path.join(FLAGS.work_dir, name, "pretrain")
+    log = os.path.join(FLAGS.work_dir, "logs", f"pretrain_{name}.log")
+    base = _module("electra_tf.run_pretraining") + [
+        f"--pretrain_tfrecords={records}", f"--vocab_file={vocab}", f"--model_dir={model_dir}",
+        f"--model_size={FLAGS.model_size}",
+        f"--model_hparam_overrides={FLAGS.model_hparam_overrides}",
+        f"--max_seq_length={FLAGS.max_seq_length}",
+        f"--train_batch_size={FLAGS.train_batch_size}",
+        f"--learning_rate={FLAGS.learning_rate}",
+        f"--num_train_steps={total_steps}",
+        f"--num_warmup_steps={int(FLAGS.warmup_fraction * total_steps)}",
+        f"--iterations_per_loop={FLAGS.iterations_per_loop}",
+        f"--save_checkpoints_steps={total_steps + 1}", "--keep_checkpoint_max=2",
+        f"--use_xla={str(FLAGS.use_xla).lower()}"]
+    if FLAGS.embedding_size is not None:
+        base.append(f"--embedding_size={FLAGS.embedding_size}")
+    base += variant_flags(name) + list(FLAGS.pretrain_extra_flags)
+    points = []
+    for k in range(1, FLAGS.num_points + 1):
+        target = min(total_steps, accounting.steps_for(FLAGS.flops_budget * k / FLAGS.num_points))
+        snapshot = os.path.join(FLAGS.work_dir, name, f"point_{k}", "discriminator")
+        seconds = None
+        if not os.path.exists(os.path.join(snapshot, "config.json")):
+            current = _latest_step(model_dir)
+            if current < target:
+                seconds = _run(base + [f"--max_train_steps_this_run={target - current}"], log)
+            reached = _latest_step(model_dir)
+            if reached != target:
+                raise RuntimeError(f"{name}: pre-training stopped at step {reached}, "
+                                   f"expected {target} (see {log})")
+            if os.path.exists(snapshot):
+                shutil.rmtree(snapshot)
+            shutil.copytree(os.path.join(model_dir, "discriminator"), snapshot)
+        points.append({"point": k, "step": target, "flops": accounting.cumulative(target),
+                       "discriminator": snapshot, "segment_seconds": seconds})
+        logging.info("%s: point %d at step %d/%d, %s FLOPs", name, k, target, total_steps,
+                     flops_lib.describe(accounting.cumulative(target)))
+    return {"total_steps": total_steps, "flops_per_step": accounting.per_step,
+            "points": points}
+
+
+# --------------------------------------------------------------------- fine-tuning
+
+
+def finetune(name, point, data_flags):
+    model_dir = os.path.join(FLAGS.work_dir, name, f"point_{point['point']}",
+                             f"finetune_{FLAGS.finetune_task}")
+    results = os.path.join(model_dir, "results.json")
+    if not os.path.exists(results):
+        if os.path.exists(model_dir):
+            shutil.rmtree(model_dir)
+        _run(_module("electra_tf.run_finetuning") + data_flags + [
+            f"--init_checkpoint={point['discriminator']}", f"--model_dir={model_dir}",
+            f"--seeds={','.join(FLAGS.seeds)}",
+            f"--max_seq_length={FLAGS.finetune_max_seq_length}",
+            f"--learning_rate={FLAGS.finetune_learning_rate}",
+            f"--num_train_epochs={FLAGS.finetune_epochs}",
+            f"--train_batch_size={FLAGS.finetune_batch_size}",
+            f"--use_xla={str(FLAGS.use_xla).lower()}"] + list(FLAGS.finetune_extra_flags),
+            os.path.join(FLAGS.work_dir, "logs", f"finetune_{name}_{point['point']}.log"))
+    with open(results) as f:
+        return json.load(f)
+
+
+# --------------------------------------------------------------------- report
+
+
+def write_report(rows, metric, wall_seconds):
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    with open(os.path.join(FLAGS.output_dir, "results.json"), "w") as f:
+        json.dump({"flags": {name: FLAGS[name].value for name in (
+            "variants", "flops_budget", "num_points", "finetune_task", "seeds",
+            "model_size", "model_hparam_overrides", "max_seq_length", "train_batch_size",
+            "learning_rate", "finetune_train_examples", "finetune_dev_examples",
+            "finetune_epochs", "finetune_learning_rate", "finetune_max_seq_length")},
+            "rows": rows, "wall_seconds": wall_seconds}, f, indent=2)
+    lines = [
+        f"# Compute-matched comparison: {', '.join(FLAGS.variants)}", "",
+        f"Downstream: {FLAGS.finetune_task} ({metric}, dev subset of "
+        f"{FLAGS.finetune_dev_examples}, {FLAGS.finetune_train_examples} training examples, "
+        f"{FLAGS.finetune_epochs:g} epochs, best epoch), seeds {','.join(FLAGS.seeds)}.",
+        f"Pre-training: {FLAGS.model_size} with {FLAGS.model_hparam_overrides}, seq "
+        f"{FLAGS.max_seq_length}, batch {FLAGS.train_batch_size}, lr {FLAGS.learning_rate:g}, "
+        f"budget {FLAGS.flops_budget:.3g} FLOPs per variant (forward + backward = 3x forward, "
+        "generator included; see electra_tf/pretraining/flops.py). Each variant's LR schedule "
+        "spans its whole budget, so earlier points are mid-schedule checkpoints.", "",
+        "| variant | pre-training FLOPs | steps | median | std | scores |",
+        "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['variant']} | {r['flops']:.3e} | {r['step']} | {r['median']:.4f} | "
+                     f"{r['std']:.4f} | {', '.join(f'{s:.4f}' for s in r['scores'])} |")
+    final = {r["variant"]: r for r in rows if r["point"] == FLAGS.num_points}
+    lines += ["", "At the full budget (median over seeds):"]
+    for name, r in sorted(final.items(), key=lambda kv: -kv[1]["median"]):
+        lines.append(f"- {name}: {r['median']:.4f} ± {r['std']:.4f}")
+    lines += ["", f"Wall time: {wall_seconds / 60:.1f} min. Raw numbers: results.json; "
+              "plot: score_vs_flops.png.", ""]
+    with open(os.path.join(FLAGS.output_dir, "results.md"), "w") as f:
+        f.write("\n".join(lines))
+    plot(rows, metric)
+
+
+def plot(rows, metric):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in FLAGS.variants:
+        points = sorted((r for r in rows if r["variant"] == name), key=lambda r: r["flops"])
+        x = [r["flops"] for r in points]
+        ax.errorbar(x, [r["median"] for r in points], yerr=[r["std"] for r in points],
+                    marker="o", capsize=3, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("pre-training FLOPs")
+    ax.set_ylabel(f"{FLAGS.finetune_task} dev {metric} (median over seeds)")
+    ax.set_title("Downstream score vs. pre-training compute")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(FLAGS.output_dir, "score_vs_flops.png"), dpi=120)
+    plt.close(fig)
+
+
+def main(argv):
+    del argv
+    start = time.time()
+    if FLAGS.num_points < 1 or FLAGS.flops_budget <= 0:
+        raise app.UsageError("--num_points and --flops_budget must be positive")
+    for name in FLAGS.variants:
+        variant_flags(name)
+    vocab, records = prepare_pretraining_data()
+    data_flags = prepare_finetuning_data()
+    pretrained = {name: pretrain(name, vocab, records) for name in FLAGS.variants}
+    rows, metric = [], None
+    for name in FLAGS.variants:
+        for point in pretrained[name]["points"]:
+            result = finetune(name, point, data_flags)
+            metric = result["metric"]
+            scores = [float(s) for s in result["scores"].values()]
+            rows.append({"variant": name, "point": point["point"], "step": point["step"],
+                         "flops": point["flops"], "median": float(statistics.median(scores)),
+                         "std": float(statistics.pstdev(scores)) if len(scores) > 1 else 0.0,
+                         "scores": scores})
+            write_report(rows, metric, time.time() - start)
+    logging.info("Wrote %s", os.path.join(FLAGS.output_dir, "results.md"))
+    final = {r["variant"]: r["median"] for r in rows if r["point"] == FLAGS.num_points}
+    logging.info("Final-point medians: %s", final)
+    if not math.isfinite(sum(final.values())):
+        raise SystemExit("A score is not finite")
+
+
+if __name__ == "__main__":
+    app.run(main)

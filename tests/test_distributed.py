@@ -1,0 +1,121 @@
+"""Scale-out: MirroredStrategy equivalence, two-worker MultiWorkerMirrored on loopback,
+and mixed precision."""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from electra_tf.training import accumulation_batches
+from pretraining_helpers import build_trainer, random_features
+from test_run_pretraining import _checkpoint_step, _command, corpus  # noqa: F401  (fixture)
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+PROJECT_ROOT = os.path.dirname(TESTS_DIR)
+
+
+def _env(**extra):
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([PROJECT_ROOT, TESTS_DIR]), **extra}
+
+
+@pytest.mark.parametrize("compiler", ["xla", "graph"])
+def test_two_replicas_give_the_same_update_as_one_device(compiler):
+    result = subprocess.run([sys.executable, os.path.join(TESTS_DIR, "mirrored_equivalence.py"),
+                             compiler], capture_output=True, text=True, env=_env(), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["max_weight"] > 0.1
+    assert report["max_weight_gap"] < 1e-5, report
+    np.testing.assert_allclose(report["losses"]["one_device"], report["losses"]["mirrored"],
+                               rtol=1e-5)
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _start_workers(corpus, model_dir, *flags):
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        processes.append(subprocess.Popen(
+            _command(corpus, model_dir, "--distribution_strategy=multi_worker_mirrored", *flags),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env=_env(TF_CONFIG=json.dumps(tf_config))))
+    return processes
+
+
+def test_two_workers_on_loopback_agree_and_only_the_chief_checkpoints(corpus, tmp_path):
+    model_dir = tmp_path / "model"
+    processes = _start_workers(corpus, model_dir, "--num_train_steps=10",
+                               "--iterations_per_loop=5", "--save_checkpoints_steps=5")
+    outputs = [p.communicate(timeout=600)[1] for p in processes]
+    for process, stderr in zip(processes, outputs):
+        assert process.returncode == 0, stderr[-3000:]
+    fingerprints = [re.search(r"weights fingerprint \(sum of squares\): (\S+)", err).group(1)
+                    for err in outputs]
+    assert fingerprints[0] == fingerprints[1]
+    assert "2 replica(s), 8 example(s) per replica" in outputs[0]
+    assert _checkpoint_step(model_dir) == 10
+    assert sorted(p.name for p in model_dir.iterdir() if p.is_dir()) == ["discriminator", "train"]
+
+
+def test_a_lost_worker_is_an_error_not_a_hang(corpus, tmp_path):
+    model_dir = tmp_path / "model"
+    processes = _start_workers(corpus, model_dir, "--num_train_steps=100000",
+                               "--iterations_per_loop=5", "--save_checkpoints_steps=5")
+    deadline = time.time() + 400
+    while (_checkpoint_step(model_dir) or 0) < 5:
+        assert all(p.poll() is None for p in processes) and time.time() < deadline
+        time.sleep(0.5)
+    processes[1].kill()
+    processes[1].wait()
+    try:
+        _, stderr = processes[0].communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        processes[0].kill()
+        pytest.fail("the chief hung after its peer died")
+    assert processes[0].returncode != 0
+    assert re.search(r"(?i)(unavailable|heartbeat|connect|peer|task)", stderr), stderr[-2000:]
+
+
+def _losses(policy, steps=12):
+    features = random_features(64, 32, seed=5)
+    data = accumulation_batches(
+        tf.data.Dataset.from_tensor_slices(features).batch(16, drop_remainder=True), 1)
+    trainer = build_trainer(tf.distribute.get_strategy(), dropout=0.0, learning_rate=5e-4,
+                            dtype=policy, dynamic_loss_scale=policy == "mixed_float16")
+    iterator = iter(data.repeat())
+    return [float(trainer.train(iterator, 1)["loss"]) for _ in range(steps)], trainer
+
+
+def test_bfloat16_tracks_float32():
+    reference, _ = _losses("float32")
+    mixed, trainer = _losses("mixed_bfloat16")
+    assert trainer.model.discriminator.layer_0.query.compute_dtype == "bfloat16"
+    assert trainer.model.trainable_variables[0].dtype == "float32"
+    np.testing.assert_allclose(mixed, reference, rtol=0.03)
+    assert mixed[-1] < mixed[0]
+
+
+def test_float16_with_loss_scaling_stays_finite():
+    losses, trainer = _losses("mixed_float16")
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+    # The first steps overflow at the initial scale 2**15 and are skipped, not applied.
+    skipped = 12 - trainer.step
+    assert 0 < skipped < 6
+    assert float(trainer.loss_scale.value) == 2.0 ** (15 - skipped)
