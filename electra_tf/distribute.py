@@ -4,8 +4,20 @@ import json
 import os
 
 import tensorflow as tf
+from absl import flags
 
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
+
+
+def define_flags():
+    """The scale-out flags every runner shares (the runners call this once at import)."""
+    flags.DEFINE_enum("distribution_strategy", "default", list(STRATEGIES),
+                      "tf.distribute strategy.")
+    flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (empty in Colab).")
+    flags.DEFINE_integer("num_gpus", None, "GPUs for --distribution_strategy=mirrored.")
+    flags.DEFINE_enum("mixed_precision", "none", ["none", "bfloat16", "float16"],
+                      "Compute dtype; variables stay float32.")
+    flags.DEFINE_bool("use_xla", True, "Compile the step with XLA (jit_compile).")
 
 
 def create_strategy(distribution_strategy="default", tpu=None, num_gpus=None):

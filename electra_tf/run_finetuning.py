@@ -96,14 +96,8 @@ flags.DEFINE_integer("max_query_length", 64, "SQuAD: question wordpieces kept.")
 flags.DEFINE_integer("doc_stride", 128, "SQuAD: stride between document windows.")
 flags.DEFINE_integer("n_best_size", 20, "SQuAD: candidates per question.")
 flags.DEFINE_integer("max_answer_length", 30, "SQuAD: longest answer in wordpieces.")
-# Scale-out, as in run_pretraining.
-flags.DEFINE_bool("use_xla", True, "Compile the step with XLA (jit_compile).")
-flags.DEFINE_enum("distribution_strategy", "default", list(distribute.STRATEGIES),
-                  "tf.distribute strategy.")
-flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (empty in Colab).")
-flags.DEFINE_integer("num_gpus", None, "GPUs for --distribution_strategy=mirrored.")
-flags.DEFINE_enum("mixed_precision", "none", ["none", "bfloat16", "float16"],
-                  "Compute dtype; variables stay float32.")
+distribute.define_flags()
+flags.adopt_module_key_flags(distribute)
 
 RESULTS_FILE = "results.json"
 INPUT_KEYS = ("input_ids", "input_mask", "segment_ids")
@@ -208,6 +202,7 @@ class TaskData:
     dev: EvalSet
     test: Optional[EvalSet]
     baseline: Optional[float] = None   # majority-class score on dev
+    labels: Optional[List[str]] = None  # label names in id order (None: regression / QA)
 
 
 def _find_split(data_dir, split):
@@ -304,7 +299,7 @@ def _tagging_task(task, tokenizer) -> TaskData:
     baseline = score_words(dev_gold, [[most_common] * len(g) for g in dev_gold])[metric]
     return TaskData(task, metric,
                     lambda config: ElectraForTokenClassification(config, len(label_map)),
-                    train, dev, test, baseline)
+                    train, dev, test, baseline, labels=list(label_map.labels))
 
 
 def _sentence_task(task, tokenizer) -> TaskData:
@@ -383,7 +378,8 @@ def _sentence_task(task, tokenizer) -> TaskData:
             np.full_like(dev.arrays["label_ids"], majority))[metric]
     num_labels = 1 if is_regression else len(labels)
     return TaskData(task, metric, lambda config: ElectraForSequenceClassification(
-        config, num_labels, is_regression=is_regression), train, dev, test, baseline)
+        config, num_labels, is_regression=is_regression), train, dev, test, baseline,
+        labels=None if is_regression else list(labels))
 
 
 def _squad_arrays(features, is_training):
@@ -598,11 +594,28 @@ def summarize(task, metric, per_seed, baseline, wall_time) -> dict:
     }
 
 
+def write_export_metadata(task, data, config):
+    """What electra_tf.export_saved_model needs beside the checkpoints of this run."""
+    config.save(os.path.join(FLAGS.model_dir, CONFIG_FILE))
+    tf.io.gfile.copy(FLAGS.vocab_file, os.path.join(FLAGS.model_dir, "vocab.txt"), overwrite=True)
+    if data.labels is not None:
+        with tf.io.gfile.GFile(os.path.join(FLAGS.model_dir, "label_map.json"), "w") as f:
+            f.write(json.dumps({"labels": data.labels}, indent=1, ensure_ascii=False) + "\n")
+    settings = {name: FLAGS[name].value for name in (
+        "max_seq_length", "do_lower_case", "label_encoding", "doc_stride", "max_query_length",
+        "max_answer_length")}
+    with tf.io.gfile.GFile(os.path.join(FLAGS.model_dir, "finetuning_settings.json"), "w") as f:
+        f.write(json.dumps({"task_name": task, **settings}, indent=1) + "\n")
+
+
 def main(argv):
     del argv
     run_start = time.time()
     task = validate_flags()
     seeds = parse_seeds(FLAGS.seeds)
+    # First TF work of the process: multi-worker collectives must be configured
+    # before anything initializes the runtime.
+    strategy = distribute.create_strategy(FLAGS.distribution_strategy, FLAGS.tpu, FLAGS.num_gpus)
     vocab_file = FLAGS.vocab_file or os.path.join(FLAGS.init_checkpoint, "vocab.txt")
     FLAGS.vocab_file = vocab_file
     try:
@@ -621,7 +634,6 @@ def main(argv):
 
     if FLAGS.mixed_precision != "none":
         keras.mixed_precision.set_dtype_policy(f"mixed_{FLAGS.mixed_precision}")
-    strategy = distribute.create_strategy(FLAGS.distribution_strategy, FLAGS.tpu, FLAGS.num_gpus)
     try:
         micro_batch = distribute.per_replica_batch_size(
             FLAGS.train_batch_size, strategy.num_replicas_in_sync,
@@ -629,6 +641,8 @@ def main(argv):
     except ValueError as e:
         raise app.UsageError(str(e)) from e
     tf.io.gfile.makedirs(FLAGS.model_dir)
+    if distribute.is_chief(strategy):
+        write_export_metadata(task, data, config)
     logging.info("Task %s: %d training inputs, dev %s, metric %s (majority baseline %s).",
                  task, len(data.train["input_ids"]), data.dev.path, data.metric, data.baseline)
     per_seed = []

@@ -85,16 +85,10 @@ flags.DEFINE_integer("iterations_per_loop", 200, "Steps per host call; also the 
 flags.DEFINE_integer("save_checkpoints_steps", 1000, "Checkpoint period in steps.")
 flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept (0 keeps all).")
 flags.DEFINE_integer("seed", 0, "Seed of initialization, data order, masking and sampling.")
-flags.DEFINE_bool("use_xla", True, "Compile the step with XLA (jit_compile).")
 flags.DEFINE_integer("max_train_steps_this_run", None,
                      "Stop (with a checkpoint) after this many steps in this process.")
-# Scale-out.
-flags.DEFINE_enum("distribution_strategy", "default", list(distribute.STRATEGIES),
-                  "tf.distribute strategy.")
-flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (empty in Colab).")
-flags.DEFINE_integer("num_gpus", None, "GPUs for --distribution_strategy=mirrored.")
-flags.DEFINE_enum("mixed_precision", "none", ["none", "bfloat16", "float16"],
-                  "Compute dtype; variables stay float32.")
+distribute.define_flags()
+flags.adopt_module_key_flags(distribute)
 
 SETTINGS_FILE = "pretraining_settings.json"
 _ARCHITECTURE_FLAGS = (

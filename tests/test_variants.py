@@ -41,9 +41,9 @@ def features(batch=4, length=24, seed=0):
             "segment_ids": tf.zeros_like(ids)}
 
 
-def make(seed=1234, gen_fraction=0.5, dropout=0.1, max_predictions=5, **kwargs):
+def make(seed=1234, gen_fraction=0.5, dropout=0.1, max_predictions=5, layers=2, **kwargs):
     keras.utils.set_random_seed(seed)
-    d, g = configs(gen_fraction, dropout)
+    d, g = configs(gen_fraction, dropout, layers=layers)
     model = ElectraPretrainer(d, g, SPECIAL, max_predictions_per_seq=max_predictions, **kwargs)
     model.build()
     return model
@@ -175,7 +175,7 @@ def test_two_stage_requires_same_size():
 
 def test_two_stage_discriminator_starts_from_generator():
     """Through the real (XLA) train step, both stages."""
-    model = make(generator_training="two_stage", gen_fraction=1.0, dropout=0.0)
+    model = make(generator_training="two_stage", gen_fraction=1.0, dropout=0.0, layers=1)
     trainer = build_trainer(model)
     iterator = batches()
     d_before = [w.numpy() for w in model.discriminator.transformer_layers[0].weights]
