@@ -268,7 +268,7 @@ def main(argv):
             decay_power=FLAGS.lr_decay_power)
         optimizer = AdamWeightDecay(model.trainable_variables, schedule,
                                     weight_decay_rate=FLAGS.weight_decay_rate)
-        trainer = Trainer(strategy, model, optimizer, jit_compile=FLAGS.use_xla, seed=FLAGS.seed,
+        trainer = Trainer(strategy, model, optimizer, jit_compile=distribute.use_xla(FLAGS.use_xla, strategy), seed=FLAGS.seed,
                           dynamic_loss_scale=FLAGS.mixed_precision == "float16")
     checkpoint = tf.train.Checkpoint(**trainer.checkpoint_objects())
     # Every worker saves (saving is collective) but only the chief into model_dir.
