@@ -1,0 +1,1 @@
+"""Experiments built on the project CLIs (compute-matched comparisons)."""
