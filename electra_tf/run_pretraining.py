@@ -93,7 +93,8 @@ flags.adopt_module_key_flags(distribute)
 SETTINGS_FILE = "pretraining_settings.json"
 _ARCHITECTURE_FLAGS = (
     "model_size", "model_hparam_overrides", "embedding_size", "max_seq_length",
-    "generator_hidden_size", "generator_layers", "untied_generator_embeddings")
+    "generator_hidden_size", "generator_layers", "untied_generator_embeddings", "objective",
+    "generator_training", "uniform_generator", "untied_generator", "embedding_sharing")
 
 
 def _require(condition, flag, message):
@@ -171,7 +172,7 @@ def check_settings_match(model_dir):
         with tf.io.gfile.GFile(path) as f:
             saved = json.load(f)
         differing = [f"--{k}: checkpoint has {saved.get(k)!r}, flags say {v!r}"
-                     for k, v in current.items() if saved.get(k) != v]
+                     for k, v in current.items() if k in saved and saved[k] != v]
         if differing:
             raise app.UsageError(f"{model_dir} holds a run with another architecture:\n  "
                                  + "\n  ".join(differing)
