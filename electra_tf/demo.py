@@ -54,7 +54,9 @@ def main(argv):
                f"--pretrain_tfrecords={data_dir}/pretrain_data.tfrecord*",
                f"--vocab_file={vocab_file}", f"--model_dir={model_dir}", *extra_flags]
     logging.info("Running: %s", " ".join(command))
-    result = subprocess.run(command, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    # TF's C++ start-up chatter (CUDA probing, oneDNN notes) would bury the progress lines.
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ, "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(command, env=env)
     if result.returncode:
         sys.exit(result.returncode)
     done = time.time()

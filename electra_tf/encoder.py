@@ -69,12 +69,16 @@ class ElectraEncoder(keras.layers.Layer):
         hidden = self.embeddings(inputs["input_ids"], inputs["segment_ids"], dropout_key=next(keys))
         if self.embeddings_project is not None:
             hidden = self.embeddings_project(hidden)
-        bias = attention_bias_from_mask(inputs["input_mask"], self.compute_dtype)
+        bias = self.attention_bias(inputs["input_mask"])
         all_layers = []
         for layer in self.transformer_layers:
             hidden = layer(hidden, bias, dropout_key=next(keys))
             all_layers.append(hidden)
         return all_layers if return_all_layers else hidden
+
+    def attention_bias(self, input_mask):
+        """Additive attention bias; subclasses restrict which positions attend where."""
+        return attention_bias_from_mask(input_mask, self.compute_dtype)
 
     def dummy_inputs(self, batch_size=1, seq_length=8):
         ids = tf.zeros([batch_size, seq_length], tf.int32)

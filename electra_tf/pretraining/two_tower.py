@@ -33,18 +33,8 @@ class DirectionalEncoder(ElectraEncoder):
         super().__init__(config, embeddings=embeddings, **kwargs)
         self.direction = direction
 
-    def call(self, inputs, dropout_key=None, return_all_layers=False):
-        keys = (None if dropout_key is None else fold_seed(dropout_key, i)
-                for i in range(len(self.transformer_layers) + 1))
-        hidden = self.embeddings(inputs["input_ids"], inputs["segment_ids"], dropout_key=next(keys))
-        if self.embeddings_project is not None:
-            hidden = self.embeddings_project(hidden)
-        bias = directional_attention_bias(inputs["input_mask"], self.direction, self.compute_dtype)
-        all_layers = []
-        for layer in self.transformer_layers:
-            hidden = layer(hidden, bias, dropout_key=next(keys))
-            all_layers.append(hidden)
-        return all_layers if return_all_layers else hidden
+    def attention_bias(self, input_mask):
+        return directional_attention_bias(input_mask, self.direction, self.compute_dtype)
 
     def get_config(self):
         return {**super().get_config(), "direction": self.direction}

@@ -100,6 +100,18 @@ _O, _B, _I, _E, _S, _DOT, _OTHER = range(7)
 _PREFIX_CODES = {"O": _O, "B": _B, "I": _I, "E": _E, "S": _S, ".": _DOT}
 
 
+def _check_vocab_and_length(vocab, model, max_seq_length, minimum, layout):
+    """The checks every exported signature needs before it is traced."""
+    for token in ("[CLS]", "[SEP]", "[UNK]"):
+        if token not in vocab:
+            raise ExportError(f"the vocabulary lacks {token}")
+    if max_seq_length < minimum:
+        raise ExportError(f"max_seq_length must be at least {minimum} ({layout})")
+    if max_seq_length > model.config.max_position_embeddings:
+        raise ExportError(f"max_seq_length {max_seq_length} exceeds the model's "
+                          f"max_position_embeddings {model.config.max_position_embeddings}")
+
+
 class ExportError(ValueError):
     """An export cannot be written (existing version, bad inputs); the message says why."""
 
@@ -176,14 +188,7 @@ class TokenClassifierServer(tf.Module):
         if tokenizer not in TOKENIZERS:
             raise ExportError(f"tokenizer must be one of {TOKENIZERS}, got {tokenizer!r}")
         vocab, labels = list(vocab), list(labels)
-        for token in ("[CLS]", "[SEP]", "[UNK]"):
-            if token not in vocab:
-                raise ExportError(f"the vocabulary lacks {token}")
-        if max_seq_length < 3:
-            raise ExportError("max_seq_length must be at least 3 ([CLS] word [SEP])")
-        if max_seq_length > model.config.max_position_embeddings:
-            raise ExportError(f"max_seq_length {max_seq_length} exceeds the model's "
-                              f"max_position_embeddings {model.config.max_position_embeddings}")
+        _check_vocab_and_length(vocab, model, max_seq_length, 3, "[CLS] word [SEP]")
         if len(labels) != model.num_labels:
             raise ExportError(f"{len(labels)} labels but the model predicts {model.num_labels}")
         # Only the model's underlying tf.Variables are tracked, not the Keras
@@ -520,14 +525,7 @@ class SequenceClassifierServer(tf.Module):
                  name=None):
         super().__init__(name=name)
         vocab = list(vocab)
-        for token in ("[CLS]", "[SEP]", "[UNK]"):
-            if token not in vocab:
-                raise ExportError(f"the vocabulary lacks {token}")
-        if max_seq_length < 4:
-            raise ExportError("max_seq_length must be at least 4 ([CLS] a [SEP] b [SEP])")
-        if max_seq_length > model.config.max_position_embeddings:
-            raise ExportError(f"max_seq_length {max_seq_length} exceeds the model's "
-                              f"max_position_embeddings {model.config.max_position_embeddings}")
+        _check_vocab_and_length(vocab, model, max_seq_length, 4, "[CLS] a [SEP] b [SEP]")
         self.is_regression = bool(model.is_regression)
         if not self.is_regression and (labels is None or len(labels) != model.num_labels):
             raise ExportError(f"{model.num_labels} classes need as many labels, got {labels}")
@@ -656,15 +654,10 @@ class QuestionAnsweringServer(tf.Module):
                  strip_accents: Optional[bool] = None, name=None):
         super().__init__(name=name)
         vocab = list(vocab)
-        for token in ("[CLS]", "[SEP]", "[UNK]"):
-            if token not in vocab:
-                raise ExportError(f"the vocabulary lacks {token}")
+        _check_vocab_and_length(vocab, model, max_seq_length, 4, "[CLS] q [SEP] c [SEP]")
         if max_query_length + 3 >= max_seq_length:
             raise ExportError(f"max_query_length {max_query_length} leaves no room for the "
                               f"context in max_seq_length {max_seq_length}")
-        if max_seq_length > model.config.max_position_embeddings:
-            raise ExportError(f"max_seq_length {max_seq_length} exceeds the model's "
-                              f"max_position_embeddings {model.config.max_position_embeddings}")
         self.model_variables = [v.value for v in model.variables]
         self._call_model = _model_caller(model)
         self.version_2 = bool(model.version_2)
