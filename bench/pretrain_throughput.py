@@ -1,7 +1,7 @@
 """ELECTRA-Small pre-training train-step throughput: ours vs tf-models-official vs HF PyTorch.
 
-    .venv/bin/python bench/pretrain_throughput.py      # ours_fp32, tfm_noxla, hf_eager; batch 32; ~10 min on 2 cores
-    .venv/bin/python bench/pretrain_throughput.py --impls=ours_fp32,ours_bf16,ours_noxla,tfm_xla,tfm_noxla,hf_eager,hf_compile \
+    .venv/bin/python bench/pretrain_throughput.py      # ours_fp32, ours_bf16, tfm_noxla, hf_compile; batch 32; ~10 min on 2 cores
+    .venv/bin/python bench/pretrain_throughput.py --impls=ours_fp32,ours_bf16,ours_xla,ours_noxla,tfm_xla,tfm_noxla,hf_eager,hf_compile \
         --batch_sizes=32,128 --warmup=3 --steps=10 --repeats=5        # the full table (hours on 2 cores)
 
 Every implementation variant runs in its own child process (so peak RSS is
@@ -14,9 +14,11 @@ adjacent in time) and their median reported, which cancels most of the
 drift in load from other processes on a shared machine.
 
 Variants (--impls, comma-separated):
-  ours_fp32      electra_tf ElectraPretrainer + Trainer + AdamWeightDecay, XLA on, float32
+  ours_fp32      electra_tf ElectraPretrainer + Trainer + AdamWeightDecay, float32, as shipped:
+                 XLA by run_pretraining's default (on with a GPU/TPU, off on CPU)
   ours_bf16      the same under the keras mixed_bfloat16 policy (variables stay float32)
-  ours_noxla     ours fp32 with Trainer(jit_compile=False) (run_pretraining --nouse_xla): diagnostic
+  ours_xla       ours fp32 with XLA forced on (--use_xla): diagnostic
+  ours_noxla     ours fp32 with XLA forced off (--nouse_xla): diagnostic
   tfm_xla        official.nlp.modeling.models.ElectraPretrainer + BertEncoder (tf_keras), step jit-compiled
   tfm_noxla      the same, plain tf.function
   hf_eager       HF transformers ElectraForMaskedLM (G) + ElectraForPreTraining (D), PyTorch eager
@@ -26,13 +28,18 @@ All use the paper's ELECTRA-Small: D hidden 256 / 12 layers / 4 heads / FFN
 1024 / embedding 128; G hidden 64 / 12 layers / 1 head / FFN 256, embeddings
 tied with D; sequence 128; 19 masked positions per sequence; vocabulary
 30522; exact-erf GELU; dropout 0.1; generator head evaluated only at the
-masked positions; Gumbel-max sampling; loss = MLM + 50 * replaced-token BCE;
+masked positions; sampling from the generator's softmax (the peers by
+Gumbel-max, ours by an exact two-level inverse CDF: the same distribution);
+loss = MLM + 50 * replaced-token BCE;
 AdamW (weight decay 0.01, eps 1e-6) with global-norm clipping at 1.0.
 Data: random token ids (full-length sequences, two segments), masking done
 in-graph inside the step for every implementation.
 
 Output: one JSON line per timed block ("kind": "block"), one per variant
-("kind": "summary"), one per ours/peer pair ("kind": "ratio"), then a table.
+("kind": "summary"), one per ours/peer pair ("kind": "ratio"), one checking
+issue #8's targets ("kind": "targets": ours_fp32 >= 1.5x the faster peer,
+peak RSS <= the leaner peer's, time to first step <= every peer's), then a
+table.
 """
 
 import argparse
@@ -58,11 +65,16 @@ G = dict(hidden=64, layers=12, heads=1, ffn=256)
 PAD, UNK, CLS, SEP, MASK = 0, 100, 101, 102, 103
 FIRST_NORMAL_ID = 999
 
-ALL_IMPLS = ("ours_fp32", "ours_bf16", "ours_noxla", "tfm_xla", "tfm_noxla", "hf_eager", "hf_compile")
+ALL_IMPLS = ("ours_fp32", "ours_bf16", "ours_xla", "ours_noxla", "tfm_xla", "tfm_noxla",
+             "hf_eager", "hf_compile")
 # (ours, peer group): a peer group's "best" is its faster variant in each round.
 PEER_GROUPS = {"tf-models-official": ("tfm_xla", "tfm_noxla"), "HF PyTorch": ("hf_eager", "hf_compile"),
-               # Diagnostics within ours: XLA vs not, bf16 vs fp32.
-               "ours, no XLA": ("ours_noxla",), "ours fp32": ("ours_fp32",)}
+               "any peer": ("tfm_xla", "tfm_noxla", "hf_eager", "hf_compile"),
+               # Diagnostics within ours: XLA forced on / off, bf16 vs fp32.
+               "ours, XLA on": ("ours_xla",), "ours, XLA off": ("ours_noxla",),
+               "ours fp32": ("ours_fp32",)}
+PEERS = PEER_GROUPS["any peer"]
+TARGET_SPEEDUP = 1.5
 
 
 # ----------------------------------------------------------------------------------------------
@@ -181,12 +193,13 @@ def random_pool(batch, seed, n_batches=4):
     return ids, mask, seg
 
 
-def child_ours(args, bf16, xla=True):
+def child_ours(args, bf16, xla=None):
     import electra_tf  # noqa: F401  (selects the Keras backend)
     import functools
     import keras
     import tensorflow as tf
     from electra_tf import config as config_lib
+    from electra_tf import distribute
     from electra_tf.optimization import AdamWeightDecay, learning_rate_at
     from electra_tf.pretraining.model import ElectraPretrainer
     from electra_tf.tokenization import SpecialTokens
@@ -209,7 +222,8 @@ def child_ours(args, bf16, xla=True):
         schedule = functools.partial(learning_rate_at, base_learning_rate=args.learning_rate,
                                      num_train_steps=1_000_000, num_warmup_steps=args.lr_warmup)
         optimizer = AdamWeightDecay(model.trainable_variables, schedule, weight_decay_rate=0.01)
-        trainer = Trainer(strategy, model, optimizer, jit_compile=xla, seed=args.seed)
+        trainer = Trainer(strategy, model, optimizer, seed=args.seed,
+                          jit_compile=distribute.use_xla(xla, strategy))
     ids, mask, seg = random_pool(args.batch, args.seed)
     data = tf.data.Dataset.from_tensor_slices(
         {"input_ids": ids, "input_mask": mask, "segment_ids": seg}).repeat()
@@ -222,7 +236,7 @@ def child_ours(args, bf16, xla=True):
         sums = trainer.train(iterator, n)
         return float(sums["loss"]) / n
 
-    return run, dict(t_import=t_import, t_built=t_built, params=n_params,
+    return run, dict(t_import=t_import, t_built=t_built, params=n_params, xla=trainer.jit_compile,
                      device=("GPU" if tf.config.list_physical_devices("GPU") else "CPU"))
 
 
@@ -397,6 +411,7 @@ def child_main(args):
     t0 = time.perf_counter()
     builders = {"ours_fp32": lambda: child_ours(args, bf16=False),
                 "ours_bf16": lambda: child_ours(args, bf16=True),
+                "ours_xla": lambda: child_ours(args, bf16=False, xla=True),
                 "ours_noxla": lambda: child_ours(args, bf16=False, xla=False),
                 "tfm_xla": lambda: child_tfm(args, xla=True),
                 "tfm_noxla": lambda: child_tfm(args, xla=False),
@@ -475,7 +490,9 @@ def summarize(batch, impls, ready, blocks, final, repeats, peak32, peak16, out):
             continue
         for group, members in PEER_GROUPS.items():
             present = [m for m in members if m in summaries and m != ours]
-            for peer in present + (["best"] if len(present) > 1 else []):
+            # "any peer" only adds its per-round best; its members have their own groups.
+            singles = [] if group == "any peer" else present
+            for peer in singles + (["best"] if len(present) > 1 else []):
                 per_round = []
                 for r in range(repeats):
                     mine = [x["seq_per_s"] for x in blocks[ours] if x["round"] == r]
@@ -493,7 +510,34 @@ def summarize(batch, impls, ready, blocks, final, repeats, peak32, peak16, out):
                            "per_round": per_round}
                     ratios.append(rec)
                     out(rec)
+    targets = check_targets(batch, summaries, ratios)
+    if targets:
+        out(targets)
     return summaries, ratios
+
+
+def check_targets(batch, summaries, ratios):
+    """Issue #8's bar for ours_fp32 against the peers that ran (None if none did)."""
+    peers = {impl: s for impl, s in summaries.items() if impl in PEERS}
+    if "ours_fp32" not in summaries or not peers:
+        return None
+    ours = summaries["ours_fp32"]
+    faster = max(peers, key=lambda impl: peers[impl]["seq_per_s_median"])
+    leaner = min(peers, key=lambda impl: peers[impl]["peak_rss_mib"])
+    speedup = next((r["throughput_ratio_median"] for r in ratios if r["ours"] == "ours_fp32"
+                    and r["peer"] == ("best any peer" if len(peers) > 1 else faster)), None)
+    slowest_start = max(s["time_to_first_step_s"] for s in peers.values())
+    fastest_start = min(s["time_to_first_step_s"] for s in peers.values())
+    return {"kind": "targets", "batch": batch, "faster_peer": faster,
+            "speedup_vs_faster_peer": speedup, "speedup_target": TARGET_SPEEDUP,
+            "speedup_met": speedup is not None and speedup >= TARGET_SPEEDUP,
+            "leaner_peer": leaner, "peak_rss_mib": ours["peak_rss_mib"],
+            "leaner_peer_peak_rss_mib": peers[leaner]["peak_rss_mib"],
+            "memory_met": ours["peak_rss_mib"] <= peers[leaner]["peak_rss_mib"],
+            "time_to_first_step_s": ours["time_to_first_step_s"],
+            "peers_time_to_first_step_s": {i: s["time_to_first_step_s"] for i, s in peers.items()},
+            "time_to_first_step_met": ours["time_to_first_step_s"] <= fastest_start,
+            "time_to_first_step_within_peers": ours["time_to_first_step_s"] <= slowest_start}
 
 
 def summarize_file(path, peak32, peak16):
@@ -535,6 +579,19 @@ def print_tables(peak_desc, tables, header):
         for r in ratios:
             print(f"  {r['ours']} / {r['peer']}: x{r['throughput_ratio_median']:.2f} "
                   f"(per round: {', '.join(f'{x:.2f}' for x in r['per_round'])})")
+        targets = check_targets(batch, summaries, ratios)
+        if targets:
+            def verdict(met):
+                return "met" if met else "NOT met"
+            speedup = targets["speedup_vs_faster_peer"]
+            print(f"  targets: throughput x{speedup or float('nan'):.2f} vs {targets['faster_peer']} "
+                  f"(>= x{TARGET_SPEEDUP}: {verdict(targets['speedup_met'])}); peak RSS "
+                  f"{targets['peak_rss_mib']:.0f} vs {targets['leaner_peer']} "
+                  f"{targets['leaner_peer_peak_rss_mib']:.0f} MiB ({verdict(targets['memory_met'])}); "
+                  f"time to first step {targets['time_to_first_step_s']:.1f} s vs "
+                  + ", ".join(f"{i} {t:.1f}" for i, t in
+                              targets["peers_time_to_first_step_s"].items())
+                  + f" ({verdict(targets['time_to_first_step_met'])})")
 
 
 class Child:
@@ -601,9 +658,9 @@ def detect_device(requested):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch_sizes", default="32", help="comma-separated global batch sizes")
-    p.add_argument("--impls", default="ours_fp32,tfm_noxla,hf_eager",
-                   help="comma-separated variants, of: " + ",".join(ALL_IMPLS) + " (the default "
-                        "is the three that fit in ~10 minutes on 2 cores)")
+    p.add_argument("--impls", default="ours_fp32,ours_bf16,tfm_noxla,hf_compile",
+                   help="comma-separated variants, of: " + ",".join(ALL_IMPLS) + " (the default: "
+                        "ours and each peer at its best setting on CPU; ~10 minutes on 2 cores)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps after the first step")
     p.add_argument("--steps", type=int, default=2, help="steps per timed block")
     p.add_argument("--repeats", type=int, default=3, help="timed blocks (rounds) per variant")

@@ -41,6 +41,7 @@ class Trainer:
             self.rng = tf.random.Generator.from_seed(seed)
             self.loss_scale = DynamicLossScale() if dynamic_loss_scale else None
         self._compiled_gradients = tf.function(self._gradients, jit_compile=jit_compile)
+        self._train_step = tf.function(self._one_step)
         self._train_steps = tf.function(self._train_steps_fn)
 
     @property
@@ -66,13 +67,17 @@ class Trainer:
         return sums
 
     def _train_steps_fn(self, iterator, num_steps):
-        sums = self._one_step(next(iterator))
-        for _ in tf.range(num_steps - 1):
-            step_stats = self._one_step(next(iterator))
-            sums = tf.nest.map_structure(tf.add, sums, step_stats)
+        # The step is traced once and called in the loop: peeling a first
+        # call off the loop (for the sums' structure) would put two copies
+        # of it in the graph and double the time to the first step.
+        step = self._train_step.get_concrete_function(iterator)
+        sums = tf.nest.map_structure(lambda t: tf.zeros(t.shape, t.dtype), step.structured_outputs)
+        for _ in tf.range(num_steps):
+            sums = tf.nest.map_structure(tf.add, sums, self._train_step(iterator))
         return sums
 
-    def _one_step(self, batches):
+    def _one_step(self, iterator):
+        batches = next(iterator)
         key = stateless_random.key_from_seed(self.rng.make_seeds(1)[:, 0])
         # Stats travel as one flat vector: one collective per step, and
         # MultiWorkerMirroredStrategy cannot reduce nested structures in a tf.function.

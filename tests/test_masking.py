@@ -89,21 +89,46 @@ def test_masking_depends_only_on_example_index():
     np.testing.assert_array_equal(whole, halves)
 
 
+def _chi_square(samples, probs):
+    expected = probs * samples.size
+    observed = np.bincount(samples, minlength=probs.size)
+    return ((observed - expected) ** 2 / expected).sum()
+
+
 @pytest.mark.parametrize("temperature", [1.0, 2.0])
-def test_gumbel_samples_follow_softmax(temperature):
+def test_samples_follow_softmax(temperature):
     logits = tf.constant([[[2.0, 1.0, 0.0, -1.0, 0.5]]])
     draws = 20000
-    samples = masking.gumbel_sample(tf.tile(logits, [draws, 1, 1]), stateless_random.key_from_seed(
+    samples = masking.sample_tokens(tf.tile(logits, [draws, 1, 1]), stateless_random.key_from_seed(
         [7, 8]), tf.range(draws), temperature=temperature).numpy().ravel()
-    expected = tf.nn.softmax(logits[0, 0] / temperature).numpy() * draws
-    observed = np.bincount(samples, minlength=5)
-    chi_square = ((observed - expected) ** 2 / expected).sum()
-    assert chi_square < 25  # 4 degrees of freedom; p < 1e-4 above 23.5
+    probs = tf.nn.softmax(logits[0, 0] / temperature).numpy()
+    assert _chi_square(samples, probs) < 25  # 4 degrees of freedom; p < 1e-4 above 23.5
+
+
+def test_samples_follow_softmax_across_blocks():
+    # 50 tokens: 7 blocks of 8, the last one padded, and a second masked position.
+    logits = tf.constant(np.random.default_rng(3).normal(0.0, 1.5, size=(1, 2, 50)), tf.float32)
+    draws = 20000
+    samples = masking.sample_tokens(tf.tile(logits, [draws, 1, 1]), stateless_random.key_from_seed(
+        [5, 6]), tf.range(draws)).numpy()
+    for position in range(2):
+        probs = tf.nn.softmax(logits[0, position]).numpy()
+        assert _chi_square(samples[:, position], probs) < 95  # 49 dof; p < 1e-4 above 93
+    # Positions draw independently: their joint frequencies factorise.
+    assert abs(np.corrcoef(samples[:, 0], samples[:, 1])[0, 1]) < 0.03
+
+
+def test_inverse_cdf_never_lands_on_zero_weight():
+    weights = tf.constant([[0.0, 0.3, 0.7, 0.0, 0.0], [0.0, 1e-30, 0.0, 3e-30, 0.0],
+                           [0.0, 0.0, 1.5, 0.0, 0.0]] * 2)
+    lowest, highest = 0.0, 1.0 - 2.0 ** -24   # the extremes a 24-bit uniform takes
+    index = masking._inverse_cdf(weights, tf.constant([lowest] * 3 + [highest] * 3))
+    np.testing.assert_array_equal(index.numpy(), [1, 1, 2, 2, 3, 2])
 
 
 def test_disallow_correct_never_samples_the_original():
     logits = tf.constant(np.log(np.array([[[0.97, 0.01, 0.01, 0.01]]] * 500, np.float32)))
-    samples = masking.gumbel_sample(logits, stateless_random.key_from_seed([1, 1]), tf.range(500),
+    samples = masking.sample_tokens(logits, stateless_random.key_from_seed([1, 1]), tf.range(500),
                                     disallow_ids=tf.zeros([500, 1], tf.int32)).numpy()
     assert (samples != 0).all()
 

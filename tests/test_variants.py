@@ -86,12 +86,17 @@ def patch_output(monkeypatch, layer, transform, record=None):
 
 
 def test_default_objective_unchanged():
-    """The loss recorded before the variants were added (same seed, batch and key)."""
+    """The loss recorded before the variants were added (same seed, batch and key).
+
+    The discriminator's numbers were re-recorded when generator sampling moved
+    from Gumbel-max to inverse-CDF draws (other samples from the same
+    distribution); the generator's MLM loss is the one first recorded.
+    """
     model = make()
     loss, stats = run(model, features())
-    np.testing.assert_allclose(float(loss), 39.09556198120117, rtol=1e-6)
+    np.testing.assert_allclose(float(loss), 39.105560302734375, rtol=1e-6)
     np.testing.assert_allclose(float(stats["masked_lm_loss_sum"]), 69.44425201416016, rtol=1e-6)
-    np.testing.assert_allclose(float(stats["disc_loss_sum"]), 62.0387077331543, rtol=1e-6)
+    np.testing.assert_allclose(float(stats["disc_loss_sum"]), 62.056697845458984, rtol=1e-6)
     assert model.objective == "electra" and model.embedding_sharing == "embeddings"
     assert model.generator.embeddings is model.discriminator.embeddings
 

@@ -17,9 +17,18 @@ def fold_seed(key, salt: int):
     return stateless_random.fold(key, salt)
 
 
+def is_active(rate: float, key) -> bool:
+    """Dropout applies: training (a key is given) and a positive rate."""
+    return key is not None and rate > 0.0
+
+
+def apply_dropout(x, keep, rate: float):
+    """x scaled by 1 / (1 - rate) where `keep`, else 0."""
+    return tf.where(keep, x * tf.cast(1.0 / (1.0 - rate), x.dtype), tf.zeros([], x.dtype))
+
+
 def stateless_dropout(x, rate: float, key):
     """Inverted dropout; the identity when `key` is None (inference) or rate is 0."""
-    if key is None or rate == 0.0:
+    if not is_active(rate, key):
         return x
-    keep = stateless_random.uniform_like(x, key) >= rate
-    return tf.where(keep, x / tf.cast(1.0 - rate, x.dtype), tf.zeros_like(x))
+    return apply_dropout(x, stateless_random.keep_mask(x, rate, key), rate)

@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from electra_tf.layers.dropout import stateless_dropout
+from electra_tf.layers.normalization import LayerNorm
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -27,7 +28,7 @@ class ElectraEmbeddings(keras.layers.Layer):
         self.initializer_range = initializer_range
         self.layer_norm_eps = layer_norm_eps
         self.dropout_rate = dropout_rate
-        self.layer_norm = keras.layers.LayerNormalization(
+        self.layer_norm = LayerNorm(
             epsilon=layer_norm_eps, dtype=self.dtype_policy, name="LayerNorm")
 
     def build(self, input_shape=None):

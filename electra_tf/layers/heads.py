@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from electra_tf.layers.normalization import LayerNorm
 from electra_tf.layers.transformer import _dense, exact_gelu
 
 
@@ -21,7 +22,7 @@ class MaskedLMHead(keras.layers.Layer):
         self.layer_norm_eps = layer_norm_eps
         self.dense = _dense(embeddings.embedding_size, initializer_range, "dense",
                             self.dtype_policy, activation=exact_gelu)
-        self.layer_norm = keras.layers.LayerNormalization(
+        self.layer_norm = LayerNorm(
             epsilon=layer_norm_eps, dtype=self.dtype_policy, name="LayerNorm")
 
     def build(self, input_shape):
@@ -33,8 +34,12 @@ class MaskedLMHead(keras.layers.Layer):
 
     def call(self, hidden):
         hidden = tf.cast(self.layer_norm(self.dense(hidden)), tf.float32)
-        table = tf.convert_to_tensor(self.embeddings.word_embeddings)
-        return tf.matmul(hidden, tf.cast(table, tf.float32), transpose_b=True) + self.output_bias
+        table = tf.cast(tf.convert_to_tensor(self.embeddings.word_embeddings), tf.float32)
+        # A 2-D matmul: broadcasting the table over a [batch, positions, ...]
+        # input makes its gradient a [batch, vocab, embedding] tensor first.
+        rows = tf.reshape(hidden, [-1, hidden.shape[-1]])
+        logits = tf.matmul(rows, table, transpose_b=True) + self.output_bias
+        return tf.reshape(logits, tf.concat([tf.shape(hidden)[:-1], [self.embeddings.vocab_size]], 0))
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")

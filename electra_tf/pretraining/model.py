@@ -400,7 +400,7 @@ class ElectraPretrainer(keras.Model):
         mlm_nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=masked.masked_lm_ids, logits=mlm_logits)
 
-        sampled_ids = masking.gumbel_sample(
+        sampled_ids = masking.sample_tokens(
             mlm_logits, fold_seed(key, _SAMPLE_SALT), example_index, self.temperature,
             disallow_ids=masked.masked_lm_ids if self.disallow_correct else None)
         mlm_loss_sum = tf.reduce_sum(mlm_nll * weights)
