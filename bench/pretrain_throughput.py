@@ -599,7 +599,10 @@ class Child:
         cmd = [sys.executable, os.path.abspath(__file__), f"--child={impl}", f"--batch={batch}",
                f"--warmup={args.warmup}", f"--seed={args.seed}", f"--device={args.device}",
                f"--learning_rate={args.learning_rate}", f"--lr_warmup={args.lr_warmup}"]
+        # A fresh inductor cache: torch.compile's time to first step is that of
+        # a first run, not of a rerun that finds its kernels compiled already.
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_FORCE_GPU_ALLOW_GROWTH="true",
+                   TORCHINDUCTOR_CACHE_DIR=os.path.join(args.log_dir, f"inductor_{impl}_b{batch}"),
                    PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
         if args.device == "cpu":
             env["CUDA_VISIBLE_DEVICES"] = ""

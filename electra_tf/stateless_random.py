@@ -84,6 +84,6 @@ def keep_mask(x, rate, key):
     return uniform_like(x, key) >= rate
 
 
-@tf.function(jit_compile=True)
+@tf.function(jit_compile=True, autograph=False)
 def _compiled_keep_mask(shape, rate, key):
     return uniform(shape, key) >= rate

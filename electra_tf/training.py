@@ -40,9 +40,12 @@ class Trainer:
         with strategy.scope():
             self.rng = tf.random.Generator.from_seed(seed)
             self.loss_scale = DynamicLossScale() if dynamic_loss_scale else None
-        self._compiled_gradients = tf.function(self._gradients, jit_compile=jit_compile)
-        self._train_step = tf.function(self._one_step)
-        self._train_steps = tf.function(self._train_steps_fn)
+        # No AutoGraph: the step has no data-dependent Python control flow,
+        # and converting every function it calls took a third of the tracing.
+        self._compiled_gradients = tf.function(self._gradients, jit_compile=jit_compile,
+                                               autograph=False)
+        self._train_step = tf.function(self._one_step, autograph=False)
+        self._train_steps = tf.function(self._train_steps_fn, autograph=False)
 
     @property
     def step(self) -> int:
@@ -71,9 +74,12 @@ class Trainer:
         # call off the loop (for the sums' structure) would put two copies
         # of it in the graph and double the time to the first step.
         step = self._train_step.get_concrete_function(iterator)
-        sums = tf.nest.map_structure(lambda t: tf.zeros(t.shape, t.dtype), step.structured_outputs)
-        for _ in tf.range(num_steps):
-            sums = tf.nest.map_structure(tf.add, sums, self._train_step(iterator))
+        zeros = tf.nest.map_structure(lambda t: tf.zeros(t.shape, t.dtype), step.structured_outputs)
+
+        def accumulate(done, sums):
+            return done + 1, tf.nest.map_structure(tf.add, sums, self._train_step(iterator))
+
+        _, sums = tf.while_loop(lambda done, _: done < num_steps, accumulate, (0, zeros))
         return sums
 
     def _one_step(self, iterator):
