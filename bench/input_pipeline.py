@@ -9,8 +9,8 @@ Measures, on real TFRecords, interleaved over --repeats rounds:
   pipeline+masking  the same, each batch then passed through the in-graph dynamic masking
                     (electra_tf.pretraining.masking.mask_inputs, XLA-compiled as in the step)
   masking only      mask_inputs on one fixed batch (its share of the step's cost)
-and, unless --no_train_step, the consumer: ours ElectraPretrainer train step (Trainer, XLA,
-fp32) fed (a) from the real pipeline and (b) from the same batches held in memory; if (a) is
+and, unless --no_train_step, the consumer: ours ElectraPretrainer train step (Trainer, fp32,
+XLA by run_pretraining's default for the device) fed (a) from the real pipeline and (b) from the same batches held in memory; if (a) is
 no slower than (b) the pipeline is not the bottleneck, even sharing the CPU with the step.
 
 With no --pretrain_tfrecords, a corpus of the first --corpus_lines lines of
@@ -202,6 +202,7 @@ def train_step_rates(args, special, pattern):
     import functools
     import keras
     from electra_tf import config as config_lib
+    from electra_tf import distribute
     from electra_tf.optimization import AdamWeightDecay, learning_rate_at
     from electra_tf.pretraining.model import ElectraPretrainer
     from electra_tf.training import Trainer, accumulation_batches
@@ -216,7 +217,8 @@ def train_step_rates(args, special, pattern):
         schedule = functools.partial(learning_rate_at, base_learning_rate=5e-4,
                                      num_train_steps=1_000_000, num_warmup_steps=10_000)
         optimizer = AdamWeightDecay(model.trainable_variables, schedule, weight_decay_rate=0.01)
-        trainer = Trainer(strategy, model, optimizer, jit_compile=True, seed=0)
+        trainer = Trainer(strategy, model, optimizer, seed=0,
+                          jit_compile=distribute.use_xla(None, strategy))
 
     batch, seq = args.batch_size, args.max_seq_length
 

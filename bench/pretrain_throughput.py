@@ -738,7 +738,17 @@ def main():
             order = list(children)
             for r in range(args.repeats):
                 for impl in (order if r % 2 == 0 else order[::-1]):
-                    res = children[impl].send({"cmd": "run", "steps": args.steps})
+                    if impl not in children:
+                        continue
+                    try:
+                        res = children[impl].send({"cmd": "run", "steps": args.steps})
+                    except (OSError, RuntimeError) as e:
+                        # E.g. killed for memory: every child stays resident, so at large
+                        # batches run fewer variants per invocation.
+                        out({"kind": "error", "impl": impl, "batch": batch,
+                             "error": f"{type(e).__name__}: {e}; exit code {children[impl].proc.wait()}"})
+                        children.pop(impl).log.close()
+                        continue
                     sps = res["steps"] / res["seconds"]
                     rec = {"kind": "block", "impl": impl, "batch": batch, "round": r,
                            "steps": res["steps"], "s_per_step": res["seconds"] / res["steps"],
