@@ -524,7 +524,8 @@ def run_seed(seed, data: TaskData, config, strategy, micro_batch) -> dict:
             num_warmup_steps=int(FLAGS.warmup_proportion * num_train_steps))
         optimizer = AdamWeightDecay(variables, schedule, weight_decay_rate=FLAGS.weight_decay_rate,
                                     lr_multipliers=multipliers)
-        trainer = Trainer(strategy, model, optimizer, jit_compile=distribute.use_xla(FLAGS.use_xla, strategy), seed=seed)
+        trainer = Trainer(strategy, model, optimizer, seed=seed,
+                          jit_compile=distribute.use_xla(FLAGS.use_xla, strategy))
     iterator = iter(strategy.distribute_datasets_from_function(
         _train_dataset(data.train, micro_batch, FLAGS.gradient_accumulation_steps, seed)))
     best_prefix = os.path.join(seed_dir, "best", "model")
@@ -549,7 +550,7 @@ def run_seed(seed, data: TaskData, config, strategy, micro_batch) -> dict:
             with writer.as_default(step=trainer.step):
                 tf.summary.scalar("loss", sums["loss"] / steps)
         scores = data.dev.score(predict(model, data.dev.arrays, FLAGS.eval_batch_size,
-                                        distribute.use_xla(FLAGS.use_xla, strategy)))
+                                        trainer.jit_compile))
         score = float(scores[data.metric])
         history.append({"step": trainer.step, **{k: float(v) for k, v in scores.items()}})
         logging.info("seed %d step %d dev %s %.4f (%s)", seed, trainer.step, data.metric, score,
@@ -569,8 +570,7 @@ def run_seed(seed, data: TaskData, config, strategy, micro_batch) -> dict:
     for eval_set in (data.dev, data.test):
         if eval_set is None:
             continue
-        outputs = predict(model, eval_set.arrays, FLAGS.eval_batch_size,
-                          distribute.use_xla(FLAGS.use_xla, strategy))
+        outputs = predict(model, eval_set.arrays, FLAGS.eval_batch_size, trainer.jit_compile)
         path = os.path.join(seed_dir, f"{eval_set.name}_predictions.{eval_set.suffix}")
         if chief:
             eval_set.write(outputs, path)

@@ -85,7 +85,8 @@ flags.DEFINE_float("learning_rate", 1e-3, "Pre-training peak learning rate.")
 flags.DEFINE_float("warmup_fraction", 0.1, "Warmup steps as a fraction of each run's steps.")
 flags.DEFINE_integer("iterations_per_loop", 100, "Pre-training steps per host call.")
 flags.DEFINE_list("pretrain_extra_flags", [], "More flags for every pre-training run.")
-flags.DEFINE_bool("use_xla", True, "--use_xla for pre-training and fine-tuning.")
+flags.DEFINE_bool("use_xla", None, "--use_xla for pre-training and fine-tuning (default: "
+                  "the runners' own, by device).")
 # Fine-tuning.
 flags.DEFINE_integer("finetune_train_examples", 1000, "Training sentences/examples used.")
 flags.DEFINE_integer("finetune_dev_examples", 500, "Dev sentences/examples scored.")
@@ -238,6 +239,11 @@ def variant_flops(name, vocab_size):
     return accounting(steps), steps
 
 
+def _xla_flags():
+    """--use_xla for the runners when set here; else they pick it by device."""
+    return [] if FLAGS.use_xla is None else [f"--use_xla={str(FLAGS.use_xla).lower()}"]
+
+
 def _latest_step(model_dir):
     state = os.path.join(model_dir, "checkpoint")
     if not os.path.exists(state):
@@ -263,7 +269,7 @@ def pretrain(name, vocab, records):
         f"--num_warmup_steps={int(FLAGS.warmup_fraction * total_steps)}",
         f"--iterations_per_loop={FLAGS.iterations_per_loop}",
         f"--save_checkpoints_steps={total_steps + 1}", "--keep_checkpoint_max=2",
-        f"--use_xla={str(FLAGS.use_xla).lower()}"]
+        *_xla_flags()]
     if FLAGS.embedding_size is not None:
         base.append(f"--embedding_size={FLAGS.embedding_size}")
     base += variant_flags(name) + list(FLAGS.pretrain_extra_flags)
@@ -308,7 +314,7 @@ def finetune(name, point, data_flags):
             f"--learning_rate={FLAGS.finetune_learning_rate}",
             f"--num_train_epochs={FLAGS.finetune_epochs}",
             f"--train_batch_size={FLAGS.finetune_batch_size}",
-            f"--use_xla={str(FLAGS.use_xla).lower()}"] + list(FLAGS.finetune_extra_flags),
+            *_xla_flags()] + list(FLAGS.finetune_extra_flags),
             os.path.join(FLAGS.work_dir, "logs", f"finetune_{name}_{point['point']}.log"))
     with open(results) as f:
         return json.load(f)
