@@ -17,6 +17,7 @@ import time
 from absl import app, flags, logging
 
 from electra_tf import build_pretraining_dataset, build_vocab, corpora
+from electra_tf.pretraining import curves
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", "runs/demo", "Where the corpus, data and model go.")
@@ -60,10 +61,17 @@ def main(argv):
     if result.returncode:
         sys.exit(result.returncode)
     done = time.time()
+    windows = curves.read_windows(str(model_dir / "train"))
+    curve_png = model_dir / "train" / "learning_curve.png"
+    base_rate = 1.0 - windows[-1]["replaced_fraction"]
+    curves.plot_curve(windows, str(curve_png), "ELECTRA demo: replaced token detection",
+                      base_rate=base_rate)
+    print("\n" + curves.describe(windows))
     print(f"\nDemo finished in {done - start:.0f} s (data preparation {prepared - start:.0f} s, "
           f"pre-training {done - prepared:.0f} s).")
     print(f"  checkpoints:       {model_dir}")
     print(f"  TensorBoard logs:  tensorboard --logdir {model_dir}/train")
+    print(f"  learning curve:    {curve_png}")
     print(f"  discriminator:     {model_dir}/discriminator (config.json, encoder.ckpt.*, vocab.txt)")
 
 

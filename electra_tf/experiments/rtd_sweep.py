@@ -25,6 +25,8 @@ import time
 
 from absl import app, flags, logging
 
+from electra_tf.pretraining import curves
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("spec", None, "JSON list of runs: name, data subfolder, flags.")
 flags.DEFINE_string("data_root", None, "Folder with vocab.txt and one TFRecord folder per data.")
@@ -36,10 +38,6 @@ flags.DEFINE_integer("parallel", 1, "Runs at a time.")
 flags.DEFINE_integer("threads_per_run", 1, "CPU threads of each run.")
 flags.DEFINE_list("only", [], "Run only these names from the spec.")
 
-METRICS = ("disc_auc", "disc_accuracy", "disc_loss", "masked_lm_accuracy",
-           "sampled_masked_lm_accuracy", "masked_lm_loss", "learning_rate", "train_flops")
-
-
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
@@ -49,20 +47,6 @@ def cpu_model():
     except OSError:
         pass
     return platform.processor() or "unknown"
-
-
-def read_windows(event_dir):
-    """{step: {metric: value}} from a run's TensorBoard event files."""
-    import tensorflow as tf  # the driver itself stays light; only parsing needs TF
-
-    windows = {}
-    for path in sorted(tf.io.gfile.glob(f"{event_dir}/events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for value in event.summary.value:
-                if value.tag in METRICS:
-                    windows.setdefault(event.step, {"wall_time": event.wall_time})[value.tag] = \
-                        float(tf.make_ndarray(value.tensor))
-    return windows
 
 
 def finished_runs(output):
@@ -87,14 +71,10 @@ def run_one(run, output):
     start = time.time()
     with open(os.path.join(model_dir, "log.txt"), "a") as log:
         result = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    windows = read_windows(os.path.join(model_dir, "train"))
-    first_wall = min((w["wall_time"] for w in windows.values()), default=start)
-    rows = []
-    for step in sorted(windows):
-        window = dict(windows[step])
-        wall = window.pop("wall_time")
-        rows.append({"run": run["name"], "step": step, "seconds": round(wall - first_wall, 1),
-                     **window})
+    windows = curves.read_windows(os.path.join(model_dir, "train"))
+    first_wall = windows[0]["wall_time"] if windows else start
+    rows = [{"run": run["name"], "seconds": round(w["wall_time"] - first_wall, 1),
+             **{k: v for k, v in w.items() if k != "wall_time"}} for w in windows]
     rows.append({"run": run["name"], "final": True, "returncode": result.returncode,
                  "flags": run["flags"], "data": run["data"],
                  "wall_seconds": round(time.time() - start, 1),

@@ -31,5 +31,7 @@ def pretraining_metrics(sums, steps):
         "disc_accuracy": _ratio(sums["disc_correct"], sums["real_tokens"]),
         "disc_precision": _ratio(sums["disc_true_positives"], sums["disc_predicted_positives"]),
         "disc_recall": _ratio(sums["disc_true_positives"], sums["disc_label_positives"]),
+        # 1 - this is the accuracy of answering "original" everywhere.
+        "replaced_fraction": _ratio(sums["disc_label_positives"], sums["real_tokens"]),
         "disc_auc": histogram_auc(sums["disc_positive_histogram"], sums["disc_negative_histogram"]),
     }
