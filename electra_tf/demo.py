@@ -27,6 +27,13 @@ flags.DEFINE_string("demo_flagfile", str(pathlib.Path(__file__).resolve().parent
                     "Pre-training flags of the demo.")
 
 
+def _max_seq_length(flagfile, extra_flags):
+    """The --max_seq_length the pre-training run will use, so the TFRecords match it."""
+    args = FLAGS.read_flags_from_files([f"--flagfile={flagfile}", *extra_flags], force_gnu=False)
+    values = [a.split("=", 1)[1] for a in args if a.startswith("--max_seq_length=")]
+    return int(values[-1]) if values else 128
+
+
 def main(argv):
     extra_flags = argv[1:]
     start = time.time()
@@ -45,7 +52,8 @@ def main(argv):
     if not (data_dir / build_pretraining_dataset.DATASET_INFO_FILE).exists():
         logging.info("Building pre-training TFRecords in %s", data_dir)
         examples = build_pretraining_dataset.build_pretraining_dataset(
-            corpus, str(vocab_file), str(data_dir), max_seq_length=128, num_out_files=8,
+            corpus, str(vocab_file), str(data_dir),
+            max_seq_length=_max_seq_length(FLAGS.demo_flagfile, extra_flags), num_out_files=8,
             num_processes=2, do_lower_case=True)
         logging.info("%d pre-training examples", examples)
     prepared = time.time()

@@ -37,6 +37,8 @@ flags.DEFINE_string("base_flagfile", str(pathlib.Path(__file__).resolve().parent
 flags.DEFINE_integer("parallel", 1, "Runs at a time.")
 flags.DEFINE_integer("threads_per_run", 1, "CPU threads of each run.")
 flags.DEFINE_list("only", [], "Run only these names from the spec.")
+flags.DEFINE_bool("collect_only", False, "Record the windows already logged in --runs_dir "
+                  "(runs stopped early) without training.")
 
 def cpu_model():
     try:
@@ -69,13 +71,16 @@ def run_one(run, output):
            "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": threads}
     os.makedirs(model_dir, exist_ok=True)
     start = time.time()
-    with open(os.path.join(model_dir, "log.txt"), "a") as log:
-        result = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    returncode = None
+    if not FLAGS.collect_only:
+        with open(os.path.join(model_dir, "log.txt"), "a") as log:
+            returncode = subprocess.run(command, env=env, stdout=log,
+                                        stderr=subprocess.STDOUT).returncode
     windows = curves.read_windows(os.path.join(model_dir, "train"))
     first_wall = windows[0]["wall_time"] if windows else start
     rows = [{"run": run["name"], "seconds": round(w["wall_time"] - first_wall, 1),
              **{k: v for k, v in w.items() if k != "wall_time"}} for w in windows]
-    rows.append({"run": run["name"], "final": True, "returncode": result.returncode,
+    rows.append({"run": run["name"], "final": True, "returncode": returncode,
                  "flags": run["flags"], "data": run["data"],
                  "wall_seconds": round(time.time() - start, 1),
                  "threads": FLAGS.threads_per_run, "parallel": FLAGS.parallel,
@@ -84,8 +89,8 @@ def run_one(run, output):
         for row in rows:
             f.write(json.dumps(row) + "\n")
     last = rows[-2] if len(rows) > 1 else {}
-    logging.info("%s: exit %d, step %s, disc_auc %s, masked_lm_accuracy %s", run["name"],
-                 result.returncode, last.get("step"), last.get("disc_auc"),
+    logging.info("%s: exit %s, step %s, disc_auc %s, masked_lm_accuracy %s", run["name"],
+                 returncode, last.get("step"), last.get("disc_auc"),
                  last.get("masked_lm_accuracy"))
 
 
