@@ -99,7 +99,16 @@ class LoadedEncoder:
 
 
 def read_config_file(path: str) -> ElectraConfig:
-    """An ElectraConfig from our `config.json` or an HF ELECTRA `config.json`."""
+    """An ElectraConfig from our `config.json` or an HF ELECTRA `config.json`.
+
+    Example:
+
+    ```python
+    from electra_tf.convert.load import read_config_file
+
+    read_config_file("electra-small-discriminator/config.json").hidden_size  # 256
+    ```
+    """
     try:
         with tf.io.gfile.GFile(path) as f:
             values = json.load(f)
@@ -119,11 +128,18 @@ def read_config_file(path: str) -> ElectraConfig:
 def find_checkpoint(path: str) -> CheckpointSource:
     """Tells the format of `path` from its files (and TF variable names), reading no weights.
 
+    Raises UnknownCheckpointFormat (listing the formats) or ConversionError (a
+    file missing beside another, naming both).
+
     Example:
 
-    >>> from electra_tf.convert.load import find_checkpoint
-    >>> find_checkpoint("electra_small").format  # google-research/electra release  # doctest: +SKIP
-    'original'
+    ```python
+    from electra_tf.convert.load import find_checkpoint
+
+    source = find_checkpoint("electra_small")  # google-research/electra release
+    print(source.format, source.checkpoint, source.vocab_file)
+    # original electra_small/electra_small electra_small/vocab.txt
+    ```
     """
     path = str(path).rstrip("/")
     if tf.io.gfile.isdir(path):
@@ -138,8 +154,7 @@ def find_checkpoint(path: str) -> CheckpointSource:
 
 
 def _find_in_directory(directory: str) -> CheckpointSource:
-    files = set(tf.io.gfile.listdir(directory))
-    files = {f.rstrip("/") for f in files}
+    files = {f.rstrip("/") for f in tf.io.gfile.listdir(directory)}
     vocab = _beside(directory, VOCAB_FILE)
     has_config = CONFIG_FILE in files
     if f"{WEIGHTS_PREFIX}.index" in files:
@@ -228,8 +243,9 @@ def _hf_do_lower_case(directory: str) -> Optional[bool]:
     with tf.io.gfile.GFile(path) as f:
         try:
             value = json.load(f).get("do_lower_case")
-        except json.JSONDecodeError:
-            return None
+        except json.JSONDecodeError as e:
+            raise ConversionError(f"{path} is not valid JSON ({e}); download it again, or "
+                                  "delete it and pass --do_lower_case yourself") from None
     return None if value is None else bool(value)
 
 
@@ -268,10 +284,10 @@ def load_encoder(path: str, num_attention_heads: Optional[int] = None) -> Loaded
     import electra_tf
 
     loaded = electra_tf.load_encoder("electra-small-discriminator")  # an HF download
-    ids = np.array([[101, 7592, 2088, 102]])
+    ids = np.array([[101, 7592, 2088, 102]])  # [CLS] hello world [SEP]
     hidden = loaded.encoder({"input_ids": ids, "input_mask": np.ones_like(ids),
                              "segment_ids": np.zeros_like(ids)})  # [1, 4, 256]
-    tokenizer = electra_tf.tokenization.FullTokenizer(loaded.vocab_file, loaded.do_lower_case)
+    print(loaded.format, loaded.vocab_file, loaded.do_lower_case)  # hf .../vocab.txt True
     ```
     """
     source = find_checkpoint(path)
