@@ -63,6 +63,8 @@ def test_hf_directories_load_to_hf_hidden_states(hf_models):
         assert loaded.do_lower_case is None  # no tokenizer_config.json here
         assert loaded.config.num_attention_heads == hf_models[name].config.num_attention_heads
         assert_matches_hf(loaded, torch, hf_models[name])
+    with pytest.raises(ConversionError, match=r"num_attention_heads=3 but .*disc has 2 heads"):
+        electra_tf.load_encoder(str(dirs["disc"]), num_attention_heads=3)
 
 
 def test_original_checkpoints_load_to_hf_hidden_states(hf_models, converted_pretraining,

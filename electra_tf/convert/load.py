@@ -260,10 +260,11 @@ def load_encoder(path: str, num_attention_heads: Optional[int] = None) -> Loaded
     Args:
       path: a directory or TF checkpoint prefix in any format listed in this
         module's docstring; the format is detected from the files.
-      num_attention_heads: only for original (TF1) checkpoints, whose shapes do
+      num_attention_heads: for original (TF1) checkpoints, whose shapes do
         not show the head count. Default: `config.json` beside the checkpoint
         when there is one (ours or HF's), else hidden_size // 64 (the
         original's rule, right for the released small/base/large models).
+        For the other formats it is checked against the checkpoint.
 
     Returns:
       A `LoadedEncoder`: `.encoder` (built, weights loaded, dropout off unless
@@ -301,6 +302,10 @@ def load_encoder(path: str, num_attention_heads: Optional[int] = None) -> Loaded
         else:
             bundle = _read(tf_models.read, source.checkpoint, num_attention_heads)
         encoder = native.encoder_from_bundle(bundle, source.checkpoint)
+    heads = encoder.config.num_attention_heads
+    if num_attention_heads is not None and num_attention_heads != heads:
+        raise ConversionError(f"num_attention_heads={num_attention_heads} but {source.checkpoint} "
+                              f"has {heads} heads; leave num_attention_heads out")
     if source.vocab_file is not None:
         vocab_size = len(tokenization.load_vocab(source.vocab_file))
         if vocab_size != encoder.config.vocab_size:
