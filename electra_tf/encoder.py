@@ -102,7 +102,8 @@ class ElectraEncoder(keras.layers.Layer):
             if not tf.io.gfile.exists(path):
                 raise FileNotFoundError(
                     f"{path} does not exist; a saved encoder directory holds {CONFIG_FILE} "
-                    f"and {WEIGHTS_PREFIX}.* (written by ElectraEncoder.save_pretrained)")
+                    f"and {WEIGHTS_PREFIX}.* (written by ElectraEncoder.save_pretrained). For "
+                    "HF, original TF1 or tf-models checkpoints use electra_tf.load_encoder")
         encoder = cls(ElectraConfig.load(config_path), **kwargs)
         encoder(encoder.dummy_inputs())
         status = tf.train.Checkpoint(encoder=encoder).read(f"{directory}/{WEIGHTS_PREFIX}")

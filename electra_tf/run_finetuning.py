@@ -4,6 +4,10 @@
         --init_checkpoint=runs/electra_small/discriminator \
         --data_dir=/path/to/wikiann_en --model_dir=runs/ner
 
+--init_checkpoint also takes a Hugging Face ELECTRA directory, a
+google-research/electra (TF1) checkpoint or a tf-models-official checkpoint
+as downloaded (see electra_tf.load_encoder).
+
 Flag names and defaults follow google-research/electra's
 configure_finetuning.py. Each seed in --seeds trains one model: the dev set
 is scored after every epoch, the best checkpoint (by the task metric) is kept
@@ -31,7 +35,8 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf import distribute, tokenization
-from electra_tf.config import ElectraConfig
+from electra_tf.convert.load import copy_encoder_weights, find_checkpoint, load_encoder
+from electra_tf.convert.report import ConversionError
 from electra_tf.encoder import CONFIG_FILE
 from electra_tf.finetuning import conll, glue, metrics, squad
 from electra_tf.finetuning.models import (
@@ -68,11 +73,14 @@ flags.DEFINE_enum("label_encoding", "BIOES", ["BIOES", "none"],
                   "Tagging: train span labels (B-/I- tags) as BIOES, as the original does; "
                   "predictions are written and scored as IOB2.")
 # Model.
-flags.DEFINE_string("init_checkpoint", None, "Pre-trained discriminator directory "
-                    "(<pretraining model_dir>/discriminator: config.json + encoder.ckpt).")
+flags.DEFINE_string("init_checkpoint", None, "Pre-trained discriminator: our directory "
+                    "(<pretraining model_dir>/discriminator: config.json + encoder.ckpt), a "
+                    "Hugging Face ELECTRA directory, a google-research/electra checkpoint or a "
+                    "tf-models-official checkpoint (the format is detected).")
 flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary (default: vocab.txt beside the "
                     "discriminator).")
-flags.DEFINE_bool("do_lower_case", True, "Lower-case the text (must match pre-training).")
+flags.DEFINE_bool("do_lower_case", True, "Lower-case the text (must match pre-training; default: "
+                  "an HF checkpoint's tokenizer_config.json when it says, else true).")
 flags.DEFINE_string("model_dir", None, "Checkpoints, predictions and results.json.")
 flags.DEFINE_integer("max_seq_length", 128, "Wordpieces per input (longer sentences are split "
                      "into windows for tagging, truncated for GLUE, strided for SQuAD).")
@@ -149,14 +157,16 @@ def validate_flags():
         if value:
             check = tf.io.gfile.isdir if name == "data_dir" else tf.io.gfile.exists
             _require(check(value), name, f"{value} does not exist")
-    _require(tf.io.gfile.isdir(FLAGS.init_checkpoint), "init_checkpoint",
-             f"{FLAGS.init_checkpoint} is not a directory (expected a discriminator directory "
-             f"with {CONFIG_FILE} and encoder.ckpt.*, e.g. <pretraining model_dir>/discriminator)")
-    vocab = FLAGS.vocab_file or os.path.join(FLAGS.init_checkpoint, "vocab.txt")
-    _require(tf.io.gfile.exists(vocab), "vocab_file",
-             f"{vocab} does not exist" + ("" if FLAGS.vocab_file else
-                                          " (the default beside --init_checkpoint); pass "
-                                          "--vocab_file"))
+    try:
+        source = find_checkpoint(FLAGS.init_checkpoint)
+    except ConversionError as e:
+        raise app.UsageError(f"--init_checkpoint: {e}") from None
+    if FLAGS.vocab_file:
+        _require(tf.io.gfile.exists(FLAGS.vocab_file), "vocab_file",
+                 f"{FLAGS.vocab_file} does not exist")
+    else:
+        _require(source.vocab_file, "vocab_file",
+                 f"is required: {source.checkpoint} has no vocab.txt beside it")
     _require(FLAGS.max_seq_length >= 3, "max_seq_length", "must leave room for [CLS] and [SEP]")
     _require(FLAGS.learning_rate > 0, "learning_rate", "must be positive")
     _require(0.0 <= FLAGS.layerwise_lr_decay <= 1.0, "layerwise_lr_decay",
@@ -502,7 +512,8 @@ def train_steps_for(num_examples):
     return total, sorted(points | {total})
 
 
-def run_seed(seed, data: TaskData, config, strategy, micro_batch) -> dict:
+def run_seed(seed, data: TaskData, pretrained_encoder, strategy, micro_batch) -> dict:
+    config = pretrained_encoder.config
     seed_dir = os.path.join(FLAGS.model_dir, f"seed_{seed}")
     tf.io.gfile.makedirs(seed_dir)
     keras.utils.set_random_seed(seed)
@@ -511,7 +522,7 @@ def run_seed(seed, data: TaskData, config, strategy, micro_batch) -> dict:
     with strategy.scope():
         model = data.make_model(config)
         model.build()
-        model.load_encoder_weights(FLAGS.init_checkpoint, vocab_file=FLAGS.vocab_file)
+        copy_encoder_weights(pretrained_encoder, model.encoder)
         variables = model.trainable_variables
         multipliers = None
         if FLAGS.layerwise_lr_decay > 0:
@@ -617,10 +628,17 @@ def main(argv):
     # First TF work of the process: multi-worker collectives must be configured
     # before anything initializes the runtime.
     strategy = distribute.create_strategy(FLAGS.distribution_strategy, FLAGS.tpu, FLAGS.num_gpus)
-    vocab_file = FLAGS.vocab_file or os.path.join(FLAGS.init_checkpoint, "vocab.txt")
-    FLAGS.vocab_file = vocab_file
     try:
-        config = ElectraConfig.load(os.path.join(FLAGS.init_checkpoint, CONFIG_FILE))
+        pretrained = load_encoder(FLAGS.init_checkpoint)
+        logging.info("Fine-tuning from %s (%s format).", pretrained.source.checkpoint,
+                     pretrained.format)
+        vocab_file = FLAGS.vocab_file = FLAGS.vocab_file or pretrained.vocab_file
+        if pretrained.do_lower_case is not None and not FLAGS["do_lower_case"].present:
+            FLAGS.do_lower_case = pretrained.do_lower_case
+        elif pretrained.do_lower_case not in (None, FLAGS.do_lower_case):
+            logging.warning("--do_lower_case=%s but %s says %s.", FLAGS.do_lower_case,
+                            FLAGS.init_checkpoint, pretrained.do_lower_case)
+        config = pretrained.config
         check_vocab_size(config.vocab_size, vocab_file, FLAGS.init_checkpoint)
         tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case=FLAGS.do_lower_case)
         _require(FLAGS.max_seq_length <= config.max_position_embeddings, "max_seq_length",
@@ -630,7 +648,7 @@ def main(argv):
     except (InputError, EncoderMismatchError, conll.ConllFormatError, glue.DataFormatError,
             FileNotFoundError, UnicodeDecodeError) as e:
         raise SystemExit(f"run_finetuning: error: {e}") from None
-    except ValueError as e:  # e.g. a vocabulary or config file that does not parse
+    except ValueError as e:  # e.g. a vocabulary that does not parse; ConversionError
         raise SystemExit(f"run_finetuning: error: {e}") from None
 
     if FLAGS.mixed_precision != "none":
@@ -648,10 +666,7 @@ def main(argv):
                  task, len(data.train["input_ids"]), data.dev.path, data.metric, data.baseline)
     per_seed = []
     for seed in seeds:
-        try:
-            per_seed.append(run_seed(seed, data, config, strategy, micro_batch))
-        except EncoderMismatchError as e:
-            raise SystemExit(f"run_finetuning: error: {e}") from None
+        per_seed.append(run_seed(seed, data, pretrained.encoder, strategy, micro_batch))
         logging.info("seed %d: best dev %s %.4f at step %d", seed, data.metric,
                      per_seed[-1]["score"], per_seed[-1]["best_step"])
     results = summarize(task, data.metric, per_seed, data.baseline, time.time() - run_start)

@@ -20,7 +20,7 @@ os.environ.setdefault("USE_TF", "0")  # transformers: torch models only
 
 import tensorflow as tf  # noqa: E402
 
-import electra_tf  # noqa: E402,F401
+import electra_tf  # noqa: E402
 from electra_tf import tokenization  # noqa: E402
 from electra_tf.config import ElectraConfig  # noqa: E402
 from electra_tf.convert import layout, native, original  # noqa: E402
@@ -299,6 +299,10 @@ def test_from_tf_models_bert_encoder_matches(tmp_path):
     ours = ElectraEncoder.from_pretrained(str(tmp_path / "enc"))
     assert ours.config.embedding_dim == 32 and ours.config.num_attention_heads == 2
     np.testing.assert_allclose(ours(x).numpy(), theirs, atol=ATOL)
+    # load_encoder finds the checkpoint in its directory (no `checkpoint` state file).
+    loaded = electra_tf.load_encoder(str(tmp_path / "bert"))
+    assert loaded.format == "tf_models" and loaded.source.checkpoint == f"{tmp_path}/bert/ckpt"
+    np.testing.assert_allclose(loaded.encoder(x).numpy(), theirs, atol=ATOL)
 
 
 class _RunsCode:

@@ -1,25 +1,18 @@
 """Command line: python -m electra_tf.convert <subcommand> [flags]; --help on each."""
 
 import argparse
-import json
 import os
 import sys
 
 import electra_tf  # noqa: F401  (selects the Keras backend)
-from electra_tf.config import ElectraConfig
 from electra_tf.convert.report import ConversionError
 
 
 def _load_config(path):
     if path is None:
         return None
-    with open(path) as f:
-        values = json.load(f)
-    try:
-        return ElectraConfig.from_dict(values)
-    except (TypeError, ValueError):
-        from electra_tf.convert import hf
-        return hf.electra_config(values)
+    from electra_tf.convert.load import read_config_file
+    return read_config_file(path)
 
 
 def _vocab(args, *dirs):

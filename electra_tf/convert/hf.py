@@ -86,20 +86,29 @@ def load_state_dict(directory: str) -> Dict[str, np.ndarray]:
     """HF weights as numpy, safely: safetensors first, else torch.load(weights_only=True)."""
     st_path = os.path.join(directory, SAFETENSORS)
     if os.path.exists(st_path):
-        from safetensors.numpy import load_file
-        return load_file(st_path)
+        return _load_safetensors(st_path)
     if os.path.exists(os.path.join(directory, SAFETENSORS + ".index.json")):
-        from safetensors.numpy import load_file
         with open(os.path.join(directory, SAFETENSORS + ".index.json")) as f:
             shards = sorted(set(json.load(f)["weight_map"].values()))
         out = {}
         for shard in shards:
-            out.update(load_file(os.path.join(directory, shard)))
+            out.update(_load_safetensors(os.path.join(directory, shard)))
         return out
     bin_path = os.path.join(directory, PYTORCH_BIN)
     if os.path.exists(bin_path):
         return _load_torch_bin(bin_path)
     raise ConversionError(f"{directory} holds neither {SAFETENSORS} nor {PYTORCH_BIN}")
+
+
+def _load_safetensors(path: str) -> Dict[str, np.ndarray]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError) as e:
+        raise ConversionError(
+            f"{path} is not a readable safetensors file ({str(e) or type(e).__name__}): it is "
+            "damaged or incomplete; download it again") from None
 
 
 def _load_torch_bin(path: str) -> Dict[str, np.ndarray]:
@@ -130,10 +139,16 @@ def read_config(directory: str) -> dict:
     if not os.path.exists(path):
         raise ConversionError(f"{path} does not exist; an HF model directory holds {CONFIG}")
     with open(path) as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ConversionError(f"{path} is not valid JSON ({e}); download it again") from None
 
 
 def electra_config(hf: dict) -> ElectraConfig:
+    if hf.get("model_type", "electra") != "electra":
+        raise ConversionError(f"This is an HF {hf['model_type']!r} model, not ELECTRA "
+                              "(config.json model_type); only ELECTRA weights convert")
     act = hf.get("hidden_act", "gelu")
     if act != "gelu":
         raise ConversionError(f"hidden_act {act!r} is not supported (only exact 'gelu')")
@@ -181,12 +196,18 @@ def detect_kind(state: dict) -> str:
 
 def read(directory: str, role: Optional[str] = None) -> layout.Bundle:
     """A Bundle from one HF directory. A generator alone gets its own embeddings
-    (`generator/embeddings/...`); `combine` ties them to a discriminator's."""
+    (`generator/embeddings/...`); `combine` ties them to a discriminator's.
+
+    `role="encoder"` reads only the ELECTRA encoder of any HF ELECTRA model (as
+    `ElectraModel.from_pretrained` does) and leaves its heads in the file.
+    """
     hf = read_config(directory)
     config = electra_config(hf)
     state = load_state_dict(directory)
     kind = role or detect_kind(state)
     prefix = "electra." if any(k.startswith("electra.") for k in state) else ""
+    if kind == "encoder":
+        state = {k: v for k, v in state.items() if k.startswith(prefix)}
     if kind == "generator":
         pairs = encoder_pairs(config, "generator", "generator", prefix) + generator_head_pairs()
     else:

@@ -107,14 +107,22 @@ def build_encoder(config: ElectraConfig) -> ElectraEncoder:
     return encoder
 
 
-def write_encoder_dir(bundle: layout.Bundle, directory: str, vocab_file: Optional[str] = None):
-    layout.validate(bundle, "the source", f"an encoder directory {directory}",
-                    vocab_size=_vocab_size(vocab_file), discriminator_head=False,
+def encoder_from_bundle(bundle: layout.Bundle, source: str = "the source",
+                        target: str = "an ElectraEncoder",
+                        vocab_size: Optional[int] = None) -> ElectraEncoder:
+    """The discriminator's encoder, built and loaded; other weights in the bundle are ignored."""
+    layout.validate(bundle, source, target, vocab_size=vocab_size, discriminator_head=False,
                     allow_unexpected=True)
     encoder = build_encoder(bundle.discriminator)
     variables = encoder_variables(encoder, "electra", "electra")
     _check_complete(variables, encoder)
-    assign(variables, bundle.weights, "the source")
+    assign(variables, bundle.weights, source)
+    return encoder
+
+
+def write_encoder_dir(bundle: layout.Bundle, directory: str, vocab_file: Optional[str] = None):
+    encoder = encoder_from_bundle(bundle, target=f"an encoder directory {directory}",
+                                  vocab_size=_vocab_size(vocab_file))
     encoder.save_pretrained(directory)
     if vocab_file:
         tf.io.gfile.copy(vocab_file, f"{directory}/vocab.txt", overwrite=True)

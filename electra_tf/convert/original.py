@@ -7,7 +7,7 @@ Names follow model/modeling.py (`electra/embeddings/...`,
 (`<variable>/adam_m`, `<variable>/adam_v`, `global_step`).
 """
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -33,11 +33,13 @@ def checkpoint_path(path: str) -> str:
     return path
 
 
-def read_variables(path: str) -> dict:
+def read_variables(path: str, keep: Optional[Callable[[str], bool]] = None) -> dict:
+    """Every variable by name, or those `keep(name)` accepts (the others are never read)."""
     reader = tf.train.load_checkpoint(checkpoint_path(path))
     names = reader.get_variable_to_shape_map()
     return {name: reader.get_tensor(name) for name in names
-            if name not in _IGNORED and not name.startswith("_CHECKPOINTABLE")}
+            if name not in _IGNORED and not name.startswith("_CHECKPOINTABLE")
+            and (keep is None or keep(name))}
 
 
 def read(path: str, num_attention_heads: Optional[int] = None,
