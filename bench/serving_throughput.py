@@ -15,6 +15,12 @@ each pipeline in its own fresh process with the same number of threads:
 * ``hf``: ``transformers.pipeline("token-classification",
   aggregation_strategy="first")`` in PyTorch, on the HF directory that
   ``python -m electra_tf.convert to-hf`` writes from the same token classifier.
+* ``ours_model`` / ``hf_model`` (diagnostics, where the time goes): the model
+  alone on the same texts, tokenized beforehand (FullTokenizer / the HF fast
+  tokenizer) and padded to the longest text of the call: the export's
+  ``predict_ids`` signature, and the HF model's forward under
+  ``torch.inference_mode``.  ours - ours_model is the cost of tokenization,
+  windowing, alignment, entity decoding and the Python dicts.
 * ``python`` (diagnostic, not in the default --impls): our Keras model in a
   ``tf.function`` behind FullTokenizer + ``conll.encode_sentences`` windows,
   first-piece labels and ``metrics.get_entities`` in Python.
@@ -70,7 +76,7 @@ SIZES = {"small": dict(hidden_size=256, num_hidden_layers=12, num_attention_head
                        intermediate_size=1024, embedding_size=128),
          "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                       intermediate_size=3072, embedding_size=768)}
-IMPLS = ("ours", "hf", "python")
+IMPLS = ("ours", "hf", "ours_model", "hf_model", "python")
 VOCAB_SIZE = 30522
 
 
@@ -150,6 +156,60 @@ def hf_pipeline(args):
     return entities
 
 
+def _padded(rows, max_seq_length):
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    rows = [row[:max_seq_length] for row in rows]
+    ids = np.zeros([len(rows), max(map(len, rows))], np.int32)
+    for i, row in enumerate(rows):
+        ids[i, :len(row)] = row
+    return ids
+
+
+def ours_model_only(args):
+    """The export's predict_ids on [CLS] pieces [SEP] rows precomputed with FullTokenizer."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    tf.config.set_visible_devices([], "GPU")
+    from electra_tf import tokenization  # pylint: disable=import-outside-toplevel
+    predict_ids = tf.saved_model.load(args.model_path).signatures["predict_ids"]
+    tokenizer = tokenization.FullTokenizer(os.path.join(args.model_path, "assets", "vocab.txt"),
+                                           do_lower_case=True)
+    cls, sep = tokenizer.vocab.index("[CLS]"), tokenizer.vocab.index("[SEP]")
+    with open(args.texts_file, encoding="utf-8") as f:
+        pieces = tokenizer.tokenize(json.load(f)).to_list()
+    rows = {}
+
+    def entities(texts):
+        ids = tf.constant(_padded([rows[t] for t in texts], args.max_seq_length))
+        predict_ids(input_ids=ids, input_mask=tf.cast(ids > 0, tf.int32),
+                    segment_ids=tf.zeros_like(ids))
+        return [[] for _ in texts]
+    entities.prepare = lambda texts: rows.update(
+        (t, [cls] + p[:args.max_seq_length - 2] + [sep]) for t, p in zip(texts, pieces))
+    return entities
+
+
+def hf_model_only(args):
+    """The HF model's forward on ids precomputed with its fast tokenizer."""
+    import torch  # pylint: disable=import-outside-toplevel
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(args.threads)
+    from transformers import AutoModelForTokenClassification, AutoTokenizer  # pylint: disable=import-outside-toplevel
+    tokenizer = AutoTokenizer.from_pretrained(args.model_path, model_max_length=args.max_seq_length)
+    model = AutoModelForTokenClassification.from_pretrained(args.model_path).eval()
+    rows = {}
+
+    def entities(texts):
+        ids = torch.from_numpy(_padded([rows[t] for t in texts], args.max_seq_length)).long()
+        with torch.inference_mode():
+            model(input_ids=ids, attention_mask=(ids > 0).long())
+        return [[] for _ in texts]
+    entities.prepare = lambda texts: rows.update(
+        zip(texts, tokenizer(texts, truncation=True)["input_ids"]))
+    return entities
+
+
 def python_pipeline(args):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -184,9 +244,12 @@ def python_pipeline(args):
 
 def child_main(args):
     start = time.perf_counter()
-    entities = {"ours": ours_pipeline, "hf": hf_pipeline, "python": python_pipeline}[args.child](args)
+    entities = {"ours": ours_pipeline, "hf": hf_pipeline, "ours_model": ours_model_only,
+                "hf_model": hf_model_only, "python": python_pipeline}[args.child](args)
     with open(args.texts_file, encoding="utf-8") as f:
         texts = json.load(f)
+    if hasattr(entities, "prepare"):
+        entities.prepare(texts)
     loaded = time.perf_counter()
     checked = [e for i in range(0, args.check_texts, 32)
                for e in entities(texts[i:min(i + 32, args.check_texts)])]
@@ -355,7 +418,8 @@ def run_size(size, args, texts, out):
     with open(texts_file, "w", encoding="utf-8") as f:
         json.dump(texts, f)
     impls = args.impls.split(",")
-    paths = {"ours": version_dir, "hf": hf_dir, "python": classifier_dir}
+    paths = {"ours": version_dir, "hf": hf_dir, "ours_model": version_dir, "hf_model": hf_dir,
+             "python": classifier_dir}
     children = {}
     for impl in impls:  # one after another: loading is not contended
         children[impl] = Child(impl, paths[impl], texts_file,
