@@ -23,6 +23,9 @@ Variants (--impls, comma-separated):
   tfm_noxla      the same, plain tf.function
   hf_eager       HF transformers ElectraForMaskedLM (G) + ElectraForPreTraining (D), PyTorch eager
   hf_compile     the same with torch.compile (inductor) on the loss function (forward + backward)
+  hf_eager_bf16, hf_compile_bf16
+                 the same under torch.autocast(dtype=bfloat16) (weights and optimizer float32):
+                 the peer's own bf16, for ours_bf16
 
 All use the paper's ELECTRA-Small: D hidden 256 / 12 layers / 4 heads / FFN
 1024 / embedding 128; G hidden 64 / 12 layers / 1 head / FFN 256, embeddings
@@ -66,10 +69,11 @@ PAD, UNK, CLS, SEP, MASK = 0, 100, 101, 102, 103
 FIRST_NORMAL_ID = 999
 
 ALL_IMPLS = ("ours_fp32", "ours_bf16", "ours_xla", "ours_noxla", "tfm_xla", "tfm_noxla",
-             "hf_eager", "hf_compile")
+             "hf_eager", "hf_compile", "hf_eager_bf16", "hf_compile_bf16")
 # (ours, peer group): a peer group's "best" is its faster variant in each round.
 PEER_GROUPS = {"tf-models-official": ("tfm_xla", "tfm_noxla"), "HF PyTorch": ("hf_eager", "hf_compile"),
                "any peer": ("tfm_xla", "tfm_noxla", "hf_eager", "hf_compile"),
+               "HF PyTorch bf16 autocast": ("hf_eager_bf16", "hf_compile_bf16"),
                # Diagnostics within ours: XLA forced on / off, bf16 vs fp32.
                "ours, XLA on": ("ours_xla",), "ours, XLA off": ("ours_noxla",),
                "ours fp32": ("ours_fp32",)}
@@ -327,7 +331,7 @@ def child_tfm(args, xla):
                      device=("GPU" if tf.config.list_physical_devices("GPU") else "CPU"))
 
 
-def child_hf(args, compiled):
+def child_hf(args, compiled, bf16=False):
     import torch
     import torch.nn.functional as F
     from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
@@ -381,13 +385,17 @@ def child_hf(args, compiled):
         return mlm + 50.0 * d_loss
 
     fn = torch.compile(loss_fn) if compiled else loss_fn
+    # Forward (and, through autograd, its backward) in bf16 where autocast allows; the
+    # optimizer step stays outside, on the float32 weights.
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
     ids, mask, seg = (torch.from_numpy(a).long().to(device) for a in random_pool(args.batch, args.seed))
     counter = [0]
 
     def one_step():
         i = counter[0] % ids.shape[0]
         counter[0] += 1
-        loss = fn(ids[i], mask[i], seg[i])
+        with autocast:
+            loss = fn(ids[i], mask[i], seg[i])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -416,7 +424,9 @@ def child_main(args):
                 "tfm_xla": lambda: child_tfm(args, xla=True),
                 "tfm_noxla": lambda: child_tfm(args, xla=False),
                 "hf_eager": lambda: child_hf(args, compiled=False),
-                "hf_compile": lambda: child_hf(args, compiled=True)}
+                "hf_compile": lambda: child_hf(args, compiled=True),
+                "hf_eager_bf16": lambda: child_hf(args, compiled=False, bf16=True),
+                "hf_compile_bf16": lambda: child_hf(args, compiled=True, bf16=True)}
     run, info = builders[args.child]()
     first_loss = run(1)
     t_first = time.perf_counter()

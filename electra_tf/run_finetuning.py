@@ -653,6 +653,7 @@ def main(argv):
 
     if FLAGS.mixed_precision != "none":
         keras.mixed_precision.set_dtype_policy(f"mixed_{FLAGS.mixed_precision}")
+    logging.info("%s", distribute.cpu_bf16_advice(FLAGS.mixed_precision))
     try:
         micro_batch = distribute.per_replica_batch_size(
             FLAGS.train_batch_size, strategy.num_replicas_in_sync,

@@ -225,6 +225,7 @@ def main(argv):
 
     if FLAGS.mixed_precision != "none":
         keras.mixed_precision.set_dtype_policy(f"mixed_{FLAGS.mixed_precision}")
+    logging.info("%s", distribute.cpu_bf16_advice(FLAGS.mixed_precision))
     chief = distribute.is_chief(strategy)
     replicas = strategy.num_replicas_in_sync
     accumulation = FLAGS.gradient_accumulation_steps

@@ -88,6 +88,9 @@ VOCAB_ASSET = "vocab.txt"
 WARMUP_FILE = "tf_serving_warmup_requests"
 EXPORT_INFO_FILE = "export_info.json"
 TOKENIZERS = ("core", "tensorflow_text")
+# Windows per model call in the token classifier's graph (sorted by length first): a few
+# per call keeps padding low; measured in bench/RESULTS.md (serving).
+WINDOWS_PER_MODEL_CALL = 8
 WARMUP_TEXTS = (
     "George Washington was born in Westmoreland County , Virginia .",
     "Sioux Falls Arena ( Sioux Falls , South Dakota )",
@@ -183,8 +186,11 @@ class TokenClassifierServer(tf.Module):
 
     def __init__(self, model, vocab: Sequence[str], labels: Sequence[str], do_lower_case: bool,
                  max_seq_length: int, tokenizer: str = "core",
-                 strip_accents: Optional[bool] = None, name=None):
+                 strip_accents: Optional[bool] = None,
+                 windows_per_model_call: int = WINDOWS_PER_MODEL_CALL, name=None):
         super().__init__(name=name)
+        if windows_per_model_call < 1:
+            raise ExportError(f"windows_per_model_call must be >= 1, got {windows_per_model_call}")
         if tokenizer not in TOKENIZERS:
             raise ExportError(f"tokenizer must be one of {TOKENIZERS}, got {tokenizer!r}")
         vocab, labels = list(vocab), list(labels)
@@ -202,6 +208,7 @@ class TokenClassifierServer(tf.Module):
         self.tokenizer_kind = tokenizer
         self.max_seq_length = int(max_seq_length)
         self._capacity = self.max_seq_length - 2
+        self.windows_per_model_call = int(windows_per_model_call)
         self._cls_id = vocab.index("[CLS]")
         self._sep_id = vocab.index("[SEP]")
         if tokenizer == "core":
@@ -231,6 +238,39 @@ class TokenClassifierServer(tf.Module):
     def _logits(self, input_ids, input_mask, segment_ids):
         return self._call_model({"input_ids": input_ids, "input_mask": input_mask,
                                  "segment_ids": segment_ids})
+
+    def _windows_logits(self, window_ids):
+        """Logits [windows, longest window, labels] of ragged [windows, (ids)].
+
+        Windows are sorted by length and run `windows_per_model_call` at a
+        time, each group padded only to its own longest window: a batch of
+        short and long texts otherwise pays for padding every window to the
+        longest (on WikiANN sentences, most of the model's work).  Windows are
+        independent, so the grouping changes no result beyond float rounding.
+        """
+        lengths = window_ids.row_lengths()
+        num_windows = tf.shape(lengths, out_type=tf.int64)[0]
+        longest = tf.reduce_max(tf.concat([lengths, [0]], 0))
+        order = tf.argsort(lengths, stable=True)
+        group = tf.constant(self.windows_per_model_call, tf.int64)
+
+        def run_group(start, logits):
+            members = order[start:tf.minimum(start + group, num_windows)]
+            rows = tf.gather(window_ids, members)
+            input_ids = rows.to_tensor(default_value=0)
+            group_logits = tf.cast(self._logits(
+                input_ids, tf.ones_like(rows).to_tensor(default_value=0),
+                tf.zeros_like(input_ids)), tf.float32)
+            group_logits = tf.pad(group_logits, [[0, 0], [0, longest - tf.shape(
+                group_logits, out_type=tf.int64)[1]], [0, 0]])
+            return start + group, tf.tensor_scatter_nd_update(logits, members[:, tf.newaxis],
+                                                              group_logits)
+
+        _, logits = tf.while_loop(
+            lambda start, _: start < num_windows, run_group,
+            (tf.constant(0, tf.int64), tf.zeros(tf.stack([num_windows, longest, tf.cast(
+                self.num_labels, tf.int64)]), tf.float32)))
+        return logits
 
     @tf.function(input_signature=[
         tf.TensorSpec([None, None], tf.int32, name="input_ids"),
@@ -290,9 +330,7 @@ class TokenClassifierServer(tf.Module):
             tf.RaggedTensor.from_tensor(tf.fill([num_windows, 1], self._cls_id)),
             window_pieces,
             tf.RaggedTensor.from_tensor(tf.fill([num_windows, 1], self._sep_id))], axis=1)
-        input_ids = window_ids.to_tensor(default_value=0)
-        input_mask = tf.ones_like(window_ids).to_tensor(default_value=0)
-        logits = self._logits(input_ids, input_mask, tf.zeros_like(input_ids))
+        logits = self._windows_logits(window_ids)
         word_probs = tf.gather_nd(tf.nn.softmax(logits, axis=-1), tf.stack([window, position], 1))
         label_ids = tf.argmax(word_probs, axis=-1, output_type=tf.int32)
         scores = tf.reduce_max(word_probs, axis=-1)
@@ -469,21 +507,25 @@ def export_token_classifier(model, vocab: Sequence[str], labels: Sequence[str], 
                             *, do_lower_case: bool, max_seq_length: int,
                             version: Optional[int] = None, overwrite: bool = False,
                             tokenizer: str = "core", strip_accents: Optional[bool] = None,
-                            model_name: Optional[str] = None) -> str:
+                            model_name: Optional[str] = None,
+                            windows_per_model_call: int = WINDOWS_PER_MODEL_CALL) -> str:
     """Writes `<export_dir>/<version>` atomically and returns its path.
 
     `model` is a built ElectraForTokenClassification; `labels` its label names
     in id order.  `model_name` (for the warm-up requests) defaults to the
-    export directory's name.
+    export directory's name.  `windows_per_model_call`: windows of similar
+    length run through the model together (see `_windows_logits`).
     """
     export_dir = os.path.abspath(export_dir)
     version = resolve_version(export_dir, version, overwrite)  # fail before any work
     server = TokenClassifierServer(model, vocab, labels, do_lower_case, max_seq_length,
-                                   tokenizer=tokenizer, strip_accents=strip_accents)
+                                   tokenizer=tokenizer, strip_accents=strip_accents,
+                                   windows_per_model_call=windows_per_model_call)
     model_name = model_name or os.path.basename(export_dir.rstrip("/"))
     info = {"task": "token_classification", "labels": list(labels), "tokenizer": tokenizer,
             "do_lower_case": bool(do_lower_case), "strip_accents": strip_accents,
-            "max_seq_length": int(max_seq_length), "version": version}
+            "max_seq_length": int(max_seq_length), "version": version,
+            "windows_per_model_call": int(windows_per_model_call)}
 
     def write(path):
         signatures = {SERVING_SIGNATURE: server.serve.get_concrete_function(),
