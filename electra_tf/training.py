@@ -4,8 +4,11 @@ A model ("task") plugs in with three things:
   - `loss_denominators(features) -> dict` of per-replica counts its loss is
     normalized by (known before the forward pass: they are all-reduced first,
     so the step's result does not depend on how the global batch is split);
-  - `compute_loss_and_stats(features, denominators, key, example_index,
-    replica_id) -> (loss, stats)`, with `stats` a dict of sums;
+  - `compute_loss_and_stats(features, denominators, key, example_index)
+    -> (loss, stats)`, with `stats` a dict of sums; all its randomness
+    (masking, sampling, dropout) is drawn per example from (key,
+    example_index), the example's position in the global batch, so neither
+    the replica count nor the accumulation split changes a step;
   - `trainable_variables`.
 
 The whole step on one screen: per replica, for each accumulation micro-batch,
@@ -114,11 +117,11 @@ class Trainer:
         global_micro_batch = local_batch * context.num_replicas_in_sync
         grads, stats = None, None
         for i, features in enumerate(micro_batches):
-            # Global position of each example, which seeds its masking and sampling.
+            # Global position of each example, which seeds its masking, sampling and dropout.
             example_index = (i * global_micro_batch + replica_id * local_batch
                              + tf.range(local_batch, dtype=tf.int32))
             micro_grads, micro_stats = self._compiled_gradients(
-                features, denominators, key, example_index, replica_id)
+                features, denominators, key, example_index)
             grads = micro_grads if grads is None else [a + b for a, b in zip(grads, micro_grads)]
             stats = micro_stats if stats is None else tf.nest.map_structure(
                 tf.add, stats, micro_stats)
@@ -137,11 +140,11 @@ class Trainer:
         stats["grad_norm"] = grad_norm / tf.cast(context.num_replicas_in_sync, tf.float32)
         return stats
 
-    def _gradients(self, features, denominators, key, example_index, replica_id):
+    def _gradients(self, features, denominators, key, example_index):
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             loss, stats = self.model.compute_loss_and_stats(
-                features, denominators, key, example_index, replica_id=replica_id)
+                features, denominators, key, example_index)
             scaled_loss = loss if self.loss_scale is None else loss * self.loss_scale.value
         grads = tape.gradient(scaled_loss, variables)
         missing = [v.path for v, g in zip(variables, grads) if g is None]

@@ -25,16 +25,23 @@ def _env(**extra):
     return {**os.environ, "PYTHONPATH": os.pathsep.join([PROJECT_ROOT, TESTS_DIR]), **extra}
 
 
-@pytest.mark.parametrize("compiler", ["xla", "graph"])
-def test_two_replicas_give_the_same_update_as_one_device(compiler):
+@pytest.mark.parametrize("compiler,task", [("xla", "pretraining"), ("graph", "pretraining"),
+                                           ("xla", "finetuning")])
+def test_every_split_of_the_global_batch_gives_the_same_update(compiler, task):
+    """1 device = 2 replicas = accumulation 1/2/4, with the default dropout 0.1."""
     result = subprocess.run([sys.executable, os.path.join(TESTS_DIR, "mirrored_equivalence.py"),
-                             compiler], capture_output=True, text=True, env=_env(), timeout=600)
+                             compiler, task], capture_output=True, text=True, env=_env(),
+                            timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["max_weight"] > 0.1
-    assert report["max_weight_gap"] < 1e-5, report
-    np.testing.assert_allclose(report["losses"]["one_device"], report["losses"]["mirrored"],
-                               rtol=1e-5)
+    assert report["same_init"], report
+    # Three steps at lr 1e-3 move weights by ~3e-3; a leaked replica id or
+    # micro-batch index in a dropout mask gives gaps of the same order.
+    assert report["max_weight_change"] > 1e-3, report
+    for split, gap in report["max_weight_gap"].items():
+        assert gap < 2e-3 * report["max_weight_change"], (split, report)
+    losses = report["losses"]
+    np.testing.assert_allclose(list(losses.values()), losses["one_device_x1"], rtol=1e-5)
 
 
 def _free_ports(count):

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from electra_tf.config import ElectraConfig
 from electra_tf.encoder import ElectraEncoder
-from electra_tf.layers.dropout import fold_seed
+from electra_tf.layers.dropout import example_keys, fold_seed
 from electra_tf.layers.embeddings import ElectraEmbeddings
 from electra_tf.layers.heads import DiscriminatorHead, MaskedLMHead
 from electra_tf.pretraining import gdes, masking
@@ -315,15 +315,14 @@ class ElectraPretrainer(keras.Model):
                 features["input_ids"], features["input_mask"], never_mask), tf.float32))
         return denominators
 
-    def compute_loss_and_stats(self, features, denominators, key, example_index, replica_id=0,
-                               training=True):
+    def compute_loss_and_stats(self, features, denominators, key, example_index, training=True):
         """The step's loss contribution from this replica and its metric sums.
 
         `denominators` are global (summed over replicas and accumulation
         micro-batches), so per-replica losses add up to the global loss.
         """
         def dropout_key(salt):
-            return fold_seed(fold_seed(key, salt), replica_id) if training else None
+            return example_keys(key, salt, example_index) if training else None
 
         args = (features, denominators, key, example_index, dropout_key)
         if self.generator_training == "two_stage":
