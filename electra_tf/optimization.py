@@ -80,10 +80,23 @@ class AdamWeightDecay(tf.Module):
             for path in self.paths]
         lr_multipliers = lr_multipliers or {}
         self._lr_multipliers = [lr_multipliers.get(path, 1.0) for path in self.paths]
-        # Slots keyed by position; `slot_names` gives the original's
-        # "<variable>/adam_m" names for checkpoint conversion.
-        self.m = [tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False) for v in self._variables]
-        self.v = [tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False) for v in self._variables]
+        # Slots are checkpointed under their variable's path, so a checkpoint
+        # restores them by name: a change in the order of the variables
+        # cannot hand one variable's moments to another of the same shape.
+        self.m_by_path = {v.path: tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False)
+                          for v in self._variables}
+        self.v_by_path = {v.path: tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False)
+                          for v in self._variables}
+
+    @property
+    def m(self):
+        """First moments, in the order of the variables."""
+        return [self.m_by_path[path] for path in self.paths]
+
+    @property
+    def v(self):
+        """Second moments, in the order of the variables."""
+        return [self.v_by_path[path] for path in self.paths]
 
     @property
     def learning_rate(self):
@@ -138,6 +151,7 @@ class AdamWeightDecay(tf.Module):
         # square root is vectorised to ~1e-5 relative error.
         zero = tf.constant(0.0)
         return tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=self.m[index].handle, v=self.v[index].handle,
+            var=variable.handle, m=self.m_by_path[self.paths[index]].handle,
+            v=self.v_by_path[self.paths[index]].handle,
             beta1_power=zero, beta2_power=zero, lr=lr, beta1=tf.constant(self.beta_1),
             beta2=tf.constant(self.beta_2), epsilon=tf.constant(self.epsilon), grad=grad)
