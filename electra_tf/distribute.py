@@ -96,3 +96,31 @@ def per_replica_batch_size(global_batch_size, num_replicas, accumulation_steps=1
             f"--train_batch_size={global_batch_size} must be divisible by replicas ({num_replicas}) "
             f"x --gradient_accumulation_steps ({accumulation_steps})")
     return global_batch_size // divisor
+
+
+class StopAgreement:
+    """Whether any worker asked to stop, with the same answer on every worker.
+
+    A stop request (SIGTERM, SIGINT) reaches one process. If that worker
+    alone left the training loop, it would enter the collective checkpoint
+    save while its peers entered the next step's all-reduce: a hang or a
+    crash. Every worker asks at the same loop boundary and all of them get
+    the OR of the requests, so all stop after the same step and write the
+    same checkpoint. One scalar all-reduce per loop (TF's
+    PreemptionCheckpointHandler agrees through the coordination service
+    instead, but it counts its own `run` calls, restores its counter only from
+    the chief's directory, and ends the process from inside its save).
+    """
+
+    def __init__(self, strategy):
+        self.strategy = strategy
+        self._any = tf.function(self._count_requests, autograph=False)
+
+    def _count_requests(self, requested):
+        flags = self.strategy.run(tf.identity, args=(requested,))
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, flags, axis=None)
+
+    def any_worker(self, requested: bool) -> bool:
+        """Call on every worker at the same point of the loop."""
+        return bool(self._any(tf.constant(1.0 if requested else 0.0)).numpy() > 0.0)
+

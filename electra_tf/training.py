@@ -9,7 +9,9 @@ A model ("task") plugs in with three things:
     (masking, sampling, dropout) is drawn per example from (key,
     example_index), the example's position in the global batch, so neither
     the replica count nor the accumulation split changes a step;
-  - `trainable_variables`.
+  - `trainable_variables`;
+  - optionally `after_step(stats)`, called with the step's stats summed
+    over the global batch (for state that must be the same on every replica).
 
 The whole step on one screen: per replica, for each accumulation micro-batch,
 forward + backward under XLA; gradients summed over micro-batches and
@@ -93,8 +95,11 @@ class Trainer:
         packed = self.strategy.run(self._packed_replica_step, args=(batches, key))
         total = self.strategy.reduce(tf.distribute.ReduceOp.SUM, packed, axis=None)
         sizes = [size for _, _, size in self._stats_layout]
-        return {name: tf.reshape(part, shape) for (name, shape, _), part
-                in zip(self._stats_layout, tf.split(total, sizes))}
+        stats = {name: tf.reshape(part, shape) for (name, shape, _), part
+                 in zip(self._stats_layout, tf.split(total, sizes))}
+        if hasattr(self.model, "after_step"):
+            self.model.after_step(stats)
+        return stats
 
     def _packed_replica_step(self, batches, key):
         stats = self._replica_step(batches, key)

@@ -5,11 +5,12 @@ Splits: 1 device with gradient accumulation 1/2/4, and 2 Mirrored replicas
 and with the default dropout 0.1. Every random draw of a step depends on the
 global example index, so all splits must give the same weights.
 
-Usage: mirrored_equivalence.py {xla,graph} {pretraining,finetuning}.
+Usage: mirrored_equivalence.py {xla,graph} {pretraining,finetuning,adversarial}.
 A separate script because logical devices must be configured before
 TensorFlow initializes, and the test process has already initialized it.
 """
 
+import functools
 import json
 import sys
 
@@ -40,7 +41,10 @@ def features(task):
 def train(compiler, task, strategy_name, accumulation):
     strategy = (tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]) if strategy_name == "mirrored"
                 else tf.distribute.get_strategy())
-    build = build_trainer if task == "pretraining" else build_classifier_trainer
+    build = {"pretraining": build_trainer, "finetuning": build_classifier_trainer,
+             # REINFORCE: its reward baseline must be global, not per replica or micro-batch.
+             "adversarial": functools.partial(build_trainer, generator_training="adversarial",
+                                              disallow_correct=True)}[task]
     trainer = build(strategy, jit_compile=compiler == "xla")
     initial = [v.numpy() for v in trainer.model.trainable_variables]
     micro_batch = GLOBAL_BATCH // accumulation

@@ -4,6 +4,7 @@ and mixed precision."""
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import tensorflow as tf
 
 from electra_tf.training import accumulation_batches
 from pretraining_helpers import build_trainer, random_features
-from test_run_pretraining import _checkpoint_step, _command, corpus  # noqa: F401  (fixture)
+from test_run_pretraining import _checkpoint_step, _command, _scalars, corpus  # noqa: F401  (fixture)
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 PROJECT_ROOT = os.path.dirname(TESTS_DIR)
@@ -26,7 +27,7 @@ def _env(**extra):
 
 
 @pytest.mark.parametrize("compiler,task", [("xla", "pretraining"), ("graph", "pretraining"),
-                                           ("xla", "finetuning")])
+                                           ("xla", "finetuning"), ("graph", "adversarial")])
 def test_every_split_of_the_global_batch_gives_the_same_update(compiler, task):
     """1 device = 2 replicas = accumulation 1/2/4, with the default dropout 0.1."""
     result = subprocess.run([sys.executable, os.path.join(TESTS_DIR, "mirrored_equivalence.py"),
@@ -97,7 +98,39 @@ def test_a_lost_worker_is_an_error_not_a_hang(corpus, tmp_path):
         processes[0].kill()
         pytest.fail("the chief hung after its peer died")
     assert processes[0].returncode != 0
+    open("/tmp/i13_lost_worker_stderr.txt", "w").write(stderr)
     assert re.search(r"(?i)(unavailable|heartbeat|connect|peer|task)", stderr), stderr[-2000:]
+
+
+def test_sigterm_on_one_worker_stops_both_at_the_same_step(corpus, tmp_path):
+    model_dir = tmp_path / "model"
+    processes = _start_workers(corpus, model_dir, "--num_train_steps=100000",
+                               "--iterations_per_loop=5", "--save_checkpoints_steps=1000")
+    deadline = time.time() + 400
+    while not list((model_dir / "train").glob("events.out.tfevents.*")) or not _scalars(model_dir):
+        assert all(p.poll() is None for p in processes) and time.time() < deadline, \
+            "training never logged"
+        time.sleep(0.5)
+    # The non-chief: the chief, which writes model_dir, only learns of it from its peer.
+    processes[1].send_signal(signal.SIGTERM)
+    outputs = []
+    for process in processes:
+        try:
+            outputs.append(process.communicate(timeout=240)[1])
+        except subprocess.TimeoutExpired:
+            for p in processes:
+                p.kill()
+            pytest.fail("a worker hung after its peer was sent SIGTERM")
+    for process, stderr in zip(processes, outputs):
+        assert process.returncode == 0, stderr[-3000:]
+    stopped = [int(re.search(r"Stopping at step (\d+) on request", err).group(1))
+               for err in outputs]
+    assert stopped[0] == stopped[1] and stopped[0] % 5 == 0, stopped
+    assert _checkpoint_step(model_dir) == stopped[0]
+    fingerprints = [re.search(r"weights fingerprint \(sum of squares\): (\S+)", err).group(1)
+                    for err in outputs]
+    assert fingerprints[0] == fingerprints[1]
+    assert sorted(p.name for p in model_dir.iterdir() if p.is_dir()) == ["discriminator", "train"]
 
 
 def _losses(policy, steps=12):

@@ -79,9 +79,14 @@ def test_slots_are_restored_by_variable_path_not_position(tmp_path):
     optimizer = AdamWeightDecay(variables, lambda step: 1e-2)
     tf.function(optimizer.apply)([tf.ones([3, 3]), -2.0 * tf.ones([3, 3])])
     path = tf.train.Checkpoint(optimizer=optimizer).write(str(tmp_path / "ckpt"))
+    saved_values = [v.numpy() for v in variables]
+    for v in variables:
+        v.assign(tf.zeros_like(v))
 
     reordered = AdamWeightDecay(variables[::-1], lambda step: 1e-2)
     tf.train.Checkpoint(optimizer=reordered).read(path).assert_consumed()
+    for variable, saved in zip(variables, saved_values):
+        np.testing.assert_array_equal(variable.numpy(), saved)
     assert reordered.paths == optimizer.paths[::-1]
     for slot, saved in ((reordered.m, optimizer.m[::-1]), (reordered.v, optimizer.v[::-1])):
         for restored, original in zip(slot, saved):

@@ -356,14 +356,47 @@ def test_adversarial_generator_gradient_comes_from_rtd_reward(monkeypatch):
     assert any(g is not None and np.any(tf.convert_to_tensor(g).numpy()) for g in grads)
     assert float(stats["adversarial_reward_sum"]) > 0
 
-    # A discriminator whose loss is the same everywhere gives every sample the
-    # same reward: reward - baseline = 0, so no gradient reaches G (no MLM term).
-    model = make(generator_training="adversarial")
+    # The baseline is the previous step's mean reward over the global batch.
+    model.after_step(stats)
+    np.testing.assert_allclose(float(model.reward_baseline),
+                               float(stats["adversarial_reward_sum"] / stats["masked_tokens"]))
+
+    # A discriminator whose loss is the same everywhere (log 2) gives every
+    # sample the reward the baseline holds: reward - baseline = 0, so no
+    # gradient reaches G (no MLM term).
+    model = make(generator_training="adversarial", disallow_correct=True)
+    model.reward_baseline.assign(np.log(2.0))
     patch_output(monkeypatch, model.discriminator_predictions, lambda out, *a: out * 0.0)
     with tf.GradientTape() as tape:
         loss, _ = run(model, feats)
     grads = tape.gradient(loss, generator_only_variables(model))
     assert all(g is None or np.abs(tf.convert_to_tensor(g).numpy()).max() < 1e-6 for g in grads)
+
+
+def test_adversarial_log_probs_are_those_of_the_sampled_distribution(monkeypatch):
+    """With disallow_correct the policy that sampled excludes the original token."""
+    feats = features()
+    model = make(generator_training="adversarial", disallow_correct=True)
+    recorded = []
+    patch_output(monkeypatch, model.generator_predictions, lambda out, *a: out, recorded)
+    # Every position's reward is then log 2; the baseline is still 0.
+    patch_output(monkeypatch, model.discriminator_predictions, lambda out, *a: out * 0.0)
+    loss, _ = run(model, feats)
+
+    batch = feats["input_ids"].shape[0]
+    masked = masking.mask_inputs(feats, SPECIAL, mask_prob=model.mask_prob,
+                                 max_predictions=model.max_predictions_per_seq,
+                                 key=fold_seed(KEY, model_lib._MASK_SALT),
+                                 example_index=tf.range(batch))
+    (_, mlm_logits), = recorded
+    sampled = masking.sample_tokens(mlm_logits, fold_seed(KEY, model_lib._SAMPLE_SALT),
+                                    tf.range(batch), disallow_ids=masked.masked_lm_ids)
+    restricted = mlm_logits - 1000.0 * tf.one_hot(masked.masked_lm_ids, mlm_logits.shape[-1])
+    log_prob = tf.gather(tf.nn.log_softmax(restricted), sampled, batch_dims=2)
+    weights = masked.masked_lm_weights
+    generator_loss = -np.log(2.0) * tf.reduce_sum(log_prob * weights) / tf.reduce_sum(weights)
+    discriminator_loss = model.disc_weight * np.log(2.0)
+    np.testing.assert_allclose(float(loss), float(generator_loss) + discriminator_loss, rtol=1e-5)
 
 
 # --------------------------------------------------------------------- uniform

@@ -1,0 +1,159 @@
+"""Exact resume under SIGKILL: a tiny pre-training run killed at random points, some of
+them while a checkpoint is being written, ends with the weights of an uninterrupted run.
+
+Also: a damaged latest checkpoint stops the runner with a message naming it and saying
+how to recover, and nothing is deleted.
+"""
+
+import os
+import pathlib
+import random
+import re
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from test_run_pretraining import _checkpoint_step, _command, corpus  # noqa: F401  (fixture)
+
+NUM_STEPS, SAVE_EVERY = 40, 4
+FLAGS = [f"--num_train_steps={NUM_STEPS}", "--iterations_per_loop=2",
+         f"--save_checkpoints_steps={SAVE_EVERY}", "--keep_checkpoint_max=3"]
+MIN_KILLS = 8
+START_TIMEOUT_S = 300
+
+
+def _start(corpus, model_dir, log_path, *extra):
+    log = open(log_path, "w")
+    process = subprocess.Popen(_command(corpus, model_dir, *FLAGS, *extra),
+                               stdout=subprocess.DEVNULL, stderr=log)
+    log.close()
+    return process
+
+
+def _writing_checkpoint(model_dir):
+    """A save in progress: TF writes ckpt-N_temp/ and merges it into ckpt-N.*."""
+    try:
+        return any(name.endswith("_temp") for name in os.listdir(model_dir))
+    except FileNotFoundError:
+        return False
+
+
+def _wait_for_new_checkpoint(process, model_dir, after):
+    deadline = time.time() + START_TIMEOUT_S
+    while (_checkpoint_step(model_dir) or 0) <= after:
+        if process.poll() is not None:
+            return False
+        assert time.time() < deadline, "the restarted run made no progress"
+        time.sleep(0.05)
+    return True
+
+
+def _kill_during_write(process, model_dir):
+    """SIGKILL as soon as a checkpoint write is seen (polled every millisecond)."""
+    deadline = time.time() + START_TIMEOUT_S
+    while not _writing_checkpoint(model_dir):
+        if process.poll() is not None:
+            return
+        assert time.time() < deadline, "no checkpoint write seen"
+        time.sleep(0.001)
+    process.send_signal(signal.SIGKILL)
+
+
+def _weights(model_dir, step):
+    reader = tf.train.load_checkpoint(f"{model_dir}/ckpt-{step}")
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if name.startswith(("model/", "optimizer/", "rng/"))}
+
+
+def _assert_intact(path):
+    """Every tensor of the checkpoint reads back (checksums included)."""
+    reader = tf.train.load_checkpoint(path)
+    for name in reader.get_variable_to_shape_map():
+        reader.get_tensor(name)
+
+
+def test_killed_and_resumed_run_ends_with_the_uninterrupted_weights(corpus, tmp_path,
+                                                                     record_property):
+    reference_dir = tmp_path / "reference"
+    reference = _start(corpus, reference_dir, tmp_path / "reference.log")
+    assert reference.wait(timeout=600) == 0, (tmp_path / "reference.log").read_text()[-3000:]
+
+    model_dir = tmp_path / "killed"
+    rng = random.Random(13)
+    kills, kills_during_write, max_steps_lost = 0, 0, 0
+    for attempt in range(4 * MIN_KILLS):
+        log_path = tmp_path / f"attempt_{attempt}.log"
+        resumed_from = _checkpoint_step(model_dir) or 0
+        process = _start(corpus, model_dir, log_path)
+        if kills >= MIN_KILLS:
+            assert process.wait(timeout=600) == 0, log_path.read_text()[-3000:]
+            break
+        # Kill only once this process has saved, so every attempt makes progress.
+        if not _wait_for_new_checkpoint(process, model_dir, resumed_from):
+            assert process.returncode == 0, log_path.read_text()[-3000:]
+            break
+        if kills % 2 == 0:
+            _kill_during_write(process, model_dir)
+        else:
+            time.sleep(rng.uniform(0.0, 1.5))
+            process.send_signal(signal.SIGKILL)
+        process.wait()
+        if process.returncode != -signal.SIGKILL:
+            assert process.returncode == 0, log_path.read_text()[-3000:]
+            break
+        kills += 1
+        kills_during_write += _writing_checkpoint(model_dir)
+        log = log_path.read_text()
+        if resumed_from:
+            assert f"Resumed from {model_dir}/ckpt-{resumed_from} at step {resumed_from}" in log
+        reached = max([int(s) for s in re.findall(r"step (\d+)/\d+ \(", log)], default=0)
+        latest = tf.train.latest_checkpoint(str(model_dir))
+        _assert_intact(latest)
+        max_steps_lost = max(max_steps_lost, reached - _checkpoint_step(model_dir))
+
+    figures = {"kills": kills, "kills_during_checkpoint_write": kills_during_write,
+               "restarts": kills, "max_steps_lost": max_steps_lost}
+    expected, resumed = _weights(reference_dir, NUM_STEPS), _weights(model_dir, NUM_STEPS)
+    assert sorted(expected) == sorted(resumed)
+    figures["final_weight_max_abs_gap"] = max(
+        float(np.max(np.abs(expected[name] - resumed[name]))) for name in expected)
+    record_property("kill_campaign", figures)
+    assert kills >= MIN_KILLS, figures
+    assert kills_during_write >= 1, figures
+    assert max_steps_lost <= SAVE_EVERY, figures
+    assert figures["final_weight_max_abs_gap"] == 0.0, figures
+
+
+def _files(directory):
+    return sorted(str(p.relative_to(directory)) for p in pathlib.Path(directory).rglob("*"))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+def test_a_damaged_checkpoint_is_named_and_nothing_is_deleted(corpus, tmp_path, damage):
+    model_dir = tmp_path / "model"
+    first = subprocess.run(_command(corpus, model_dir, "--num_train_steps=8",
+                                    "--iterations_per_loop=4", "--save_checkpoints_steps=4",
+                                    "--keep_checkpoint_max=0"),
+                           capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    if damage == "truncated":
+        damaged = next(model_dir.glob("ckpt-8.data-*"))
+        damaged.write_bytes(damaged.read_bytes()[:100])
+    else:
+        damaged = model_dir / "ckpt-8.index"
+        damaged.unlink()
+    before = _files(model_dir)
+
+    result = subprocess.run(_command(corpus, model_dir, "--num_train_steps=12"),
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    assert f"Cannot resume from the latest checkpoint {model_dir}/ckpt-8" in result.stderr, \
+        result.stderr[-3000:]
+    assert "ckpt-N" in result.stderr and "new --model_dir" in result.stderr
+    if damage == "truncated":
+        assert str(damaged) in result.stderr, result.stderr[-3000:]
+    assert _files(model_dir) == before
