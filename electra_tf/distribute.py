@@ -13,7 +13,9 @@ def define_flags():
     """The scale-out flags every runner shares (the runners call this once at import)."""
     flags.DEFINE_enum("distribution_strategy", "default", list(STRATEGIES),
                       "tf.distribute strategy.")
-    flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (empty in Colab).")
+    flags.DEFINE_string("tpu", None, "For --distribution_strategy=tpu: 'local' on a TPU VM "
+                        "(Colab's TPU runtimes are TPU VMs), else the TPU's name or grpc:// "
+                        "address.")
     flags.DEFINE_integer("num_gpus", None, "GPUs for --distribution_strategy=mirrored.")
     flags.DEFINE_enum("mixed_precision", "none", ["none", "bfloat16", "float16"],
                       "Compute dtype; variables stay float32.")
@@ -37,8 +39,8 @@ def create_strategy(distribution_strategy="default", tpu=None, num_gpus=None):
     mirrored: all local GPUs (or `num_gpus` of them), or the logical CPU
       devices when there is no GPU.
     multi_worker_mirrored: the cluster described by TF_CONFIG.
-    tpu: `tpu` names a Cloud TPU / TPU VM ("local" on a TPU VM; empty in
-      Colab, where the resolver finds it).
+    tpu: `tpu` names the TPU: "local" on a TPU VM (Colab's TPU runtimes
+      included), else a Cloud TPU name or grpc:// address.
     """
     if distribution_strategy not in STRATEGIES:
         raise ValueError(f"--distribution_strategy={distribution_strategy!r} is not one of "
@@ -62,7 +64,10 @@ def create_strategy(distribution_strategy="default", tpu=None, num_gpus=None):
         except json.JSONDecodeError as e:
             raise ValueError(f"TF_CONFIG is not valid JSON: {e}") from e
         return tf.distribute.MultiWorkerMirroredStrategy()
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+    if not tpu:
+        raise ValueError("--distribution_strategy=tpu needs --tpu: 'local' on a TPU VM (Colab's "
+                         "TPU runtime is one), else the TPU's name or grpc:// address")
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)

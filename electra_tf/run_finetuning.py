@@ -616,7 +616,11 @@ def main(argv):
     seeds = parse_seeds(FLAGS.seeds)
     # First TF work of the process: multi-worker collectives must be configured
     # before anything initializes the runtime.
-    strategy = distribute.create_strategy(FLAGS.distribution_strategy, FLAGS.tpu, FLAGS.num_gpus)
+    try:
+        strategy = distribute.create_strategy(FLAGS.distribution_strategy, FLAGS.tpu,
+                                              FLAGS.num_gpus)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
     vocab_file = FLAGS.vocab_file or os.path.join(FLAGS.init_checkpoint, "vocab.txt")
     FLAGS.vocab_file = vocab_file
     try:

@@ -261,7 +261,11 @@ def main(argv):
     discriminator_config, generator_config = model_configs(len(vocab))
     # First TF work of the process: multi-worker collectives must be configured
     # before anything initializes the runtime.
-    strategy = distribute.create_strategy(FLAGS.distribution_strategy, FLAGS.tpu, FLAGS.num_gpus)
+    try:
+        strategy = distribute.create_strategy(FLAGS.distribution_strategy, FLAGS.tpu,
+                                              FLAGS.num_gpus)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
     try:
         pretrain_data.check_shards(FLAGS.pretrain_tfrecords, FLAGS.max_seq_length)
     except (FileNotFoundError, ValueError) as e:
@@ -378,6 +382,12 @@ def main(argv):
             raise SystemExit(f"Stopped: {e}") from None
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
             raise SystemExit(pretrain_data.describe_data_error(e, FLAGS.pretrain_tfrecords)) from None
+        except tf.errors.UnavailableError as e:
+            # A collective failed: a peer stopped (its heartbeats) or cannot be reached.
+            raise SystemExit(
+                f"Stopped after step {trainer.step}: lost contact with another worker. "
+                f"{e.message.strip()}\nRestart every worker with the same command; training "
+                f"resumes from the last checkpoint in {FLAGS.model_dir}.") from None
         elapsed = time.time() - loop_start
         metrics = pretraining_metrics(sums, steps)
         metrics["learning_rate"] = float(optimizer.learning_rate)

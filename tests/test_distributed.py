@@ -98,8 +98,9 @@ def test_a_lost_worker_is_an_error_not_a_hang(corpus, tmp_path):
         processes[0].kill()
         pytest.fail("the chief hung after its peer died")
     assert processes[0].returncode != 0
-    open("/tmp/i13_lost_worker_stderr.txt", "w").write(stderr)
-    assert re.search(r"(?i)(unavailable|heartbeat|connect|peer|task)", stderr), stderr[-2000:]
+    # The runner's message for an UnavailableError from a collective, not any TF log line.
+    assert "lost contact with another worker" in stderr, stderr[-3000:]
+    assert "Restart every worker with the same command" in stderr
 
 
 def test_sigterm_on_one_worker_stops_both_at_the_same_step(corpus, tmp_path):
@@ -159,3 +160,10 @@ def test_float16_with_loss_scaling_stays_finite():
     skipped = 12 - trainer.step
     assert 0 < skipped < 6
     assert float(trainer.loss_scale.value) == 2.0 ** (15 - skipped)
+
+
+def test_tpu_strategy_needs_the_tpu_named():
+    from electra_tf import distribute
+    for tpu in (None, ""):
+        with pytest.raises(ValueError, match="needs --tpu: 'local' on a TPU VM"):
+            distribute.create_strategy("tpu", tpu)
