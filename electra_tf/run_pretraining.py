@@ -91,6 +91,8 @@ distribute.define_flags()
 flags.adopt_module_key_flags(distribute)
 
 SETTINGS_FILE = "pretraining_settings.json"
+# The checkpoint's name for the tf.data iterator (the input position).
+INPUT_POSITION = "input_pipeline"
 _ARCHITECTURE_FLAGS = (
     "model_size", "model_hparam_overrides", "embedding_size", "max_seq_length",
     "generator_hidden_size", "generator_layers", "untied_generator_embeddings", "objective",
@@ -224,10 +226,24 @@ def latest_checkpoint(model_dir):
     return path
 
 
-def restore_checkpoint(checkpoint, path):
-    """Restores `path`, or exits naming the damaged checkpoint and how to recover."""
+def restore_checkpoint(path, training_objects, input_iterator=None):
+    """Restores `path`, or exits naming the damaged checkpoint and how to recover.
+
+    `input_iterator` gets the input position when the checkpoint holds one;
+    a converted checkpoint (electra_tf.convert) holds none, and the data then
+    starts from the beginning of its order.
+    """
     try:
-        checkpoint.restore(path).assert_existing_objects_matched()
+        status = tf.train.Checkpoint(**training_objects).restore(path)
+        status.assert_existing_objects_matched().expect_partial()
+        if input_iterator is None:
+            return
+        if any(name.startswith(f"{INPUT_POSITION}/") for name, _ in tf.train.list_variables(path)):
+            tf.train.Checkpoint(**{INPUT_POSITION: input_iterator}).restore(
+                path).assert_existing_objects_matched().expect_partial()
+        else:
+            logging.warning("%s holds no input position: the data starts from the beginning.",
+                            path)
     # TF's reader raises IndexError on a truncated file, OpErrors on bad checksums
     # or missing data files, AssertionError when objects are absent.
     except (tf.errors.OpError, AssertionError, IndexError, ValueError) as e:
@@ -337,8 +353,9 @@ def main(argv):
         return accumulation_batches(dataset, accumulation)
 
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+    input_iterator = iterator if input_position_saved else None
     checkpoint = tf.train.Checkpoint(**trainer.checkpoint_objects(),
-                                     **({"input_pipeline": iterator} if input_position_saved
+                                     **({INPUT_POSITION: iterator} if input_position_saved
                                         else {}))
     # Every worker saves (saving is collective) but only the chief into model_dir.
     save_dir = distribute.checkpoint_dir(strategy, FLAGS.model_dir)
@@ -346,7 +363,7 @@ def main(argv):
         checkpoint, save_dir, max_to_keep=FLAGS.keep_checkpoint_max or None,
         checkpoint_interval=FLAGS.save_checkpoints_steps, step_counter=optimizer.iterations)
     if latest:
-        restore_checkpoint(checkpoint, latest)
+        restore_checkpoint(latest, trainer.checkpoint_objects(), input_iterator)
         logging.info("Resumed from %s at step %d", latest, trainer.step)
     elif chief:
         write_settings(FLAGS.model_dir, settings)

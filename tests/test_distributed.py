@@ -107,21 +107,22 @@ def test_sigterm_on_one_worker_stops_both_at_the_same_step(corpus, tmp_path):
     model_dir = tmp_path / "model"
     processes = _start_workers(corpus, model_dir, "--num_train_steps=100000",
                                "--iterations_per_loop=5", "--save_checkpoints_steps=1000")
-    deadline = time.time() + 400
-    while not list((model_dir / "train").glob("events.out.tfevents.*")) or not _scalars(model_dir):
-        assert all(p.poll() is None for p in processes) and time.time() < deadline, \
-            "training never logged"
-        time.sleep(0.5)
-    # The non-chief: the chief, which writes model_dir, only learns of it from its peer.
-    processes[1].send_signal(signal.SIGTERM)
-    outputs = []
-    for process in processes:
-        try:
-            outputs.append(process.communicate(timeout=240)[1])
-        except subprocess.TimeoutExpired:
-            for p in processes:
-                p.kill()
-            pytest.fail("a worker hung after its peer was sent SIGTERM")
+    try:
+        deadline = time.time() + 600
+        while not list((model_dir / "train").glob("events.out.tfevents.*")) or \
+                not _scalars(model_dir):
+            assert all(p.poll() is None for p in processes) and time.time() < deadline, \
+                "training never logged"
+            time.sleep(0.5)
+        # The non-chief: the chief, which writes model_dir, only learns of it from its peer.
+        processes[1].send_signal(signal.SIGTERM)
+        outputs = [p.communicate(timeout=300)[1] for p in processes]
+    except subprocess.TimeoutExpired:
+        pytest.fail("a worker hung after its peer was sent SIGTERM")
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
     for process, stderr in zip(processes, outputs):
         assert process.returncode == 0, stderr[-3000:]
     stopped = [int(re.search(r"Stopping at step (\d+) on request", err).group(1))

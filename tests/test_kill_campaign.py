@@ -34,12 +34,12 @@ def _start(corpus, model_dir, log_path, *extra):
     return process
 
 
-def _writing_checkpoint(model_dir):
-    """A save in progress: TF writes ckpt-N_temp/ and merges it into ckpt-N.*."""
+def _temp_dirs(model_dir):
+    """Saves in progress (or cut short): TF writes ckpt-N_temp/, then merges it into ckpt-N.*."""
     try:
-        return any(name.endswith("_temp") for name in os.listdir(model_dir))
+        return {name for name in os.listdir(model_dir) if name.endswith("_temp")}
     except FileNotFoundError:
-        return False
+        return set()
 
 
 def _wait_for_new_checkpoint(process, model_dir, after):
@@ -52,10 +52,10 @@ def _wait_for_new_checkpoint(process, model_dir, after):
     return True
 
 
-def _kill_during_write(process, model_dir):
-    """SIGKILL as soon as a checkpoint write is seen (polled every millisecond)."""
+def _kill_during_write(process, model_dir, leftovers):
+    """SIGKILL as soon as a new checkpoint write is seen (polled every millisecond)."""
     deadline = time.time() + START_TIMEOUT_S
-    while not _writing_checkpoint(model_dir):
+    while not _temp_dirs(model_dir) - leftovers:
         if process.poll() is not None:
             return
         assert time.time() < deadline, "no checkpoint write seen"
@@ -76,10 +76,22 @@ def _assert_intact(path):
         reader.get_tensor(name)
 
 
-def test_killed_and_resumed_run_ends_with_the_uninterrupted_weights(corpus, tmp_path,
+@pytest.fixture
+def processes():
+    """Processes the test started; any still running when it ends are killed."""
+    started = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_killed_and_resumed_run_ends_with_the_uninterrupted_weights(corpus, tmp_path, processes,
                                                                      record_property):
     reference_dir = tmp_path / "reference"
     reference = _start(corpus, reference_dir, tmp_path / "reference.log")
+    processes.append(reference)
     assert reference.wait(timeout=600) == 0, (tmp_path / "reference.log").read_text()[-3000:]
 
     model_dir = tmp_path / "killed"
@@ -89,6 +101,7 @@ def test_killed_and_resumed_run_ends_with_the_uninterrupted_weights(corpus, tmp_
         log_path = tmp_path / f"attempt_{attempt}.log"
         resumed_from = _checkpoint_step(model_dir) or 0
         process = _start(corpus, model_dir, log_path)
+        processes.append(process)
         if kills >= MIN_KILLS:
             assert process.wait(timeout=600) == 0, log_path.read_text()[-3000:]
             break
@@ -96,8 +109,9 @@ def test_killed_and_resumed_run_ends_with_the_uninterrupted_weights(corpus, tmp_
         if not _wait_for_new_checkpoint(process, model_dir, resumed_from):
             assert process.returncode == 0, log_path.read_text()[-3000:]
             break
+        leftovers = _temp_dirs(model_dir)
         if kills % 2 == 0:
-            _kill_during_write(process, model_dir)
+            _kill_during_write(process, model_dir, leftovers)
         else:
             time.sleep(rng.uniform(0.0, 1.5))
             process.send_signal(signal.SIGKILL)
@@ -106,7 +120,8 @@ def test_killed_and_resumed_run_ends_with_the_uninterrupted_weights(corpus, tmp_
             assert process.returncode == 0, log_path.read_text()[-3000:]
             break
         kills += 1
-        kills_during_write += _writing_checkpoint(model_dir)
+        # A temp dir the kill left behind: that save was cut short.
+        kills_during_write += bool(_temp_dirs(model_dir) - leftovers)
         log = log_path.read_text()
         if resumed_from:
             assert f"Resumed from {model_dir}/ckpt-{resumed_from} at step {resumed_from}" in log
