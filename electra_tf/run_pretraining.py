@@ -361,7 +361,9 @@ def main(argv):
     save_dir = distribute.checkpoint_dir(strategy, FLAGS.model_dir)
     manager = tf.train.CheckpointManager(
         checkpoint, save_dir, max_to_keep=FLAGS.keep_checkpoint_max or None,
-        checkpoint_interval=FLAGS.save_checkpoints_steps, step_counter=optimizer.iterations)
+        checkpoint_interval=FLAGS.save_checkpoints_steps, step_counter=optimizer.iterations,
+        # Saves stay on the uninterrupted run's steps after a resume.
+        last_checkpoint_step=checkpoint_step(latest))
     if latest:
         restore_checkpoint(latest, trainer.checkpoint_objects(), input_iterator)
         logging.info("Resumed from %s at step %d", latest, trainer.step)

@@ -19,7 +19,8 @@ import tensorflow as tf
 
 from test_run_pretraining import _checkpoint_step, _command, corpus  # noqa: F401  (fixture)
 
-NUM_STEPS, SAVE_EVERY = 40, 4
+# Each attempt trains at most ~10 steps before its kill, so 8 kills end before step 72.
+NUM_STEPS, SAVE_EVERY = 72, 4
 FLAGS = [f"--num_train_steps={NUM_STEPS}", "--iterations_per_loop=2",
          f"--save_checkpoints_steps={SAVE_EVERY}", "--keep_checkpoint_max=3"]
 MIN_KILLS = 8
@@ -42,13 +43,18 @@ def _temp_dirs(model_dir):
         return set()
 
 
-def _wait_for_new_checkpoint(process, model_dir, after):
+def _logged_steps(log_path):
+    return [int(s) for s in re.findall(r"step (\d+)/\d+ \(", log_path.read_text())]
+
+
+def _wait_for_logged_step(process, log_path, step):
+    """Waits until the run logs `step` (loops log before they save); False if it ended."""
     deadline = time.time() + START_TIMEOUT_S
-    while (_checkpoint_step(model_dir) or 0) <= after:
+    while max(_logged_steps(log_path), default=0) < step:
         if process.poll() is not None:
             return False
-        assert time.time() < deadline, "the restarted run made no progress"
-        time.sleep(0.05)
+        assert time.time() < deadline, f"the run did not reach step {step}"
+        time.sleep(0.01)
     return True
 
 
@@ -105,15 +111,17 @@ def test_killed_and_resumed_run_ends_with_the_uninterrupted_weights(corpus, tmp_
         if kills >= MIN_KILLS:
             assert process.wait(timeout=600) == 0, log_path.read_text()[-3000:]
             break
-        # Kill only once this process has saved, so every attempt makes progress.
-        if not _wait_for_new_checkpoint(process, model_dir, resumed_from):
+        # A random point one to one and a half save intervals past the resumed step:
+        # every attempt can make progress, and the run outlasts the kills.
+        target = resumed_from + rng.choice([SAVE_EVERY, SAVE_EVERY + 2])
+        if not _wait_for_logged_step(process, log_path, target):
             assert process.returncode == 0, log_path.read_text()[-3000:]
             break
         leftovers = _temp_dirs(model_dir)
         if kills % 2 == 0:
             _kill_during_write(process, model_dir, leftovers)
         else:
-            time.sleep(rng.uniform(0.0, 1.5))
+            time.sleep(rng.uniform(0.0, 0.3))
             process.send_signal(signal.SIGKILL)
         process.wait()
         if process.returncode != -signal.SIGKILL:
@@ -122,13 +130,14 @@ def test_killed_and_resumed_run_ends_with_the_uninterrupted_weights(corpus, tmp_
         kills += 1
         # A temp dir the kill left behind: that save was cut short.
         kills_during_write += bool(_temp_dirs(model_dir) - leftovers)
-        log = log_path.read_text()
         if resumed_from:
-            assert f"Resumed from {model_dir}/ckpt-{resumed_from} at step {resumed_from}" in log
-        reached = max([int(s) for s in re.findall(r"step (\d+)/\d+ \(", log)], default=0)
+            assert (f"Resumed from {model_dir}/ckpt-{resumed_from} at step {resumed_from}"
+                    in log_path.read_text())
+        reached = max(_logged_steps(log_path))
         latest = tf.train.latest_checkpoint(str(model_dir))
-        _assert_intact(latest)
-        max_steps_lost = max(max_steps_lost, reached - _checkpoint_step(model_dir))
+        if latest:
+            _assert_intact(latest)
+        max_steps_lost = max(max_steps_lost, reached - (_checkpoint_step(model_dir) or 0))
 
     figures = {"kills": kills, "kills_during_checkpoint_write": kills_during_write,
                "restarts": kills, "max_steps_lost": max_steps_lost}
