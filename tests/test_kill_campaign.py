@@ -24,7 +24,7 @@ NUM_STEPS, SAVE_EVERY = 72, 4
 FLAGS = [f"--num_train_steps={NUM_STEPS}", "--iterations_per_loop=2",
          f"--save_checkpoints_steps={SAVE_EVERY}", "--keep_checkpoint_max=3"]
 MIN_KILLS = 8
-START_TIMEOUT_S = 300
+START_TIMEOUT_S = 600
 
 
 def _start(corpus, model_dir, log_path, *extra):
@@ -76,10 +76,12 @@ def _weights(model_dir, step):
 
 
 def _assert_intact(path):
-    """Every tensor of the checkpoint reads back (checksums included)."""
+    """Every tensor of the checkpoint reads back (checksums included); the input
+    position (a variant, which the reader cannot return) is read by the next restart."""
     reader = tf.train.load_checkpoint(path)
-    for name in reader.get_variable_to_shape_map():
-        reader.get_tensor(name)
+    for name, dtype in reader.get_variable_to_dtype_map().items():
+        if dtype != tf.variant:
+            reader.get_tensor(name)
 
 
 @pytest.fixture
@@ -98,7 +100,7 @@ def test_killed_and_resumed_run_ends_with_the_uninterrupted_weights(corpus, tmp_
     reference_dir = tmp_path / "reference"
     reference = _start(corpus, reference_dir, tmp_path / "reference.log")
     processes.append(reference)
-    assert reference.wait(timeout=600) == 0, (tmp_path / "reference.log").read_text()[-3000:]
+    assert reference.wait(timeout=900) == 0, (tmp_path / "reference.log").read_text()[-3000:]
 
     model_dir = tmp_path / "killed"
     rng = random.Random(13)
