@@ -261,6 +261,17 @@ def _cannot_resume(path, reason):
             "to start over, use a new --model_dir. Nothing was deleted.")
 
 
+def save_again(manager, checkpoint, step):
+    """Writes the checkpoint of `step`, also when the manager has written one for it.
+
+    The two_stage switch changes the model without a step: the manager would
+    skip a second save at the same step, and the restarted process would
+    resume in stage one and switch again, forever.
+    """
+    if manager.save(checkpoint_number=step, check_interval=False) is None:
+        checkpoint.write(f"{manager.directory}/ckpt-{step}")
+
+
 def _format_duration(seconds):
     seconds = int(max(0, seconds))
     days, rest = divmod(seconds, 86400)
@@ -389,7 +400,7 @@ def main(argv):
         if model.generator_training == "two_stage" and not model.in_second_stage():
             if trainer.step >= switch_step:
                 model.start_second_stage()
-                manager.save(checkpoint_number=trainer.step, check_interval=False)
+                save_again(manager, checkpoint, trainer.step)
                 writer.flush()
                 two_stage.restart(sys.argv, None if FLAGS.max_train_steps_this_run is None
                                   else last_step - trainer.step)
