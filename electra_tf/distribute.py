@@ -13,7 +13,9 @@ def define_flags():
     """The scale-out flags every runner shares (the runners call this once at import)."""
     flags.DEFINE_enum("distribution_strategy", "default", list(STRATEGIES),
                       "tf.distribute strategy.")
-    flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (empty in Colab).")
+    flags.DEFINE_string("tpu", None, "For --distribution_strategy=tpu: 'local' on a TPU VM "
+                        "(Colab's TPU runtimes are TPU VMs), else the TPU's name or grpc:// "
+                        "address.")
     flags.DEFINE_integer("num_gpus", None, "GPUs for --distribution_strategy=mirrored.")
     flags.DEFINE_enum("mixed_precision", "none", ["none", "bfloat16", "float16"],
                       "Compute dtype; variables stay float32.")
@@ -70,8 +72,8 @@ def create_strategy(distribution_strategy="default", tpu=None, num_gpus=None):
     mirrored: all local GPUs (or `num_gpus` of them), or the logical CPU
       devices when there is no GPU.
     multi_worker_mirrored: the cluster described by TF_CONFIG.
-    tpu: `tpu` names a Cloud TPU / TPU VM ("local" on a TPU VM; empty in
-      Colab, where the resolver finds it).
+    tpu: `tpu` names the TPU: "local" on a TPU VM (Colab's TPU runtimes
+      included), else a Cloud TPU name or grpc:// address.
     """
     if distribution_strategy not in STRATEGIES:
         raise ValueError(f"--distribution_strategy={distribution_strategy!r} is not one of "
@@ -95,7 +97,10 @@ def create_strategy(distribution_strategy="default", tpu=None, num_gpus=None):
         except json.JSONDecodeError as e:
             raise ValueError(f"TF_CONFIG is not valid JSON: {e}") from e
         return tf.distribute.MultiWorkerMirroredStrategy()
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+    if not tpu:
+        raise ValueError("--distribution_strategy=tpu needs --tpu: 'local' on a TPU VM (Colab's "
+                         "TPU runtime is one), else the TPU's name or grpc:// address")
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
@@ -129,3 +134,31 @@ def per_replica_batch_size(global_batch_size, num_replicas, accumulation_steps=1
             f"--train_batch_size={global_batch_size} must be divisible by replicas ({num_replicas}) "
             f"x --gradient_accumulation_steps ({accumulation_steps})")
     return global_batch_size // divisor
+
+
+class StopAgreement:
+    """Whether any worker asked to stop, with the same answer on every worker.
+
+    A stop request (SIGTERM, SIGINT) reaches one process. If that worker
+    alone left the training loop, it would enter the collective checkpoint
+    save while its peers entered the next step's all-reduce: a hang or a
+    crash. Every worker asks at the same loop boundary and all of them get
+    the OR of the requests, so all stop after the same step and write the
+    same checkpoint. One scalar all-reduce per loop (TF's
+    PreemptionCheckpointHandler agrees through the coordination service
+    instead, but it counts its own `run` calls, restores its counter only from
+    the chief's directory, and ends the process from inside its save).
+    """
+
+    def __init__(self, strategy):
+        self.strategy = strategy
+        self._any = tf.function(self._count_requests, autograph=False)
+
+    def _count_requests(self, requested):
+        flags = self.strategy.run(tf.identity, args=(requested,))
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, flags, axis=None)
+
+    def any_worker(self, requested: bool) -> bool:
+        """Call on every worker at the same point of the loop."""
+        return bool(self._any(tf.constant(1.0 if requested else 0.0)).numpy() > 0.0)
+

@@ -64,7 +64,7 @@ class AdamWeightDecay(tf.Module):
                  exclude_from_weight_decay=EXCLUDE_FROM_WEIGHT_DECAY, lr_multipliers=None,
                  name="adam_weight_decay"):
         super().__init__(name=name)
-        self._variables = list(variables)
+        variables = list(variables)
         self._learning_rate_fn = learning_rate_fn
         self.weight_decay_rate = weight_decay_rate
         self.beta_1 = beta_1
@@ -72,18 +72,37 @@ class AdamWeightDecay(tf.Module):
         self.epsilon = epsilon
         self.clip_norm = clip_norm
         self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
-        self.paths = [v.path for v in self._variables]
+        self.paths = [v.path for v in variables]
         if len(set(self.paths)) != len(self.paths):
             raise ValueError("Trainable variables must have unique paths for the optimizer")
+        # The variables and their slots are checkpointed under the variable's
+        # path, so a checkpoint restores them by name: a change in the order of
+        # the variables cannot hand one variable's values or moments to another
+        # of the same shape.
+        self.variables_by_path = dict(zip(self.paths, variables))
         self._decays = [
             weight_decay_rate > 0 and not any(re.search(p, path) for p in exclude_from_weight_decay)
             for path in self.paths]
         lr_multipliers = lr_multipliers or {}
         self._lr_multipliers = [lr_multipliers.get(path, 1.0) for path in self.paths]
-        # Slots keyed by position; `slot_names` gives the original's
-        # "<variable>/adam_m" names for checkpoint conversion.
-        self.m = [tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False) for v in self._variables]
-        self.v = [tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False) for v in self._variables]
+        self.m_by_path = {v.path: tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False)
+                          for v in variables}
+        self.v_by_path = {v.path: tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False)
+                          for v in variables}
+
+    @property
+    def _variables(self):
+        return [self.variables_by_path[path] for path in self.paths]
+
+    @property
+    def m(self):
+        """First moments, in the order of the variables."""
+        return [self.m_by_path[path] for path in self.paths]
+
+    @property
+    def v(self):
+        """Second moments, in the order of the variables."""
+        return [self.v_by_path[path] for path in self.paths]
 
     @property
     def learning_rate(self):
@@ -138,6 +157,7 @@ class AdamWeightDecay(tf.Module):
         # square root is vectorised to ~1e-5 relative error.
         zero = tf.constant(0.0)
         return tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=self.m[index].handle, v=self.v[index].handle,
+            var=variable.handle, m=self.m_by_path[self.paths[index]].handle,
+            v=self.v_by_path[self.paths[index]].handle,
             beta1_power=zero, beta2_power=zero, lr=lr, beta1=tf.constant(self.beta_1),
             beta2=tf.constant(self.beta_2), epsilon=tf.constant(self.epsilon), grad=grad)

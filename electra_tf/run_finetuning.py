@@ -627,7 +627,11 @@ def main(argv):
     seeds = parse_seeds(FLAGS.seeds)
     # First TF work of the process: multi-worker collectives must be configured
     # before anything initializes the runtime.
-    strategy = distribute.create_strategy(FLAGS.distribution_strategy, FLAGS.tpu, FLAGS.num_gpus)
+    try:
+        strategy = distribute.create_strategy(FLAGS.distribution_strategy, FLAGS.tpu,
+                                              FLAGS.num_gpus)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
     try:
         pretrained = load_encoder(FLAGS.init_checkpoint)
         logging.info("Fine-tuning from %s (%s format).", pretrained.source.checkpoint,

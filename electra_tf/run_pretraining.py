@@ -91,6 +91,8 @@ distribute.define_flags()
 flags.adopt_module_key_flags(distribute)
 
 SETTINGS_FILE = "pretraining_settings.json"
+# The checkpoint's name for the tf.data iterator (the input position).
+INPUT_POSITION = "input_pipeline"
 _ARCHITECTURE_FLAGS = (
     "model_size", "model_hparam_overrides", "embedding_size", "max_seq_length",
     "generator_hidden_size", "generator_layers", "untied_generator_embeddings", "objective",
@@ -188,7 +190,11 @@ def write_settings(model_dir, settings):
 
 
 class _StopRequest:
-    """Turns SIGTERM/SIGINT into "checkpoint and exit cleanly" at the next loop boundary."""
+    """Turns SIGTERM/SIGINT into "checkpoint and exit cleanly" at the next loop boundary.
+
+    With several workers the request is shared at that boundary
+    (`distribute.StopAgreement`), so all of them stop after the same step.
+    """
 
     def __init__(self):
         self.requested = False
@@ -198,6 +204,72 @@ class _StopRequest:
     def _handle(self, signum, frame):
         logging.warning("Received signal %d: checkpointing and stopping after this loop.", signum)
         self.requested = True
+
+
+def checkpoint_step(path):
+    """The step a checkpoint of this runner holds (its number), 0 for none."""
+    return int(path.rsplit("-", 1)[1]) if path else 0
+
+
+def latest_checkpoint(model_dir):
+    """The checkpoint to resume from: the one model_dir's `checkpoint` file names, or None.
+
+    Exits when that checkpoint's index is missing (tf.train.latest_checkpoint
+    would then return None and the run would silently start over).
+    """
+    state = tf.train.get_checkpoint_state(model_dir)
+    if state is None or not state.model_checkpoint_path:
+        return None
+    path = state.model_checkpoint_path
+    if not tf.io.gfile.exists(f"{path}.index"):
+        raise SystemExit(_cannot_resume(path, f"{path}.index does not exist"))
+    return path
+
+
+def restore_checkpoint(path, training_objects, input_iterator=None):
+    """Restores `path`, or exits naming the damaged checkpoint and how to recover.
+
+    `input_iterator` gets the input position when the checkpoint holds one;
+    a converted checkpoint (electra_tf.convert) holds none, and the data then
+    starts from the beginning of its order.
+    """
+    try:
+        status = tf.train.Checkpoint(**training_objects).restore(path)
+        status.assert_existing_objects_matched().expect_partial()
+        if input_iterator is None:
+            return
+        if any(name.startswith(f"{INPUT_POSITION}/") for name, _ in tf.train.list_variables(path)):
+            tf.train.Checkpoint(**{INPUT_POSITION: input_iterator}).restore(
+                path).assert_existing_objects_matched().expect_partial()
+        else:
+            logging.warning("%s holds no input position: the data starts from the beginning.",
+                            path)
+    # TF's reader raises IndexError on a truncated file, OpErrors on bad checksums
+    # or missing data files, AssertionError when objects are absent.
+    except (tf.errors.OpError, AssertionError, IndexError, ValueError) as e:
+        raise SystemExit(_cannot_resume(path, f"{type(e).__name__}: {str(e).strip()}")) from None
+
+
+def _cannot_resume(path, reason):
+    files = sorted(tf.io.gfile.glob(f"{path}.*"))
+    directory = path.rsplit("/", 1)[0]
+    return (f"Cannot resume from the latest checkpoint {path}: {reason}\n"
+            f"Its files: {', '.join(files) or 'none'} (a checkpoint is {path}.index and "
+            f"{path}.data-*); they are damaged or missing, or were written by another version. "
+            f"To resume from an earlier checkpoint, move {path}.* out of {directory} and point "
+            f"model_checkpoint_path in {directory}/checkpoint at an intact ckpt-N listed there; "
+            "to start over, use a new --model_dir. Nothing was deleted.")
+
+
+def save_again(manager, checkpoint, step):
+    """Writes the checkpoint of `step`, also when the manager has written one for it.
+
+    The two_stage switch changes the model without a step: the manager would
+    skip a second save at the same step, and the restarted process would
+    resume in stage one and switch again, forever.
+    """
+    if manager.save(checkpoint_number=step, check_interval=False) is None:
+        checkpoint.write(f"{manager.directory}/ckpt-{step}")
 
 
 def _format_duration(seconds):
@@ -216,7 +288,11 @@ def main(argv):
     discriminator_config, generator_config = model_configs(len(vocab))
     # First TF work of the process: multi-worker collectives must be configured
     # before anything initializes the runtime.
-    strategy = distribute.create_strategy(FLAGS.distribution_strategy, FLAGS.tpu, FLAGS.num_gpus)
+    try:
+        strategy = distribute.create_strategy(FLAGS.distribution_strategy, FLAGS.tpu,
+                                              FLAGS.num_gpus)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
     try:
         pretrain_data.check_shards(FLAGS.pretrain_tfrecords, FLAGS.max_seq_length)
     except (FileNotFoundError, ValueError) as e:
@@ -272,27 +348,40 @@ def main(argv):
                                     weight_decay_rate=FLAGS.weight_decay_rate)
         trainer = Trainer(strategy, model, optimizer, jit_compile=distribute.use_xla(FLAGS.use_xla, strategy), seed=FLAGS.seed,
                           dynamic_loss_scale=FLAGS.mixed_precision == "float16")
-    checkpoint = tf.train.Checkpoint(**trainer.checkpoint_objects())
+    latest = latest_checkpoint(FLAGS.model_dir)
+    # The default strategy reads through a plain tf.data iterator, whose
+    # position (shuffle buffers included) the checkpoint holds: a resumed run
+    # sees exactly the batches an uninterrupted one would. tf.distribute's
+    # distributed iterators cannot be checkpointed (TF 2.20); with them a
+    # resumed run reshuffles, seeded by its start step, so it does not replay
+    # the batches it has already trained on.
+    input_position_saved = FLAGS.distribution_strategy == "default"
+    data_seed = FLAGS.seed if input_position_saved else FLAGS.seed + checkpoint_step(latest)
+
+    def dataset_fn(input_context):
+        dataset = pretrain_data.pretraining_dataset(
+            FLAGS.pretrain_tfrecords, FLAGS.max_seq_length, micro_batch, is_training=True,
+            input_context=input_context, seed=data_seed)
+        return accumulation_batches(dataset, accumulation)
+
+    iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+    input_iterator = iterator if input_position_saved else None
+    checkpoint = tf.train.Checkpoint(**trainer.checkpoint_objects(),
+                                     **({INPUT_POSITION: iterator} if input_position_saved
+                                        else {}))
     # Every worker saves (saving is collective) but only the chief into model_dir.
     save_dir = distribute.checkpoint_dir(strategy, FLAGS.model_dir)
     manager = tf.train.CheckpointManager(
         checkpoint, save_dir, max_to_keep=FLAGS.keep_checkpoint_max or None,
-        checkpoint_interval=FLAGS.save_checkpoints_steps, step_counter=optimizer.iterations)
-    latest = tf.train.latest_checkpoint(FLAGS.model_dir)
+        checkpoint_interval=FLAGS.save_checkpoints_steps, step_counter=optimizer.iterations,
+        # Saves stay on the uninterrupted run's steps after a resume.
+        last_checkpoint_step=checkpoint_step(latest))
     if latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
+        restore_checkpoint(latest, trainer.checkpoint_objects(), input_iterator)
         logging.info("Resumed from %s at step %d", latest, trainer.step)
     elif chief:
         write_settings(FLAGS.model_dir, settings)
 
-    def dataset_fn(input_context):
-        # Reseeded by the start step, so a resumed run does not replay the same order.
-        dataset = pretrain_data.pretraining_dataset(
-            FLAGS.pretrain_tfrecords, FLAGS.max_seq_length, micro_batch, is_training=True,
-            input_context=input_context, seed=FLAGS.seed + trainer.step)
-        return accumulation_batches(dataset, accumulation)
-
-    iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
     writer = (tf.summary.create_file_writer(f"{FLAGS.model_dir}/train") if chief
               else tf.summary.create_noop_writer())
     stop = _StopRequest()
@@ -305,12 +394,14 @@ def main(argv):
     if FLAGS.max_train_steps_this_run is not None:
         last_step = min(last_step, start_step + FLAGS.max_train_steps_this_run)
     run_start = time.time()
-    while trainer.step < last_step and not stop.requested:
+    stop_agreement = distribute.StopAgreement(strategy)
+    stopping = False
+    while trainer.step < last_step and not stopping:
         steps = min(FLAGS.iterations_per_loop, last_step - trainer.step)
         if model.generator_training == "two_stage" and not model.in_second_stage():
             if trainer.step >= switch_step:
                 model.start_second_stage()
-                manager.save(checkpoint_number=trainer.step, check_interval=False)
+                save_again(manager, checkpoint, trainer.step)
                 writer.flush()
                 two_stage.restart(sys.argv, None if FLAGS.max_train_steps_this_run is None
                                   else last_step - trainer.step)
@@ -322,6 +413,12 @@ def main(argv):
             raise SystemExit(f"Stopped: {e}") from None
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
             raise SystemExit(pretrain_data.describe_data_error(e, FLAGS.pretrain_tfrecords)) from None
+        except tf.errors.UnavailableError as e:
+            # A collective failed: a peer stopped (its heartbeats) or cannot be reached.
+            raise SystemExit(
+                f"Stopped after step {trainer.step}: lost contact with another worker. "
+                f"{e.message.strip()}\nRestart every worker with the same command; training "
+                f"resumes from the last checkpoint in {FLAGS.model_dir}.") from None
         elapsed = time.time() - loop_start
         metrics = pretraining_metrics(sums, steps)
         metrics["learning_rate"] = float(optimizer.learning_rate)
@@ -342,6 +439,9 @@ def main(argv):
             metrics["masked_lm_accuracy"], metrics["sampled_masked_lm_accuracy"],
             metrics["disc_accuracy"], metrics["disc_auc"], metrics["learning_rate"])
         manager.save(checkpoint_number=step)
+        stopping = stop_agreement.any_worker(stop.requested)
+    if stopping:
+        logging.info("Stopping at step %d on request.", trainer.step)
     writer.flush()
     saved = manager.save(checkpoint_number=trainer.step, check_interval=False)
     # Replicas must hold identical weights; the fingerprint lets workers be compared.

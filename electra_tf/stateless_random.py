@@ -8,7 +8,10 @@ murmur3 finalizer gives uniforms that XLA fuses into the consumer, and lets
 each example draw from its own key (its global index), which makes a step's
 randomness independent of how the batch is split across replicas.
 
-Keys are uint32 scalars (or [batch] vectors for per-example streams).
+Keys are uint32 scalars, or [batch] vectors giving each example its own
+stream: dropout, masking and sampling draw per example from (step key, global
+example index), so neither the replica nor the accumulation micro-batch an
+example lands in changes its randomness.
 
 Dropout masks (`keep_mask`) are compiled with XLA even inside a graph that
 is not: as separate TF kernels the hash's ~20 integer ops per element cost
@@ -66,9 +69,16 @@ def uniform(shape, key):
 
 
 def uniform_like(x, key):
-    """Uniform [0, 1) float32 with the (possibly dynamic) shape of `x`, from a scalar key."""
-    counter = tf.reshape(tf.range(tf.size(x, out_type=tf.int32)), tf.shape(x))
-    return _counter_uniform(counter, key)
+    """Uniform [0, 1) float32 with the (possibly dynamic) shape of `x`; `key` as in `uniform`."""
+    key = tf.convert_to_tensor(key, tf.uint32)
+    shape = tf.shape(x)
+    if key.shape.rank == 0:
+        return _counter_uniform(tf.reshape(tf.range(tf.size(x, out_type=tf.int32)), shape), key)
+    row_shape = shape[1:]
+    counter = tf.reshape(tf.range(tf.reduce_prod(row_shape)),
+                         tf.concat([[1], row_shape], 0))
+    keys = tf.reshape(key, tf.concat([[-1], tf.ones_like(row_shape)], 0))
+    return _counter_uniform(counter, keys)
 
 
 def _counter_uniform(counter, key):
@@ -78,7 +88,7 @@ def _counter_uniform(counter, key):
 
 
 def keep_mask(x, rate, key):
-    """Boolean mask of x's shape, True with probability 1 - rate, from a scalar key."""
+    """Boolean mask of x's shape, True with probability 1 - rate; `key` as in `uniform`."""
     if x.shape.is_fully_defined():
         return _compiled_keep_mask(tuple(x.shape), float(rate), key)
     return uniform_like(x, key) >= rate

@@ -4,9 +4,14 @@ A model ("task") plugs in with three things:
   - `loss_denominators(features) -> dict` of per-replica counts its loss is
     normalized by (known before the forward pass: they are all-reduced first,
     so the step's result does not depend on how the global batch is split);
-  - `compute_loss_and_stats(features, denominators, key, example_index,
-    replica_id) -> (loss, stats)`, with `stats` a dict of sums;
-  - `trainable_variables`.
+  - `compute_loss_and_stats(features, denominators, key, example_index)
+    -> (loss, stats)`, with `stats` a dict of sums; all its randomness
+    (masking, sampling, dropout) is drawn per example from (key,
+    example_index), the example's position in the global batch, so neither
+    the replica count nor the accumulation split changes a step;
+  - `trainable_variables`;
+  - optionally `after_step(stats)`, called with the step's stats summed
+    over the global batch (for state that must be the same on every replica).
 
 The whole step on one screen: per replica, for each accumulation micro-batch,
 forward + backward under XLA; gradients summed over micro-batches and
@@ -90,8 +95,11 @@ class Trainer:
         packed = self.strategy.run(self._packed_replica_step, args=(batches, key))
         total = self.strategy.reduce(tf.distribute.ReduceOp.SUM, packed, axis=None)
         sizes = [size for _, _, size in self._stats_layout]
-        return {name: tf.reshape(part, shape) for (name, shape, _), part
-                in zip(self._stats_layout, tf.split(total, sizes))}
+        stats = {name: tf.reshape(part, shape) for (name, shape, _), part
+                 in zip(self._stats_layout, tf.split(total, sizes))}
+        if hasattr(self.model, "after_step"):
+            self.model.after_step(stats)
+        return stats
 
     def _packed_replica_step(self, batches, key):
         stats = self._replica_step(batches, key)
@@ -114,11 +122,11 @@ class Trainer:
         global_micro_batch = local_batch * context.num_replicas_in_sync
         grads, stats = None, None
         for i, features in enumerate(micro_batches):
-            # Global position of each example, which seeds its masking and sampling.
+            # Global position of each example, which seeds its masking, sampling and dropout.
             example_index = (i * global_micro_batch + replica_id * local_batch
                              + tf.range(local_batch, dtype=tf.int32))
             micro_grads, micro_stats = self._compiled_gradients(
-                features, denominators, key, example_index, replica_id)
+                features, denominators, key, example_index)
             grads = micro_grads if grads is None else [a + b for a, b in zip(grads, micro_grads)]
             stats = micro_stats if stats is None else tf.nest.map_structure(
                 tf.add, stats, micro_stats)
@@ -137,11 +145,11 @@ class Trainer:
         stats["grad_norm"] = grad_norm / tf.cast(context.num_replicas_in_sync, tf.float32)
         return stats
 
-    def _gradients(self, features, denominators, key, example_index, replica_id):
+    def _gradients(self, features, denominators, key, example_index):
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             loss, stats = self.model.compute_loss_and_stats(
-                features, denominators, key, example_index, replica_id=replica_id)
+                features, denominators, key, example_index)
             scaled_loss = loss if self.loss_scale is None else loss * self.loss_scale.value
         grads = tape.gradient(scaled_loss, variables)
         missing = [v.path for v, g in zip(variables, grads) if g is None]

@@ -1,4 +1,4 @@
-"""Tiny ELECTRA configurations and random batches shared by the pre-training tests."""
+"""Tiny ELECTRA configurations, trainers and random batches shared by the training tests."""
 
 import functools
 
@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf.config import ElectraConfig, generator_config
+from electra_tf.finetuning.models import ElectraForSequenceClassification
 from electra_tf.optimization import AdamWeightDecay, learning_rate_at
 from electra_tf.pretraining.model import ElectraPretrainer
 from electra_tf.tokenization import SpecialTokens
@@ -36,13 +37,29 @@ def random_features(num_examples, seq_length, seed=0, min_length=6, vocab_size=V
             "segment_ids": np.zeros_like(ids)}
 
 
-def build_trainer(strategy, dropout=0.0, learning_rate=1e-3, seed=0, max_predictions=5,
+def build_trainer(strategy, dropout=0.1, learning_rate=1e-3, seed=0, max_predictions=5,
                   jit_compile=True, dynamic_loss_scale=False, **model_kwargs):
+    """A Trainer of the tiny ElectraPretrainer (user-default dropout 0.1 unless told)."""
     discriminator, generator = tiny_configs(dropout)
+
+    def model_fn():
+        return ElectraPretrainer(discriminator, generator, SPECIAL,
+                                 max_predictions_per_seq=max_predictions, **model_kwargs)
+    return _trainer(strategy, model_fn, learning_rate, seed, jit_compile, dynamic_loss_scale)
+
+
+def build_classifier_trainer(strategy, num_labels=3, dropout=0.1, learning_rate=1e-3, seed=0,
+                             jit_compile=True):
+    """A Trainer fine-tuning a tiny ElectraForSequenceClassification (dropout 0.1 unless told)."""
+    discriminator, _ = tiny_configs(dropout)
+    return _trainer(strategy, lambda: ElectraForSequenceClassification(discriminator, num_labels),
+                    learning_rate, seed, jit_compile, False)
+
+
+def _trainer(strategy, model_fn, learning_rate, seed, jit_compile, dynamic_loss_scale):
     with strategy.scope():
         keras.utils.set_random_seed(seed)
-        model = ElectraPretrainer(discriminator, generator, SPECIAL,
-                                  max_predictions_per_seq=max_predictions, **model_kwargs)
+        model = model_fn()
         model.build()
         schedule = functools.partial(learning_rate_at, base_learning_rate=learning_rate,
                                      num_train_steps=1000, num_warmup_steps=0)

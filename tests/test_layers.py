@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from electra_tf import stateless_random
-from electra_tf.layers.dropout import fold_seed, stateless_dropout
+from electra_tf.layers.dropout import example_keys, fold_seed, stateless_dropout
 from electra_tf.layers.normalization import LayerNorm
 from electra_tf.layers.transformer import TransformerLayer, attention_bias_from_mask, exact_gelu
 
@@ -70,6 +70,23 @@ def test_dropout_rate_scale_and_determinism():
     dynamic = tf.function(lambda x: stateless_dropout(x, 0.1, key),
                           input_signature=[tf.TensorSpec([None, None, 32])])
     np.testing.assert_array_equal(y, dynamic(x).numpy())
+
+
+def test_per_example_dropout_masks_do_not_depend_on_the_rest_of_the_batch():
+    key = stateless_random.key_from_seed([5, 6])
+    x = tf.ones([6, 16, 32])
+    keys = example_keys(key, 2, tf.range(10, 16))
+    whole = stateless_dropout(x, 0.1, keys).numpy()
+    assert abs((whole == 0).mean() - 0.1) < 0.01
+    # Rows 0-2 and 3-5 as two micro-batches (or replicas): the same masks.
+    for rows in ([0, 1, 2], [3, 4, 5]):
+        part = stateless_dropout(tf.gather(x, rows), 0.1, tf.gather(keys, rows)).numpy()
+        np.testing.assert_array_equal(part, whole[rows])
+    assert (whole[0] != whole[1]).mean() > 0.1
+    # Traced with an unknown shape, per-example keys give the same masks.
+    dynamic = tf.function(lambda x: stateless_dropout(x, 0.1, keys),
+                          input_signature=[tf.TensorSpec([None, None, 32])])
+    np.testing.assert_array_equal(whole, dynamic(x).numpy())
 
 
 def _reference_transformer_layer(layer, hidden, bias, dropout_key):

@@ -68,3 +68,29 @@ def test_skipped_update_changes_nothing():
     assert not np.any(optimizer.m[0].numpy()) and not np.any(optimizer.v[1].numpy())
     tf.function(optimizer.apply)([tf.ones([4, 3]), tf.ones([3])], apply_if=tf.constant(True))
     assert int(optimizer.iterations.numpy()) == 1 and np.all(optimizer.m[1].numpy() > 0)
+
+
+def test_slots_are_restored_by_variable_path_not_position(tmp_path):
+    import keras
+    first, second = keras.layers.Dense(3, name="first"), keras.layers.Dense(3, name="second")
+    for layer in (first, second):
+        layer.build((None, 3))
+    variables = [first.kernel, second.kernel]       # same shape: position would swap them
+    optimizer = AdamWeightDecay(variables, lambda step: 1e-2)
+    tf.function(optimizer.apply)([tf.ones([3, 3]), -2.0 * tf.ones([3, 3])])
+    path = tf.train.Checkpoint(optimizer=optimizer).write(str(tmp_path / "ckpt"))
+    saved_values = [v.numpy() for v in variables]
+    for v in variables:
+        v.assign(tf.zeros_like(v))
+
+    reordered = AdamWeightDecay(variables[::-1], lambda step: 1e-2)
+    tf.train.Checkpoint(optimizer=reordered).read(path).assert_consumed()
+    for variable, saved in zip(variables, saved_values):
+        np.testing.assert_array_equal(variable.numpy(), saved)
+    assert reordered.paths == optimizer.paths[::-1]
+    for slot, saved in ((reordered.m, optimizer.m[::-1]), (reordered.v, optimizer.v[::-1])):
+        for restored, original in zip(slot, saved):
+            np.testing.assert_array_equal(restored.numpy(), original.numpy())
+    # The first slot is now second's: its gradient was -2 times first's.
+    assert np.all(reordered.m[1].numpy() > 0)
+    np.testing.assert_allclose(reordered.m[0].numpy(), -2.0 * reordered.m[1].numpy(), rtol=1e-6)

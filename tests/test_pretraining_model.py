@@ -176,8 +176,7 @@ def test_train_step_compiles_with_xla():
     trainer = build_trainer(strategy, jit_compile=True)
     features = {k: tf.constant(v) for k, v in random_features(4, 16).items()}
     denominators = trainer.model.loss_denominators(features)
-    args = (features, denominators, stateless_random.key_from_seed([1, 2]), tf.range(4),
-            tf.constant(0))
+    args = (features, denominators, stateless_random.key_from_seed([1, 2]), tf.range(4))
     hlo = trainer._compiled_gradients.experimental_get_compiler_ir(*args)(stage="hlo")
     assert "HloModule" in hlo and "dot(" in hlo
     trainer.train(iter(_dataset(random_features(8, 16), 4, 1).repeat()), 2)

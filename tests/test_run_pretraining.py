@@ -192,3 +192,27 @@ def test_bad_inputs_fail_with_clear_messages(corpus, tmp_path):
                   "--generator_hidden_size", "another architecture")
     settings = json.loads((model_dir / "pretraining_settings.json").read_text())
     assert settings["generator_hidden_size"] == 0.5
+
+
+def test_two_stage_switches_once_and_resumes_in_the_second_stage(corpus, tmp_path):
+    model_dir = tmp_path / "model"
+    flags = ["--generator_training=two_stage", "--generator_hidden_size=1.0",
+             "--two_stage_generator_fraction=0.5", "--num_train_steps=12",
+             "--iterations_per_loop=2", "--save_checkpoints_steps=4", "--keep_checkpoint_max=0"]
+    first = _run(corpus, model_dir, *flags, "--max_train_steps_this_run=8")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert _checkpoint_step(model_dir) == 8
+    # Saves come every 4 steps; step 6 is the switch's own checkpoint.
+    assert (model_dir / "ckpt-6.index").exists()
+    disc_loss = _scalars(model_dir)["disc_loss"]
+    assert [disc_loss[step] for step in (2, 4, 6)] == [0.0, 0.0, 0.0], disc_loss
+    assert disc_loss[8] > 0.0, disc_loss
+
+    second = _run(corpus, model_dir, *flags)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"Resumed from {model_dir}/ckpt-8 at step 8" in second.stderr
+    assert _checkpoint_step(model_dir) == 12
+    disc_loss = _scalars(model_dir)["disc_loss"]
+    # Still the discriminator's stage: stage one would report a zero loss.
+    assert disc_loss[10] > 0.0 and disc_loss[12] > 0.0, disc_loss
+    assert (model_dir / "discriminator" / "config.json").exists()

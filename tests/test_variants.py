@@ -90,13 +90,15 @@ def test_default_objective_unchanged():
 
     The discriminator's numbers were re-recorded when generator sampling moved
     from Gumbel-max to inverse-CDF draws (other samples from the same
-    distribution); the generator's MLM loss is the one first recorded.
+    distribution), and all three when dropout masks became per example
+    (other masks at the same rate; the generator's MLM loss had been the one
+    first recorded: 69.44425201416016).
     """
     model = make()
     loss, stats = run(model, features())
-    np.testing.assert_allclose(float(loss), 39.105560302734375, rtol=1e-6)
-    np.testing.assert_allclose(float(stats["masked_lm_loss_sum"]), 69.44425201416016, rtol=1e-6)
-    np.testing.assert_allclose(float(stats["disc_loss_sum"]), 62.056697845458984, rtol=1e-6)
+    np.testing.assert_allclose(float(loss), 39.092525482177734, rtol=1e-6)
+    np.testing.assert_allclose(float(stats["masked_lm_loss_sum"]), 69.38843536376953, rtol=1e-6)
+    np.testing.assert_allclose(float(stats["disc_loss_sum"]), 62.03993225097656, rtol=1e-6)
     assert model.objective == "electra" and model.embedding_sharing == "embeddings"
     assert model.generator.embeddings is model.discriminator.embeddings
 
@@ -356,14 +358,47 @@ def test_adversarial_generator_gradient_comes_from_rtd_reward(monkeypatch):
     assert any(g is not None and np.any(tf.convert_to_tensor(g).numpy()) for g in grads)
     assert float(stats["adversarial_reward_sum"]) > 0
 
-    # A discriminator whose loss is the same everywhere gives every sample the
-    # same reward: reward - baseline = 0, so no gradient reaches G (no MLM term).
-    model = make(generator_training="adversarial")
+    # The baseline is the previous step's mean reward over the global batch.
+    model.after_step(stats)
+    np.testing.assert_allclose(float(model.reward_baseline),
+                               float(stats["adversarial_reward_sum"] / stats["masked_tokens"]))
+
+    # A discriminator whose loss is the same everywhere (log 2) gives every
+    # sample the reward the baseline holds: reward - baseline = 0, so no
+    # gradient reaches G (no MLM term).
+    model = make(generator_training="adversarial", disallow_correct=True)
+    model.reward_baseline.assign(np.log(2.0))
     patch_output(monkeypatch, model.discriminator_predictions, lambda out, *a: out * 0.0)
     with tf.GradientTape() as tape:
         loss, _ = run(model, feats)
     grads = tape.gradient(loss, generator_only_variables(model))
     assert all(g is None or np.abs(tf.convert_to_tensor(g).numpy()).max() < 1e-6 for g in grads)
+
+
+def test_adversarial_log_probs_are_those_of_the_sampled_distribution(monkeypatch):
+    """With disallow_correct the policy that sampled excludes the original token."""
+    feats = features()
+    model = make(generator_training="adversarial", disallow_correct=True)
+    recorded = []
+    patch_output(monkeypatch, model.generator_predictions, lambda out, *a: out, recorded)
+    # Every position's reward is then log 2; the baseline is still 0.
+    patch_output(monkeypatch, model.discriminator_predictions, lambda out, *a: out * 0.0)
+    loss, _ = run(model, feats)
+
+    batch = feats["input_ids"].shape[0]
+    masked = masking.mask_inputs(feats, SPECIAL, mask_prob=model.mask_prob,
+                                 max_predictions=model.max_predictions_per_seq,
+                                 key=fold_seed(KEY, model_lib._MASK_SALT),
+                                 example_index=tf.range(batch))
+    (_, mlm_logits), = recorded
+    sampled = masking.sample_tokens(mlm_logits, fold_seed(KEY, model_lib._SAMPLE_SALT),
+                                    tf.range(batch), disallow_ids=masked.masked_lm_ids)
+    restricted = mlm_logits - 1000.0 * tf.one_hot(masked.masked_lm_ids, mlm_logits.shape[-1])
+    log_prob = tf.gather(tf.nn.log_softmax(restricted), sampled, batch_dims=2)
+    weights = masked.masked_lm_weights
+    generator_loss = -np.log(2.0) * tf.reduce_sum(log_prob * weights) / tf.reduce_sum(weights)
+    discriminator_loss = model.disc_weight * np.log(2.0)
+    np.testing.assert_allclose(float(loss), float(generator_loss) + discriminator_loss, rtol=1e-5)
 
 
 # --------------------------------------------------------------------- uniform

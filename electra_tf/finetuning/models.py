@@ -23,7 +23,7 @@ import tensorflow as tf
 from electra_tf import tokenization
 from electra_tf.config import ElectraConfig
 from electra_tf.encoder import CONFIG_FILE, WEIGHTS_PREFIX, ElectraEncoder
-from electra_tf.layers.dropout import fold_seed, stateless_dropout
+from electra_tf.layers.dropout import example_keys, stateless_dropout
 from electra_tf.layers.transformer import _dense, exact_gelu
 
 _ENCODER_SALT, _HEAD_SALT = 0, 1
@@ -68,11 +68,12 @@ class _FinetuningModel(keras.Model):
         self.task_specific.build_layers(self._head_shapes())
         self.built = True
 
-    def _keys(self, key, replica_id, training):
+    def _keys(self, key, example_index, training):
+        """(encoder, head) dropout keys, one per example (see `example_keys`)."""
         if not training or key is None:
             return None, None
-        key = fold_seed(key, replica_id)
-        return fold_seed(key, _ENCODER_SALT), fold_seed(key, _HEAD_SALT)
+        return (example_keys(key, _ENCODER_SALT, example_index),
+                example_keys(key, _HEAD_SALT, example_index))
 
     def _dropout(self, x, key):
         return stateless_dropout(x, self.config.hidden_dropout_prob, key)
@@ -164,10 +165,8 @@ class ElectraForTokenClassification(_FinetuningModel):
     def loss_denominators(self, features):
         return {"examples": tf.cast(tf.shape(features["input_ids"])[0], tf.float32)}
 
-    def compute_loss_and_stats(self, features, denominators, key, example_index, replica_id=0,
-                               training=True):
-        del example_index
-        encoder_key, _ = self._keys(key, replica_id, training)
+    def compute_loss_and_stats(self, features, denominators, key, example_index, training=True):
+        encoder_key, _ = self._keys(key, example_index, training)
         logits = self._logits(features, encoder_key)
         weights = tf.cast(features["label_weights"], tf.float32)
         token_loss = _xent(features["label_ids"], logits) * weights
@@ -216,10 +215,8 @@ class ElectraForSequenceClassification(_FinetuningModel):
     def loss_denominators(self, features):
         return {"examples": tf.cast(tf.shape(features["input_ids"])[0], tf.float32)}
 
-    def compute_loss_and_stats(self, features, denominators, key, example_index, replica_id=0,
-                               training=True):
-        del example_index
-        encoder_key, head_key = self._keys(key, replica_id, training)
+    def compute_loss_and_stats(self, features, denominators, key, example_index, training=True):
+        encoder_key, head_key = self._keys(key, example_index, training)
         logits = self._logits(features, encoder_key, head_key)
         if self.is_regression:
             per_example = tf.square(logits - tf.cast(features["label_ids"], tf.float32))
@@ -301,10 +298,8 @@ class ElectraForQuestionAnswering(_FinetuningModel):
     def loss_denominators(self, features):
         return {"examples": tf.cast(tf.shape(features["input_ids"])[0], tf.float32)}
 
-    def compute_loss_and_stats(self, features, denominators, key, example_index, replica_id=0,
-                               training=True):
-        del example_index
-        encoder_key, _ = self._keys(key, replica_id, training)
+    def compute_loss_and_stats(self, features, denominators, key, example_index, training=True):
+        encoder_key, _ = self._keys(key, example_index, training)
         out = self._outputs(features, encoder_key)
         per_example = 0.5 * (_xent(features["start_positions"], out["start_logits"])
                              + _xent(features["end_positions"], out["end_logits"]))

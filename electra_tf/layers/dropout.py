@@ -4,7 +4,9 @@ Keras' own Dropout keeps its RNG state in a variable that it updates inside
 `call`; under tf.distribute that write happens in replica context and under
 XLA it is extra state to thread through. Passing a key down from the train
 step keeps every step a pure function of (weights, batch, key), which makes
-runs reproducible and resumable, and identical on TPU.
+runs reproducible and resumable, and identical on TPU. Keys may be [batch]
+vectors (`example_keys`): each example then draws its own mask, and the
+layers' per-site folds apply element-wise.
 """
 
 import tensorflow as tf
@@ -15,6 +17,15 @@ from electra_tf import stateless_random
 def fold_seed(key, salt: int):
     """A new key derived from `key` for the sub-site `salt`."""
     return stateless_random.fold(key, salt)
+
+
+def example_keys(key, salt: int, example_index):
+    """[batch] dropout keys for the site `salt`: one stream per global example index.
+
+    A mask then depends on (step key, site, example) alone, not on the
+    replica or accumulation micro-batch that runs the example.
+    """
+    return stateless_random.fold(fold_seed(key, salt), example_index)
 
 
 def is_active(rate: float, key) -> bool:

@@ -110,6 +110,15 @@ def mask_inputs(features, special, *, mask_prob, max_predictions, key, example_i
         masked_lm_positions=positions, masked_lm_ids=original_ids, masked_lm_weights=weights)
 
 
+def sampling_logits(logits, temperature=1.0, disallow_ids=None):
+    """The logits `sample_tokens` draws from: logits / temperature, disallowed ids - 1000."""
+    if temperature != 1.0:
+        logits = logits / temperature
+    if disallow_ids is not None:
+        logits -= 1000.0 * tf.one_hot(disallow_ids, tf.shape(logits)[-1], dtype=logits.dtype)
+    return logits
+
+
 def sample_tokens(logits, key, example_index, temperature=1.0, disallow_ids=None):
     """Samples token ids from softmax(logits / temperature): [B, N, V] -> [B, N].
 
@@ -121,11 +130,7 @@ def sample_tokens(logits, key, example_index, temperature=1.0, disallow_ids=None
     those tokens from the support, as the original's `disallow_correct`
     (it subtracts 1000 from their logits).
     """
-    if temperature != 1.0:
-        logits = logits / temperature
-    if disallow_ids is not None:
-        logits -= 1000.0 * tf.one_hot(disallow_ids, tf.shape(logits)[-1], dtype=logits.dtype)
-    probs = tf.nn.softmax(tf.cast(logits, tf.float32))
+    probs = tf.nn.softmax(tf.cast(sampling_logits(logits, temperature, disallow_ids), tf.float32))
     vocab_size = probs.shape[-1]
     block_size = math.isqrt(vocab_size - 1) + 1
     num_blocks = -(-vocab_size // block_size)

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from electra_tf.config import ElectraConfig
 from electra_tf.encoder import ElectraEncoder
-from electra_tf.layers.dropout import fold_seed
+from electra_tf.layers.dropout import example_keys, fold_seed
 from electra_tf.layers.embeddings import ElectraEmbeddings
 from electra_tf.layers.heads import DiscriminatorHead, MaskedLMHead
 from electra_tf.pretraining import gdes, masking
@@ -279,7 +279,19 @@ class ElectraPretrainer(keras.Model):
             self.frozen_generator_predictions.trainable = False
             self.stage = self.add_weight(name="two_stage_stage", shape=(), dtype="int32",
                                          initializer="zeros", trainable=False)
+        if self.generator_training == "adversarial":
+            # REINFORCE baseline: the previous step's mean reward over the global batch
+            # (`after_step`), so every replica and micro-batch uses the same one.
+            self.reward_baseline = self.add_weight(
+                name="adversarial_reward_baseline", shape=(), initializer="zeros",
+                trainable=False)
         self.built = True
+
+    def after_step(self, stats):
+        """Called by the Trainer with a step's stats summed over the global batch."""
+        if self.generator_training == "adversarial":
+            self.reward_baseline.assign(stats["adversarial_reward_sum"]
+                                        / tf.maximum(stats["masked_tokens"], 1.0))
 
     # ----------------------------------------------------------------- two_stage
     def start_second_stage(self):
@@ -315,15 +327,14 @@ class ElectraPretrainer(keras.Model):
                 features["input_ids"], features["input_mask"], never_mask), tf.float32))
         return denominators
 
-    def compute_loss_and_stats(self, features, denominators, key, example_index, replica_id=0,
-                               training=True):
+    def compute_loss_and_stats(self, features, denominators, key, example_index, training=True):
         """The step's loss contribution from this replica and its metric sums.
 
         `denominators` are global (summed over replicas and accumulation
         micro-batches), so per-replica losses add up to the global loss.
         """
         def dropout_key(salt):
-            return fold_seed(fold_seed(key, salt), replica_id) if training else None
+            return example_keys(key, salt, example_index) if training else None
 
         args = (features, denominators, key, example_index, dropout_key)
         if self.generator_training == "two_stage":
@@ -400,9 +411,10 @@ class ElectraPretrainer(keras.Model):
         mlm_nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=masked.masked_lm_ids, logits=mlm_logits)
 
+        disallow_ids = masked.masked_lm_ids if self.disallow_correct else None
         sampled_ids = masking.sample_tokens(
             mlm_logits, fold_seed(key, _SAMPLE_SALT), example_index, self.temperature,
-            disallow_ids=masked.masked_lm_ids if self.disallow_correct else None)
+            disallow_ids=disallow_ids)
         mlm_loss_sum = tf.reduce_sum(mlm_nll * weights)
         mlm_loss = mlm_loss_sum / masked_denominator
 
@@ -468,9 +480,10 @@ class ElectraPretrainer(keras.Model):
             # REINFORCE: the reward of a sampled token is D's loss at its position.
             reward = tf.stop_gradient(tf.gather(disc_xent, masked.masked_lm_positions,
                                                 batch_dims=1))
-            baseline = tf.stop_gradient(tf.reduce_sum(reward * weights)
-                                        / tf.maximum(tf.reduce_sum(weights), 1.0))
-            log_policy = tf.nn.log_softmax(mlm_logits / self.temperature)
+            baseline = tf.cast(self.reward_baseline, reward.dtype)
+            # The policy is the distribution the tokens were drawn from.
+            log_policy = tf.nn.log_softmax(masking.sampling_logits(
+                mlm_logits, self.temperature, disallow_ids))
             log_prob = tf.reduce_sum(log_policy * tf.one_hot(
                 sampled_ids, tf.shape(mlm_logits)[-1], dtype=log_policy.dtype), axis=-1)
             adversarial_sum = -tf.reduce_sum((reward - baseline) * log_prob * weights)
