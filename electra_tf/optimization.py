@@ -50,6 +50,14 @@ def layerwise_lr_multipliers(variable_paths, num_layers, decay, original_off_by_
     return multipliers
 
 
+def _paths_below_root(paths):
+    """The paths without their first component when every path shares it (the model's name)."""
+    roots = {path.split("/", 1)[0] for path in paths}
+    if len(roots) == 1 and all("/" in path for path in paths):
+        return [path.split("/", 1)[1] for path in paths]
+    return list(paths)
+
+
 class AdamWeightDecay(tf.Module):
     """Adam without bias correction + decoupled weight decay, updating Keras variables.
 
@@ -78,31 +86,34 @@ class AdamWeightDecay(tf.Module):
         # The variables and their slots are checkpointed under the variable's
         # path, so a checkpoint restores them by name: a change in the order of
         # the variables cannot hand one variable's values or moments to another
-        # of the same shape.
-        self.variables_by_path = dict(zip(self.paths, variables))
+        # of the same shape. The path is taken below the model's own name,
+        # which Keras numbers per process (electra_pretrainer_1/...).
+        keys = _paths_below_root(self.paths)
+        self.variables_by_path = dict(zip(keys, variables))
         self._decays = [
             weight_decay_rate > 0 and not any(re.search(p, path) for p in exclude_from_weight_decay)
             for path in self.paths]
         lr_multipliers = lr_multipliers or {}
         self._lr_multipliers = [lr_multipliers.get(path, 1.0) for path in self.paths]
-        self.m_by_path = {v.path: tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False)
-                          for v in variables}
-        self.v_by_path = {v.path: tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False)
-                          for v in variables}
+        self._keys = keys
+        self.m_by_path = {key: tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False)
+                          for key, v in zip(keys, variables)}
+        self.v_by_path = {key: tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False)
+                          for key, v in zip(keys, variables)}
 
     @property
     def _variables(self):
-        return [self.variables_by_path[path] for path in self.paths]
+        return [self.variables_by_path[key] for key in self._keys]
 
     @property
     def m(self):
         """First moments, in the order of the variables."""
-        return [self.m_by_path[path] for path in self.paths]
+        return [self.m_by_path[key] for key in self._keys]
 
     @property
     def v(self):
         """Second moments, in the order of the variables."""
-        return [self.v_by_path[path] for path in self.paths]
+        return [self.v_by_path[key] for key in self._keys]
 
     @property
     def learning_rate(self):
@@ -157,7 +168,7 @@ class AdamWeightDecay(tf.Module):
         # square root is vectorised to ~1e-5 relative error.
         zero = tf.constant(0.0)
         return tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=self.m_by_path[self.paths[index]].handle,
-            v=self.v_by_path[self.paths[index]].handle,
+            var=variable.handle, m=self.m_by_path[self._keys[index]].handle,
+            v=self.v_by_path[self._keys[index]].handle,
             beta1_power=zero, beta2_power=zero, lr=lr, beta1=tf.constant(self.beta_1),
             beta2=tf.constant(self.beta_2), epsilon=tf.constant(self.epsilon), grad=grad)

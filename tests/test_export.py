@@ -191,14 +191,20 @@ FRESH_PROCESS = textwrap.dedent("""
 """)
 
 
-def test_fresh_process_without_tensorflow_text_matches_python(ner):
-    texts = ner["texts"]
+def signature_in_fresh_process(ner, texts):
+    """FRESH_PROCESS's report on `texts`, after checking it imported nothing of ours."""
     proc = _run([sys.executable, "-c", FRESH_PROCESS, str(ner["version_dir"]),
                  json.dumps([base64.b64encode(t.encode()).decode() for t in texts])],
                 cwd=ner["version_dir"].parent)
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["foreign_modules"] == []
+    return result
+
+
+def test_fresh_process_without_tensorflow_text_matches_python(ner):
+    texts = ner["texts"]
+    result = signature_in_fresh_process(ner, texts)
     # (c) a stock TF Serving binary knows every op: the export uses core ops only.
     assert result["unregistered_op_types"] == [], result["op_types"]
     assert "StaticRegexFullMatch" in result["op_types"] and "While" in result["op_types"]

@@ -94,3 +94,25 @@ def test_slots_are_restored_by_variable_path_not_position(tmp_path):
     # The first slot is now second's: its gradient was -2 times first's.
     assert np.all(reordered.m[1].numpy() > 0)
     np.testing.assert_allclose(reordered.m[0].numpy(), -2.0 * reordered.m[1].numpy(), rtol=1e-6)
+
+
+def test_slots_restore_into_another_instance_of_the_model(tmp_path):
+    """Keras numbers auto-named models per process; the slots must not depend on that."""
+    import keras
+
+    def model():
+        net = keras.Sequential([keras.layers.Dense(3, name="proj"),
+                                keras.layers.Dense(3, name="out")])
+        net.build((None, 3))
+        return net
+
+    writer, reader = model(), model()
+    assert writer.name != reader.name
+    optimizer = AdamWeightDecay(writer.trainable_variables, lambda step: 1e-2)
+    tf.function(optimizer.apply)([tf.ones_like(v) for v in writer.trainable_variables])
+    path = tf.train.Checkpoint(model=writer, optimizer=optimizer).write(str(tmp_path / "ckpt"))
+
+    restored = AdamWeightDecay(reader.trainable_variables, lambda step: 1e-2)
+    tf.train.Checkpoint(model=reader, optimizer=restored).read(path).assert_consumed()
+    for mine, theirs in zip(restored.m + restored.v, optimizer.m + optimizer.v):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())

@@ -6,7 +6,6 @@ in-process Keras model through FullTokenizer + conll windows
 (test_export.python_pipeline).
 """
 
-import base64
 import io
 import json
 import sys
@@ -16,7 +15,8 @@ import pytest
 import tensorflow as tf
 
 from electra_tf import predict
-from test_export import FRESH_PROCESS, _run, ner, normalized, python_pipeline  # noqa: F401  (fixture)
+from test_export import (_run, ner, normalized, python_pipeline,  # noqa: F401  (fixture)
+                         signature_in_fresh_process)
 
 
 def _texts(ner):
@@ -26,16 +26,6 @@ def _texts(ner):
 
 def _predict_cli(*flags):
     return _run([sys.executable, "-m", "electra_tf.predict", *flags])
-
-
-def _signature_in_fresh_process(ner, texts):
-    proc = _run([sys.executable, "-c", FRESH_PROCESS, str(ner["version_dir"]),
-                 json.dumps([base64.b64encode(t.encode()).decode() for t in texts])],
-                cwd=ner["version_dir"].parent)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["foreign_modules"] == []
-    return result["outputs"]
 
 
 def _entities_from_columns(outputs, i):
@@ -66,7 +56,7 @@ def test_cli_entities_equal_the_server_signature_and_the_keras_model(ner, tmp_pa
     assert [r["line"] for r in results] == list(range(1, len(texts) + 1))
     assert [r["text"] for r in results] == texts
 
-    outputs = _signature_in_fresh_process(ner, texts)
+    outputs = signature_in_fresh_process(ner, texts)["outputs"]
     keras = python_pipeline(ner, texts)
     assert sum(len(r["entities"]) for r in results) >= 10
     for i, (text, result) in enumerate(zip(texts, results)):
