@@ -286,8 +286,12 @@ def _tagging_task(task, tokenizer) -> TaskData:
                     "recall": scores.recall, "token_accuracy": metrics.token_accuracy(gold, predicted)}
         return {"token_accuracy": metrics.token_accuracy(gold, predicted)}
 
+    # With BIOES every prefix of a training type is a label, so an evaluation span may use a
+    # tag the training file lacks (CoNLL-2000's test set has I-LST, its training set only B-LST).
+    eval_labels = set(original_labels) | (set(label_map.labels) if to_bioes else set())
+
     def eval_set(name, path):
-        sentences = read(path, labels=original_labels)
+        sentences = read(path, labels=eval_labels)
         features = conll.encode_sentences(sentences, tokenizer, label_map, FLAGS.max_seq_length)
         arrays = conll.features_to_arrays(features, FLAGS.max_seq_length)
         gold = [list(s.labels) for s in sentences]

@@ -1,7 +1,9 @@
 """Compute-matched comparison of pre-training variants on a downstream task.
 
-    python -m electra_tf.experiments.compare --variants=electra,mlm \
-        --flops_budget=2e13 --finetune_task=chunk --seeds=1,2,3 --output_dir=docs/compare
+    python -m electra_tf.experiments.compare --variants=electra,mlm,random_init \
+        --flops_budget=2e13 --num_points=1 --finetune_tasks=pos,chunk \
+        --finetune_train_examples=0 --finetune_dev_examples=0 --finetune_epochs=1 \
+        --seeds=1,2,3 --output_dir=docs/compare
 
 For each variant this
   1. pre-trains with the real CLI (`python -m electra_tf.run_pretraining`, one
@@ -12,9 +14,14 @@ For each variant this
      included); the learning-rate schedule spans the whole budget;
   2. snapshots the discriminator at --num_points equally spaced FLOPs points;
   3. fine-tunes every snapshot with `python -m electra_tf.run_finetuning` on
-     one task (CoNLL-2000 chunking or SST-2 subsets) with every seed;
+     every task of --finetune_tasks (CoNLL-2000 chunking, UD English EWT UPOS
+     tagging, SST-2; whole sets or their first N examples) with every seed;
   4. writes <output_dir>/results.json, results.md (variant, pre-training
-     FLOPs, median/std of the dev score) and score_vs_flops.png.
+     FLOPs, median/std of the dev score, per task) and score_vs_flops.png.
+
+The `random_init` variant is not pre-trained: it fine-tunes a freshly
+initialized discriminator of the same configuration and vocabulary (0 FLOPs),
+the baseline every pre-trained variant has to beat.
 
 Everything is resumable: finished segments, snapshots and fine-tuning runs
 are skipped when the command is re-run. Scale up with the flags (model size,
@@ -33,14 +40,18 @@ import time
 from absl import app, flags, logging
 
 from electra_tf import config as config_lib
+from electra_tf.finetuning import conll
 from electra_tf.pretraining import flops as flops_lib
 from electra_tf.pretraining import model as model_lib
 from electra_tf.pretraining import two_stage
 
 FLAGS = flags.FLAGS
 
+# Not pre-trained: fine-tunes an untrained discriminator of the same configuration.
+RANDOM_INIT = "random_init"
 # Named variants: the run_pretraining flags that select them.
 VARIANTS = {
+    RANDOM_INIT: [],
     "electra": [],
     "electra_15": ["--objective=electra_15"],
     "replace_mlm": ["--objective=replace_mlm"],
@@ -62,7 +73,10 @@ flags.DEFINE_string("variant_flags", "{}", 'JSON {"name": ["--flag=value", ...]}
 flags.DEFINE_float("flops_budget", 1.5e13, "Pre-training FLOPs per variant.")
 flags.DEFINE_integer("num_points", 3, "FLOPs points (equally spaced up to the budget) whose "
                      "discriminators are fine-tuned.")
-flags.DEFINE_enum("finetune_task", "chunk", ["chunk", "sst-2"], "Downstream task.")
+FINETUNE_TASKS = ("chunk", "pos", "sst-2")
+flags.DEFINE_list("finetune_tasks", ["chunk"], f"Downstream tasks, any of {FINETUNE_TASKS}: "
+                  "CoNLL-2000 chunking (dev = its test file), UD English EWT UPOS tagging "
+                  "(train/dev files), SST-2.")
 flags.DEFINE_list("seeds", ["1", "2", "3"], "Fine-tuning seeds.")
 flags.DEFINE_string("output_dir", "docs/compare", "results.md, results.json, the plot.")
 flags.DEFINE_string("work_dir", "runs/compare", "Checkpoints and fine-tuning runs.")
@@ -73,7 +87,8 @@ flags.DEFINE_list("corpus_files", ["/work/shared/data/pretrain_en_wikipedia/wiki
                   "between documents).")
 flags.DEFINE_integer("vocab_size", 8192, "WordPiece vocabulary size to learn.")
 flags.DEFINE_integer("vocab_max_lines", 40000, "Lines the vocabulary is learned from.")
-flags.DEFINE_string("downstream_dir", "/work/shared/data", "Holds conll2000_chunking/ and glue/.")
+flags.DEFINE_string("downstream_dir", "/work/shared/data", "Holds conll2000_chunking/, ud_english_ewt/ and "
+                    "glue/.")
 # Pre-training (shared by every variant).
 flags.DEFINE_string("model_size", "small", "--model_size of run_pretraining.")
 flags.DEFINE_string("model_hparam_overrides", '{"hidden_size": 128, "num_hidden_layers": 2}',
@@ -88,8 +103,10 @@ flags.DEFINE_list("pretrain_extra_flags", [], "More flags for every pre-training
 flags.DEFINE_bool("use_xla", None, "--use_xla for pre-training and fine-tuning (default: "
                   "the runners' own, by device).")
 # Fine-tuning.
-flags.DEFINE_integer("finetune_train_examples", 1000, "Training sentences/examples used.")
-flags.DEFINE_integer("finetune_dev_examples", 500, "Dev sentences/examples scored.")
+flags.DEFINE_integer("finetune_train_examples", 1000, "Training sentences/examples used "
+                     "(the first N; 0: the whole training set).")
+flags.DEFINE_integer("finetune_dev_examples", 500, "Dev sentences/examples scored (the first N; "
+                     "0: the whole dev set).")
 flags.DEFINE_float("finetune_epochs", 2.0, "Fine-tuning epochs.")
 flags.DEFINE_float("finetune_learning_rate", 3e-4, "Fine-tuning learning rate.")
 flags.DEFINE_integer("finetune_max_seq_length", 64, "Fine-tuning sequence length.")
@@ -143,37 +160,56 @@ def prepare_pretraining_data():
     return vocab, os.path.join(records, "pretrain_data.tfrecord*")
 
 
-def _conll_sentences(path):
-    with open(path) as f:
-        blocks = f.read().strip().split("\n\n")
-    return [b.strip() for b in blocks if b.strip()]
+def _first(items, count):
+    """The first `count` items; all of them when count is 0."""
+    return items if count == 0 else items[:count]
 
 
-def prepare_finetuning_data():
-    """Subsets of the task written once; returns run_finetuning data flags."""
-    out = os.path.join(FLAGS.work_dir, f"finetune_data_{FLAGS.finetune_task}")
+def write_tagging_file(sentences, path):
+    """Writes sentences (conll.Sentence) as the word<TAB>tag CoNLL file run_finetuning reads."""
+    with open(path, "w", encoding="utf-8") as f:
+        for sentence in sentences:
+            for word, tag in zip(sentence.words, sentence.labels):
+                if not word or any(c.isspace() for c in word):
+                    raise ValueError(f"{sentence.path}: the word {word!r} is empty or holds "
+                                     "whitespace, which a CoNLL column cannot carry")
+                f.write(f"{word}\t{tag}\n")
+            f.write("\n")
+
+
+# Tagging tasks: (run_finetuning task, folder under --downstream_dir, train file, dev file).
+# CoNLL-2000 has no dev split: its test file is the dev set. UD files are CoNLL-U (FORM, UPOS;
+# conll.read_conll skips multiword-token ranges and empty nodes).
+TAGGING_SOURCES = {
+    "chunk": ("chunk", "conll2000_chunking", "train.txt", "test.txt"),
+    "pos": ("pos", "ud_english_ewt", "en_ewt-ud-train.conllu.gz", "en_ewt-ud-dev.conllu.gz"),
+}
+
+
+def prepare_finetuning_data(task):
+    """The task's train/dev sets (or their first N examples) written once; run_finetuning flags."""
+    out = os.path.join(FLAGS.work_dir, f"finetune_data_{task}_{FLAGS.finetune_train_examples}_"
+                       f"{FLAGS.finetune_dev_examples}")
     os.makedirs(out, exist_ok=True)
-    n_train, n_dev = FLAGS.finetune_train_examples, FLAGS.finetune_dev_examples
-    if FLAGS.finetune_task == "chunk":
-        source = os.path.join(FLAGS.downstream_dir, "conll2000_chunking")
-        train, dev = os.path.join(out, "train.txt"), os.path.join(out, "dev.txt")
-        if not os.path.exists(dev):
-            # CoNLL-2000 has no dev split: the dev subset comes from its test file.
-            with open(train, "w") as f:
-                f.write("\n\n".join(_conll_sentences(os.path.join(source, "train.txt"))[:n_train])
-                        + "\n\n")
-            with open(dev, "w") as f:
-                f.write("\n\n".join(_conll_sentences(os.path.join(source, "test.txt"))[:n_dev])
-                        + "\n\n")
-        return ["--task_name=chunk", f"--train_file={train}", f"--dev_file={dev}"]
+    counts = {"train": FLAGS.finetune_train_examples, "dev": FLAGS.finetune_dev_examples}
+    if task in TAGGING_SOURCES:
+        task_name, folder, *files = TAGGING_SOURCES[task]
+        targets = {split: os.path.join(out, f"{split}.txt") for split in counts}
+        for (split, target), source in zip(targets.items(), files):
+            if not os.path.exists(target):
+                sentences = conll.read_conll(os.path.join(FLAGS.downstream_dir, folder, source))
+                write_tagging_file(_first(sentences, counts[split]), target + ".tmp")
+                os.replace(target + ".tmp", target)
+        return [f"--task_name={task_name}", f"--train_file={targets['train']}",
+                f"--dev_file={targets['dev']}"]
     source = os.path.join(FLAGS.downstream_dir, "glue", "SST-2")
-    for split, count in (("train", n_train), ("dev", n_dev)):
+    for split, count in counts.items():
         target = os.path.join(out, f"{split}.tsv")
         if not os.path.exists(target):
             with open(os.path.join(source, f"{split}.tsv")) as f:
-                lines = f.readlines()
+                header, *examples = f.readlines()
             with open(target, "w") as f:
-                f.writelines(lines[:count + 1])     # header + examples
+                f.writelines([header] + _first(examples, count))
     return ["--task_name=sst-2", f"--data_dir={out}"]
 
 
@@ -199,14 +235,34 @@ def _flag_value(flag_list, name, default):
     return default
 
 
-def variant_flops(name, vocab_size):
-    """FLOPs accounting of one variant, from the same flags its pre-training gets."""
-    extra = variant_flags(name) + list(FLAGS.pretrain_extra_flags)
+def discriminator_config(vocab_size):
+    """The discriminator configuration every variant's pre-training builds from the flags."""
     overrides = json.loads(FLAGS.model_hparam_overrides)
     if FLAGS.embedding_size is not None:
         overrides["embedding_size"] = FLAGS.embedding_size
     overrides["vocab_size"] = vocab_size
-    discriminator = config_lib.preset(FLAGS.model_size, **overrides)
+    return config_lib.preset(FLAGS.model_size, **overrides)
+
+
+def write_random_init_discriminator(config, vocab, directory, seed=0):
+    """An untrained discriminator of `config` saved the way run_pretraining saves a trained one."""
+    import keras
+    from electra_tf.encoder import ElectraEncoder
+    keras.utils.set_random_seed(seed)
+    encoder = ElectraEncoder(config)
+    encoder(encoder.dummy_inputs())
+    tmp = directory + ".tmp"
+    if os.path.exists(tmp):
+        shutil.rmtree(tmp)
+    encoder.save_pretrained(tmp)
+    shutil.copy(vocab, os.path.join(tmp, "vocab.txt"))
+    os.replace(tmp, directory)
+
+
+def variant_flops(name, vocab_size):
+    """FLOPs accounting of one variant, from the same flags its pre-training gets."""
+    extra = variant_flags(name) + list(FLAGS.pretrain_extra_flags)
+    discriminator = discriminator_config(vocab_size)
     sharing = _flag_value(extra, "embedding_sharing", None)
     untied = bool(_flag_value(extra, "untied_generator_embeddings", False))
     sharing = model_lib.resolve_embedding_sharing(
@@ -255,6 +311,14 @@ def _latest_step(model_dir):
 
 def pretrain(name, vocab, records):
     vocab_size = sum(1 for _ in open(vocab))
+    if name == RANDOM_INIT:
+        snapshot = os.path.join(FLAGS.work_dir, name, "point_0", "discriminator")
+        if not os.path.exists(os.path.join(snapshot, "config.json")):
+            os.makedirs(os.path.dirname(snapshot), exist_ok=True)
+            write_random_init_discriminator(discriminator_config(vocab_size), vocab, snapshot)
+        return {"total_steps": 0, "flops_per_step": 0.0,
+                "points": [{"point": 0, "step": 0, "flops": 0.0, "discriminator": snapshot,
+                            "segment_seconds": None}]}
     accounting, total_steps = variant_flops(name, vocab_size)
     model_dir = os.path.join(FLAGS.work_dir, name, "pretrain")
     log = os.path.join(FLAGS.work_dir, "logs", f"pretrain_{name}.log")
@@ -300,9 +364,8 @@ def pretrain(name, vocab, records):
 # --------------------------------------------------------------------- fine-tuning
 
 
-def finetune(name, point, data_flags):
-    model_dir = os.path.join(FLAGS.work_dir, name, f"point_{point['point']}",
-                             f"finetune_{FLAGS.finetune_task}")
+def finetune(name, point, task, data_flags):
+    model_dir = os.path.join(FLAGS.work_dir, name, f"point_{point['point']}", f"finetune_{task}")
     results = os.path.join(model_dir, "results.json")
     if not os.path.exists(results):
         if os.path.exists(model_dir):
@@ -315,7 +378,7 @@ def finetune(name, point, data_flags):
             f"--num_train_epochs={FLAGS.finetune_epochs}",
             f"--train_batch_size={FLAGS.finetune_batch_size}",
             *_xla_flags()] + list(FLAGS.finetune_extra_flags),
-            os.path.join(FLAGS.work_dir, "logs", f"finetune_{name}_{point['point']}.log"))
+            os.path.join(FLAGS.work_dir, "logs", f"finetune_{name}_{point['point']}_{task}.log"))
     with open(results) as f:
         return json.load(f)
 
@@ -323,57 +386,89 @@ def finetune(name, point, data_flags):
 # --------------------------------------------------------------------- report
 
 
-def write_report(rows, metric, wall_seconds):
+def _count(n):
+    return "all" if n == 0 else f"the first {n}"
+
+
+def final_rows(rows, task):
+    """Each variant's row at its full budget (random_init's only row) for one task."""
+    last = {}
+    for r in rows:
+        if r["task"] == task and r["point"] >= last.get(r["variant"], {"point": -1})["point"]:
+            last[r["variant"]] = r
+    return last
+
+
+def write_report(rows, metrics, wall_seconds):
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     with open(os.path.join(FLAGS.output_dir, "results.json"), "w") as f:
         json.dump({"flags": {name: FLAGS[name].value for name in (
-            "variants", "flops_budget", "num_points", "finetune_task", "seeds",
+            "variants", "flops_budget", "num_points", "finetune_tasks", "seeds",
             "model_size", "model_hparam_overrides", "max_seq_length", "train_batch_size",
             "learning_rate", "finetune_train_examples", "finetune_dev_examples",
-            "finetune_epochs", "finetune_learning_rate", "finetune_max_seq_length")},
-            "rows": rows, "wall_seconds": wall_seconds}, f, indent=2)
+            "finetune_epochs", "finetune_learning_rate", "finetune_max_seq_length",
+            "finetune_batch_size")},
+            "metrics": metrics, "rows": rows, "wall_seconds": wall_seconds}, f, indent=2)
     lines = [
         f"# Compute-matched comparison: {', '.join(FLAGS.variants)}", "",
-        f"Downstream: {FLAGS.finetune_task} ({metric}, dev subset of "
-        f"{FLAGS.finetune_dev_examples}, {FLAGS.finetune_train_examples} training examples, "
-        f"{FLAGS.finetune_epochs:g} epochs, best epoch), seeds {','.join(FLAGS.seeds)}.",
+        f"Downstream: {', '.join(f'{t} ({m})' for t, m in metrics.items())}; "
+        f"{_count(FLAGS.finetune_train_examples)} training examples, "
+        f"{_count(FLAGS.finetune_dev_examples)} dev examples (chunk: CoNLL-2000 test.txt; pos: "
+        f"UD EWT dev), {FLAGS.finetune_epochs:g} epochs, lr {FLAGS.finetune_learning_rate:g}, "
+        f"seq {FLAGS.finetune_max_seq_length}, batch {FLAGS.finetune_batch_size}, best epoch; "
+        f"seeds {','.join(FLAGS.seeds)}.",
         f"Pre-training: {FLAGS.model_size} with {FLAGS.model_hparam_overrides}, seq "
         f"{FLAGS.max_seq_length}, batch {FLAGS.train_batch_size}, lr {FLAGS.learning_rate:g}, "
         f"budget {FLAGS.flops_budget:.3g} FLOPs per variant (forward + backward = 3x forward, "
         "generator included; see electra_tf/pretraining/flops.py). Each variant's LR schedule "
-        "spans its whole budget, so earlier points are mid-schedule checkpoints.", "",
-        "| variant | pre-training FLOPs | steps | median | std | scores |",
-        "|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['variant']} | {r['flops']:.3e} | {r['step']} | {r['median']:.4f} | "
-                     f"{r['std']:.4f} | {', '.join(f'{s:.4f}' for s in r['scores'])} |")
-    final = {r["variant"]: r for r in rows if r["point"] == FLAGS.num_points}
-    lines += ["", "At the full budget (median over seeds):"]
-    for name, r in sorted(final.items(), key=lambda kv: -kv[1]["median"]):
-        lines.append(f"- {name}: {r['median']:.4f} ± {r['std']:.4f}")
+        "spans its whole budget, so earlier points are mid-schedule checkpoints. "
+        f"{RANDOM_INIT} is not pre-trained (0 FLOPs): an untrained discriminator of the same "
+        "configuration and vocabulary."]
+    for task, metric in metrics.items():
+        lines += ["", f"## {task} ({metric})", "",
+                  "| variant | pre-training FLOPs | steps | median | std | scores (seeds "
+                  f"{','.join(FLAGS.seeds)}) |", "|---|---|---|---|---|---|"]
+        for r in (r for r in rows if r["task"] == task):
+            lines.append(f"| {r['variant']} | {r['flops']:.3e} | {r['step']} | "
+                         f"{r['median']:.4f} | {r['std']:.4f} | "
+                         f"{', '.join(f'{s:.4f}' for s in r['scores'])} |")
+        lines += ["", "At the full budget (median ± std over seeds):"]
+        for name, r in sorted(final_rows(rows, task).items(), key=lambda kv: -kv[1]["median"]):
+            lines.append(f"- {name}: {r['median']:.4f} ± {r['std']:.4f}")
     lines += ["", f"Wall time: {wall_seconds / 60:.1f} min. Raw numbers: results.json; "
               "plot: score_vs_flops.png.", ""]
     with open(os.path.join(FLAGS.output_dir, "results.md"), "w") as f:
         f.write("\n".join(lines))
-    plot(rows, metric)
+    plot(rows, metrics)
 
 
-def plot(rows, metric):
+def plot(rows, metrics):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name in FLAGS.variants:
-        points = sorted((r for r in rows if r["variant"] == name), key=lambda r: r["flops"])
-        x = [r["flops"] for r in points]
-        ax.errorbar(x, [r["median"] for r in points], yerr=[r["std"] for r in points],
-                    marker="o", capsize=3, label=name)
-    ax.set_xscale("log")
-    ax.set_xlabel("pre-training FLOPs")
-    ax.set_ylabel(f"{FLAGS.finetune_task} dev {metric} (median over seeds)")
-    ax.set_title("Downstream score vs. pre-training compute")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), squeeze=False)
+    for ax, (task, metric) in zip(axes[0], metrics.items()):
+        for name in FLAGS.variants:
+            points = sorted((r for r in rows if r["variant"] == name and r["task"] == task),
+                            key=lambda r: r["flops"])
+            if not points:
+                continue
+            if name == RANDOM_INIT:
+                # 0 FLOPs has no place on a log axis: the baseline is a band across it.
+                r = points[0]
+                line = ax.axhline(r["median"], color="gray", linestyle="--",
+                                  label=f"{name} (0 FLOPs)")
+                ax.axhspan(r["median"] - r["std"], r["median"] + r["std"],
+                           color=line.get_color(), alpha=0.15)
+                continue
+            ax.errorbar([r["flops"] for r in points], [r["median"] for r in points],
+                        yerr=[r["std"] for r in points], marker="o", capsize=3, label=name)
+        ax.set_xscale("log")
+        ax.set_xlabel("pre-training FLOPs")
+        ax.set_ylabel(f"{task} dev {metric} (median over seeds)")
+        ax.set_title(f"{task}: score vs. pre-training compute")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(FLAGS.output_dir, "score_vs_flops.png"), dpi=120)
     plt.close(fig)
@@ -384,26 +479,38 @@ def main(argv):
     start = time.time()
     if FLAGS.num_points < 1 or FLAGS.flops_budget <= 0:
         raise app.UsageError("--num_points and --flops_budget must be positive")
+    if FLAGS.finetune_train_examples < 0 or FLAGS.finetune_dev_examples < 0:
+        raise app.UsageError("--finetune_train_examples/--finetune_dev_examples: a count "
+                             "(0: the whole set), not negative")
+    unknown = [t for t in FLAGS.finetune_tasks if t not in FINETUNE_TASKS]
+    if unknown or not FLAGS.finetune_tasks:
+        raise app.UsageError(f"--finetune_tasks: unknown {unknown}; choose from {FINETUNE_TASKS}")
     for name in FLAGS.variants:
         variant_flags(name)
     vocab, records = prepare_pretraining_data()
-    data_flags = prepare_finetuning_data()
-    pretrained = {name: pretrain(name, vocab, records) for name in FLAGS.variants}
-    rows, metric = [], None
+    data_flags = {task: prepare_finetuning_data(task) for task in FLAGS.finetune_tasks}
+    rows, metrics = [], {}
+    # Each variant is fine-tuned as soon as it is pre-trained, and the report rewritten after
+    # every fine-tuning run, so a run stopped early leaves every finished result behind.
     for name in FLAGS.variants:
-        for point in pretrained[name]["points"]:
-            result = finetune(name, point, data_flags)
-            metric = result["metric"]
-            scores = [float(s) for s in result["scores"].values()]
-            rows.append({"variant": name, "point": point["point"], "step": point["step"],
-                         "flops": point["flops"], "median": float(statistics.median(scores)),
-                         "std": float(statistics.pstdev(scores)) if len(scores) > 1 else 0.0,
-                         "scores": scores})
-            write_report(rows, metric, time.time() - start)
+        for point in pretrain(name, vocab, records)["points"]:
+            for task in FLAGS.finetune_tasks:
+                result = finetune(name, point, task, data_flags[task])
+                metrics[task] = result["metric"]
+                scores = [float(s) for s in result["scores"].values()]
+                rows.append({"variant": name, "task": task, "point": point["point"],
+                             "step": point["step"], "flops": point["flops"],
+                             "median": float(statistics.median(scores)),
+                             "std": float(statistics.pstdev(scores)) if len(scores) > 1 else 0.0,
+                             "scores": scores, "seeds": list(result["scores"]),
+                             "majority_baseline": result.get("majority_baseline"),
+                             "finetune_steps": result.get("steps")})
+                write_report(rows, metrics, time.time() - start)
     logging.info("Wrote %s", os.path.join(FLAGS.output_dir, "results.md"))
-    final = {r["variant"]: r["median"] for r in rows if r["point"] == FLAGS.num_points}
-    logging.info("Final-point medians: %s", final)
-    if not math.isfinite(sum(final.values())):
+    finals = {task: {name: r["median"] for name, r in final_rows(rows, task).items()}
+              for task in metrics}
+    logging.info("Full-budget medians: %s", finals)
+    if not all(math.isfinite(v) for medians in finals.values() for v in medians.values()):
         raise SystemExit("A score is not finite")
 
 
