@@ -16,6 +16,8 @@ demo: $(INSTALLED)
 	$(PY) -m electra_tf.demo
 
 test: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
 clean:

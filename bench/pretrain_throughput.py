@@ -68,15 +68,29 @@ G = dict(hidden=64, layers=12, heads=1, ffn=256)
 PAD, UNK, CLS, SEP, MASK = 0, 100, 101, 102, 103
 FIRST_NORMAL_ID = 999
 
-ALL_IMPLS = ("ours_fp32", "ours_bf16", "ours_xla", "ours_noxla", "tfm_xla", "tfm_noxla",
-             "hf_eager", "hf_compile", "hf_eager_bf16", "hf_compile_bf16")
+ALL_IMPLS = (
+    "ours_fp32",
+    "ours_bf16",
+    "ours_xla",
+    "ours_noxla",
+    "tfm_xla",
+    "tfm_noxla",
+    "hf_eager",
+    "hf_compile",
+    "hf_eager_bf16",
+    "hf_compile_bf16",
+)
 # (ours, peer group): a peer group's "best" is its faster variant in each round.
-PEER_GROUPS = {"tf-models-official": ("tfm_xla", "tfm_noxla"), "HF PyTorch": ("hf_eager", "hf_compile"),
-               "any peer": ("tfm_xla", "tfm_noxla", "hf_eager", "hf_compile"),
-               "HF PyTorch bf16 autocast": ("hf_eager_bf16", "hf_compile_bf16"),
-               # Diagnostics within ours: XLA forced on / off, bf16 vs fp32.
-               "ours, XLA on": ("ours_xla",), "ours, XLA off": ("ours_noxla",),
-               "ours fp32": ("ours_fp32",)}
+PEER_GROUPS = {
+    "tf-models-official": ("tfm_xla", "tfm_noxla"),
+    "HF PyTorch": ("hf_eager", "hf_compile"),
+    "any peer": ("tfm_xla", "tfm_noxla", "hf_eager", "hf_compile"),
+    "HF PyTorch bf16 autocast": ("hf_eager_bf16", "hf_compile_bf16"),
+    # Diagnostics within ours: XLA forced on / off, bf16 vs fp32.
+    "ours, XLA on": ("ours_xla",),
+    "ours, XLA off": ("ours_noxla",),
+    "ours fp32": ("ours_fp32",),
+}
 PEERS = PEER_GROUPS["any peer"]
 TARGET_SPEEDUP = 1.5
 
@@ -84,6 +98,7 @@ TARGET_SPEEDUP = 1.5
 # ----------------------------------------------------------------------------------------------
 # Analytic model FLOPs and machine peak.
 # ----------------------------------------------------------------------------------------------
+
 
 def model_flops_per_step(batch, seq=SEQ, max_pred=MAX_PRED):
     """Training FLOPs (forward + backward = 3 x forward, 2 FLOPs per MAC) of one G+D step.
@@ -142,8 +157,13 @@ def cpu_peak():
         if vendor == "AuthenticAMD" and family == 0x19:
             fpc, why = 32, "Zen 4: AVX-512 on 256-bit pipes, 2 FMA x 8 lanes x 2"
         else:
-            fpc, why = 64, ("AVX-512, 2 full-width FMA pipes x 16 fp32 lanes x 2 FLOPs"
-                            + (" (AMD family 0x1A = Zen 5)" if family == 0x1A else ""))
+            fpc, why = (
+                64,
+                (
+                    "AVX-512, 2 full-width FMA pipes x 16 fp32 lanes x 2 FLOPs"
+                    + (" (AMD family 0x1A = Zen 5)" if family == 0x1A else "")
+                ),
+            )
     elif "avx2" in flags and "fma" in flags:
         fpc, why = 32, "AVX2, 2 FMA pipes x 8 lanes x 2"
     else:
@@ -151,27 +171,40 @@ def cpu_peak():
     ghz = (mhz or 2000.0) / 1000.0
     fp32 = cores * ghz * 1e9 * fpc
     bf16 = fp32 * (2 if "avx512_bf16" in flags else 1)
-    desc = (f"{model_name}, {cores} cores x {ghz:.3f} GHz (cpuinfo) x {fpc} fp32 FLOPs/cycle "
-            f"[{why}] = {fp32 / 1e9:.0f} GFLOP/s fp32; bf16 peak taken as "
-            f"{bf16 / 1e9:.0f} GFLOP/s")
+    desc = (
+        f"{model_name}, {cores} cores x {ghz:.3f} GHz (cpuinfo) x {fpc} fp32 FLOPs/cycle "
+        f"[{why}] = {fp32 / 1e9:.0f} GFLOP/s fp32; bf16 peak taken as "
+        f"{bf16 / 1e9:.0f} GFLOP/s"
+    )
     return fp32, bf16, desc
 
 
 # Dense (non-sparse) peak FLOP/s of common GPUs: (fp32 non-tensor-core, bf16 tensor core).
-GPU_PEAKS = {"H200": (67e12, 989e12), "H100": (67e12, 989e12), "A100": (19.5e12, 312e12),
-             "L4": (30e12, 121e12), "A10": (31e12, 125e12), "V100": (15.7e12, 125e12)}
+GPU_PEAKS = {
+    "H200": (67e12, 989e12),
+    "H100": (67e12, 989e12),
+    "A100": (19.5e12, 312e12),
+    "L4": (30e12, 121e12),
+    "A10": (31e12, 125e12),
+    "V100": (15.7e12, 125e12),
+}
 
 
 def gpu_peak(name):
     for key, peaks in GPU_PEAKS.items():
         if key in name:
-            return peaks[0], peaks[1], f"{name}: table peak fp32 {peaks[0]/1e12:.0f} / bf16 {peaks[1]/1e12:.0f} TFLOP/s"
+            return (
+                peaks[0],
+                peaks[1],
+                f"{name}: table peak fp32 {peaks[0] / 1e12:.0f} / bf16 {peaks[1] / 1e12:.0f} TFLOP/s",
+            )
     return None, None, f"{name}: peak unknown (pass --peak_tflops)"
 
 
 # ----------------------------------------------------------------------------------------------
 # Children: one implementation each. Protocol on stdin/stdout, one JSON object per line.
 # ----------------------------------------------------------------------------------------------
+
 
 def _emit(obj):
     sys.__stdout__.write("@@" + json.dumps(obj) + "\n")
@@ -185,6 +218,7 @@ def _rss_mib():
 def random_pool(batch, seed, n_batches=4):
     """n_batches batches of random full-length token ids, two segments, [CLS] A [SEP] B [SEP]."""
     import numpy as np
+
     rng = np.random.default_rng(seed)
     ids = rng.integers(FIRST_NORMAL_ID, VOCAB, size=(n_batches, batch, SEQ), dtype=np.int32)
     half = SEQ // 2
@@ -198,24 +232,32 @@ def random_pool(batch, seed, n_batches=4):
 
 
 def child_ours(args, bf16, xla=None):
-    import electra_tf  # noqa: F401  (selects the Keras backend)
     import functools
+
     import keras
     import tensorflow as tf
-    from electra_tf import config as config_lib
-    from electra_tf import distribute
-    from electra_tf.optimization import AdamWeightDecay, learning_rate_at
+
+    import electra_tf  # noqa: F401  (selects the Keras backend)
+    from electra_tf.data.tokenization import SpecialTokens
+    from electra_tf.model import config as config_lib
     from electra_tf.pretraining.model import ElectraPretrainer
-    from electra_tf.tokenization import SpecialTokens
-    from electra_tf.training import Trainer, accumulation_batches
+    from electra_tf.training import distribute
+    from electra_tf.training.optimization import AdamWeightDecay, learning_rate_at
+    from electra_tf.training.trainer import Trainer, accumulation_batches
+
     t_import = time.perf_counter()
 
     if bf16:
         keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
     disc = config_lib.preset("small", vocab_size=VOCAB)
     gen = config_lib.generator_config(disc, 0.25, 1.0, untied_embeddings=False)
-    assert (disc.hidden_size, disc.num_hidden_layers, disc.num_attention_heads,
-            disc.intermediate_size, disc.embedding_dim) == (256, 12, 4, 1024, 128), disc
+    assert (
+        disc.hidden_size,
+        disc.num_hidden_layers,
+        disc.num_attention_heads,
+        disc.intermediate_size,
+        disc.embedding_dim,
+    ) == (256, 12, 4, 1024, 128), disc
     assert (gen.hidden_size, gen.num_attention_heads, gen.intermediate_size) == (64, 1, 256), gen
     special = SpecialTokens(pad=PAD, unk=UNK, cls=CLS, sep=SEP, mask=MASK)
     strategy = tf.distribute.get_strategy()
@@ -223,14 +265,24 @@ def child_ours(args, bf16, xla=None):
     with strategy.scope():
         model = ElectraPretrainer(disc, gen, special, max_predictions_per_seq=MAX_PRED)
         model.build()
-        schedule = functools.partial(learning_rate_at, base_learning_rate=args.learning_rate,
-                                     num_train_steps=1_000_000, num_warmup_steps=args.lr_warmup)
+        schedule = functools.partial(
+            learning_rate_at,
+            base_learning_rate=args.learning_rate,
+            num_train_steps=1_000_000,
+            num_warmup_steps=args.lr_warmup,
+        )
         optimizer = AdamWeightDecay(model.trainable_variables, schedule, weight_decay_rate=0.01)
-        trainer = Trainer(strategy, model, optimizer, seed=args.seed,
-                          jit_compile=distribute.use_xla(xla, strategy))
+        trainer = Trainer(
+            strategy,
+            model,
+            optimizer,
+            seed=args.seed,
+            jit_compile=distribute.use_xla(xla, strategy),
+        )
     ids, mask, seg = random_pool(args.batch, args.seed)
     data = tf.data.Dataset.from_tensor_slices(
-        {"input_ids": ids, "input_mask": mask, "segment_ids": seg}).repeat()
+        {"input_ids": ids, "input_mask": mask, "segment_ids": seg}
+    ).repeat()
     data = accumulation_batches(data, 1).prefetch(2)
     iterator = iter(strategy.distribute_datasets_from_function(lambda ctx: data))
     n_params = sum(int(math.prod(v.shape)) for v in model.trainable_variables)
@@ -240,14 +292,20 @@ def child_ours(args, bf16, xla=None):
         sums = trainer.train(iterator, n)
         return float(sums["loss"]) / n
 
-    return run, dict(t_import=t_import, t_built=t_built, params=n_params, xla=trainer.jit_compile,
-                     device=("GPU" if tf.config.list_physical_devices("GPU") else "CPU"))
+    return run, dict(
+        t_import=t_import,
+        t_built=t_built,
+        params=n_params,
+        xla=trainer.jit_compile,
+        device=("GPU" if tf.config.list_physical_devices("GPU") else "CPU"),
+    )
 
 
 def child_tfm(args, xla):
     import tensorflow as tf
     import tf_keras
     from official.nlp.modeling import models, networks
+
     t_import = time.perf_counter()
 
     def gelu(x):
@@ -255,21 +313,46 @@ def child_tfm(args, xla):
 
     tf_keras.utils.set_random_seed(args.seed)
     init = tf_keras.initializers.TruncatedNormal(stddev=0.02)
-    common = dict(vocab_size=VOCAB, max_sequence_length=512, type_vocab_size=2,
-                  inner_activation=gelu, output_dropout=0.1, attention_dropout=0.1,
-                  initializer=init, embedding_width=EMB, dict_outputs=True)
-    disc_net = networks.BertEncoder(hidden_size=D["hidden"], num_layers=D["layers"],
-                                    num_attention_heads=D["heads"], inner_dim=D["ffn"], **common)
-    gen_net = networks.BertEncoder(hidden_size=G["hidden"], num_layers=G["layers"],
-                                   num_attention_heads=G["heads"], inner_dim=G["ffn"],
-                                   embedding_layer=disc_net.get_embedding_layer(), **common)
-    model = models.ElectraPretrainer(generator_network=gen_net, discriminator_network=disc_net,
-                                     vocab_size=VOCAB, num_classes=2,
-                                     num_token_predictions=MAX_PRED, mlm_activation=gelu,
-                                     mlm_initializer=init, output_type="logits",
-                                     disallow_correct=False)
-    optimizer = tf_keras.optimizers.AdamW(learning_rate=args.learning_rate, weight_decay=0.01,
-                                          epsilon=1e-6, global_clipnorm=1.0)
+    common = dict(
+        vocab_size=VOCAB,
+        max_sequence_length=512,
+        type_vocab_size=2,
+        inner_activation=gelu,
+        output_dropout=0.1,
+        attention_dropout=0.1,
+        initializer=init,
+        embedding_width=EMB,
+        dict_outputs=True,
+    )
+    disc_net = networks.BertEncoder(
+        hidden_size=D["hidden"],
+        num_layers=D["layers"],
+        num_attention_heads=D["heads"],
+        inner_dim=D["ffn"],
+        **common,
+    )
+    gen_net = networks.BertEncoder(
+        hidden_size=G["hidden"],
+        num_layers=G["layers"],
+        num_attention_heads=G["heads"],
+        inner_dim=G["ffn"],
+        embedding_layer=disc_net.get_embedding_layer(),
+        **common,
+    )
+    model = models.ElectraPretrainer(
+        generator_network=gen_net,
+        discriminator_network=disc_net,
+        vocab_size=VOCAB,
+        num_classes=2,
+        num_token_predictions=MAX_PRED,
+        mlm_activation=gelu,
+        mlm_initializer=init,
+        output_type="logits",
+        disallow_correct=False,
+    )
+    optimizer = tf_keras.optimizers.AdamW(
+        learning_rate=args.learning_rate, weight_decay=0.01, epsilon=1e-6, global_clipnorm=1.0
+    )
     optimizer.exclude_from_weight_decay(var_names=["LayerNorm", "layer_norm", "bias"])
 
     def mask_batch(ids, seg, mask):
@@ -282,9 +365,14 @@ def child_tfm(args, xla):
         lm_ids = tf.gather(ids, positions, batch_dims=1)
         hit = tf.reduce_max(tf.one_hot(positions, SEQ, dtype=tf.int32), axis=1) > 0
         masked_ids = tf.where(hit, MASK, ids)
-        return {"input_word_ids": masked_ids, "input_mask": mask, "input_type_ids": seg,
-                "masked_lm_positions": positions, "masked_lm_ids": lm_ids,
-                "masked_lm_weights": tf.ones([batch, MAX_PRED], tf.float32)}
+        return {
+            "input_word_ids": masked_ids,
+            "input_mask": mask,
+            "input_type_ids": seg,
+            "masked_lm_positions": positions,
+            "masked_lm_ids": lm_ids,
+            "masked_lm_weights": tf.ones([batch, MAX_PRED], tf.float32),
+        }
 
     def step(features):
         inputs = mask_batch(features["input_ids"], features["segment_ids"], features["input_mask"])
@@ -292,18 +380,21 @@ def child_tfm(args, xla):
             out = model(inputs, training=True)
             weights = inputs["masked_lm_weights"]
             nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=inputs["masked_lm_ids"], logits=tf.cast(out["lm_outputs"], tf.float32))
+                labels=inputs["masked_lm_ids"], logits=tf.cast(out["lm_outputs"], tf.float32)
+            )
             mlm = tf.reduce_sum(nll * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
             real = tf.cast(inputs["input_mask"], tf.float32)
             xent = tf.nn.sigmoid_cross_entropy_with_logits(
                 labels=tf.cast(out["disc_label"], tf.float32),
-                logits=tf.cast(out["disc_logits"], tf.float32))
+                logits=tf.cast(out["disc_logits"], tf.float32),
+            )
             disc = tf.reduce_sum(xent * real) / tf.maximum(tf.reduce_sum(real), 1.0)
             loss = mlm + 50.0 * disc
         grads = tape.gradient(loss, model.trainable_variables)
         # The encoders' poolers and the (NSP) classification head get no gradient in ELECTRA.
-        optimizer.apply_gradients([(g, v) for g, v in zip(grads, model.trainable_variables)
-                                   if g is not None])
+        optimizer.apply_gradients(
+            [(g, v) for g, v in zip(grads, model.trainable_variables) if g is not None]
+        )
         return loss
 
     compiled_step = tf.function(step, jit_compile=xla)
@@ -316,8 +407,13 @@ def child_tfm(args, xla):
         return loss
 
     ids, mask, seg = random_pool(args.batch, args.seed)
-    data = tf.data.Dataset.from_tensor_slices(
-        {"input_ids": ids, "input_mask": mask, "segment_ids": seg}).repeat().prefetch(2)
+    data = (
+        tf.data.Dataset.from_tensor_slices(
+            {"input_ids": ids, "input_mask": mask, "segment_ids": seg}
+        )
+        .repeat()
+        .prefetch(2)
+    )
     iterator = iter(data)
     # Build the variables (and the optimizer slots) before timing the first step.
     model(mask_batch(ids[0], seg[0], mask[0]), training=False)
@@ -327,25 +423,38 @@ def child_tfm(args, xla):
     def run(n):
         return float(train_loop(iterator, tf.constant(n, tf.int32))) / n
 
-    return run, dict(t_import=t_import, t_built=t_built, params=n_params,
-                     device=("GPU" if tf.config.list_physical_devices("GPU") else "CPU"))
+    return run, dict(
+        t_import=t_import,
+        t_built=t_built,
+        params=n_params,
+        device=("GPU" if tf.config.list_physical_devices("GPU") else "CPU"),
+    )
 
 
 def child_hf(args, compiled, bf16=False):
     import torch
     import torch.nn.functional as F
     from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
+
     t_import = time.perf_counter()
 
     device = torch.device("cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu")
     torch.manual_seed(args.seed)
 
     def cfg(c):
-        return ElectraConfig(vocab_size=VOCAB, embedding_size=EMB, hidden_size=c["hidden"],
-                             num_hidden_layers=c["layers"], num_attention_heads=c["heads"],
-                             intermediate_size=c["ffn"], hidden_act="gelu",
-                             hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
-                             max_position_embeddings=512, type_vocab_size=2)
+        return ElectraConfig(
+            vocab_size=VOCAB,
+            embedding_size=EMB,
+            hidden_size=c["hidden"],
+            num_hidden_layers=c["layers"],
+            num_attention_heads=c["heads"],
+            intermediate_size=c["ffn"],
+            hidden_act="gelu",
+            hidden_dropout_prob=0.1,
+            attention_probs_dropout_prob=0.1,
+            max_position_embeddings=512,
+            type_vocab_size=2,
+        )
 
     disc = ElectraForPreTraining(cfg(D))
     gen = ElectraForMaskedLM(cfg(G))
@@ -357,10 +466,12 @@ def child_hf(args, compiled, bf16=False):
     params = list({id(p): p for m in (gen, disc) for p in m.parameters()}.values())
     no_decay = [p for p in params if p.ndim == 1]  # biases and LayerNorm
     decay = [p for p in params if p.ndim > 1]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
-                                   {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=args.learning_rate, eps=1e-6,
-                                  **({"fused": True} if device.type == "cuda" else {"foreach": True}))
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.learning_rate,
+        eps=1e-6,
+        **({"fused": True} if device.type == "cuda" else {"foreach": True}),
+    )
 
     def loss_fn(ids, mask, seg):
         b = ids.shape[0]
@@ -380,15 +491,18 @@ def child_hf(args, compiled, bf16=False):
             labels = (fake != ids).float()
         d_logits = disc(input_ids=fake, attention_mask=mask, token_type_ids=seg).logits.float()
         real = mask.float()
-        d_loss = (F.binary_cross_entropy_with_logits(d_logits, labels, reduction="none")
-                  * real).sum() / real.sum().clamp(min=1.0)
+        d_loss = (
+            F.binary_cross_entropy_with_logits(d_logits, labels, reduction="none") * real
+        ).sum() / real.sum().clamp(min=1.0)
         return mlm + 50.0 * d_loss
 
     fn = torch.compile(loss_fn) if compiled else loss_fn
     # Forward (and, through autograd, its backward) in bf16 where autocast allows; the
     # optimizer step stays outside, on the float32 weights.
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
-    ids, mask, seg = (torch.from_numpy(a).long().to(device) for a in random_pool(args.batch, args.seed))
+    ids, mask, seg = (
+        torch.from_numpy(a).long().to(device) for a in random_pool(args.batch, args.seed)
+    )
     counter = [0]
 
     def one_step():
@@ -411,42 +525,64 @@ def child_hf(args, compiled, bf16=False):
             total += float(one_step())  # syncs, like the TF loops' host read-back
         return total / n
 
-    return run, dict(t_import=t_import, t_built=t_built, params=n_params,
-                     device=device.type.upper(), torch_threads=torch.get_num_threads())
+    return run, dict(
+        t_import=t_import,
+        t_built=t_built,
+        params=n_params,
+        device=device.type.upper(),
+        torch_threads=torch.get_num_threads(),
+    )
 
 
 def child_main(args):
     t0 = time.perf_counter()
-    builders = {"ours_fp32": lambda: child_ours(args, bf16=False),
-                "ours_bf16": lambda: child_ours(args, bf16=True),
-                "ours_xla": lambda: child_ours(args, bf16=False, xla=True),
-                "ours_noxla": lambda: child_ours(args, bf16=False, xla=False),
-                "tfm_xla": lambda: child_tfm(args, xla=True),
-                "tfm_noxla": lambda: child_tfm(args, xla=False),
-                "hf_eager": lambda: child_hf(args, compiled=False),
-                "hf_compile": lambda: child_hf(args, compiled=True),
-                "hf_eager_bf16": lambda: child_hf(args, compiled=False, bf16=True),
-                "hf_compile_bf16": lambda: child_hf(args, compiled=True, bf16=True)}
+    builders = {
+        "ours_fp32": lambda: child_ours(args, bf16=False),
+        "ours_bf16": lambda: child_ours(args, bf16=True),
+        "ours_xla": lambda: child_ours(args, bf16=False, xla=True),
+        "ours_noxla": lambda: child_ours(args, bf16=False, xla=False),
+        "tfm_xla": lambda: child_tfm(args, xla=True),
+        "tfm_noxla": lambda: child_tfm(args, xla=False),
+        "hf_eager": lambda: child_hf(args, compiled=False),
+        "hf_compile": lambda: child_hf(args, compiled=True),
+        "hf_eager_bf16": lambda: child_hf(args, compiled=False, bf16=True),
+        "hf_compile_bf16": lambda: child_hf(args, compiled=True, bf16=True),
+    }
     run, info = builders[args.child]()
     first_loss = run(1)
     t_first = time.perf_counter()
     if args.warmup > 0:
         run(args.warmup)
     t_warm = time.perf_counter()
-    _emit({"event": "ready", "import_s": info["t_import"] - t0,
-           "build_s": info["t_built"] - info["t_import"],
-           "time_to_first_step_s": t_first - info["t_import"],
-           "process_to_first_step_s": t_first - t0,
-           "warmup_s_per_step": (t_warm - t_first) / max(args.warmup, 1),
-           "first_loss": first_loss, "params": info["params"], "device": info["device"],
-           "rss_mib": _rss_mib(), **{k: v for k, v in info.items() if not k.startswith("t_")}})
+    _emit(
+        {
+            "event": "ready",
+            "import_s": info["t_import"] - t0,
+            "build_s": info["t_built"] - info["t_import"],
+            "time_to_first_step_s": t_first - info["t_import"],
+            "process_to_first_step_s": t_first - t0,
+            "warmup_s_per_step": (t_warm - t_first) / max(args.warmup, 1),
+            "first_loss": first_loss,
+            "params": info["params"],
+            "device": info["device"],
+            "rss_mib": _rss_mib(),
+            **{k: v for k, v in info.items() if not k.startswith("t_")},
+        }
+    )
     for line in sys.stdin:
         cmd = json.loads(line)
         if cmd["cmd"] == "run":
             start = time.perf_counter()
             loss = run(cmd["steps"])
-            _emit({"event": "block", "seconds": time.perf_counter() - start,
-                   "steps": cmd["steps"], "loss": loss, "rss_mib": _rss_mib()})
+            _emit(
+                {
+                    "event": "block",
+                    "seconds": time.perf_counter() - start,
+                    "steps": cmd["steps"],
+                    "loss": loss,
+                    "rss_mib": _rss_mib(),
+                }
+            )
         else:
             _emit({"event": "bye", "rss_mib": _rss_mib()})
             # Skip interpreter teardown: TF/torch background threads can hang it.
@@ -458,6 +594,7 @@ def child_main(args):
 # Parent.
 # ----------------------------------------------------------------------------------------------
 
+
 def summarize(batch, impls, ready, blocks, final, repeats, peak32, peak16, out):
     """Summary, bf16-check and ratio records of one batch size; emits them through `out`."""
     flops = model_flops_per_step(batch)
@@ -468,32 +605,50 @@ def summarize(batch, impls, ready, blocks, final, repeats, peak32, peak16, out):
             continue
         med = statistics.median(rates)
         peak = peak16 if impl.endswith("bf16") else peak32
-        s = {"kind": "summary", "impl": impl, "batch": batch, "device": ready[impl]["device"],
-             "seq_per_s_median": med, "seq_per_s_min": min(rates), "seq_per_s_max": max(rates),
-             "tokens_per_s_median": med * SEQ, "ms_per_step_median": 1000 * batch / med,
-             "model_tflops_per_step": flops / 1e12,
-             "achieved_gflops": flops * med / batch / 1e9,
-             "mfu_vs_fp32_peak": (flops * med / batch / peak32) if peak32 else None,
-             "mfu_vs_own_dtype_peak": (flops * med / batch / peak) if peak else None,
-             "time_to_first_step_s": ready[impl]["time_to_first_step_s"],
-             "process_to_first_step_s": ready[impl]["process_to_first_step_s"],
-             "import_s": ready[impl]["import_s"],
-             "peak_rss_mib": max(final[impl].get("rss_mib", 0), ready[impl]["rss_mib"]),
-             "params": ready[impl]["params"], "first_loss": ready[impl]["first_loss"],
-             "last_block_loss": blocks[impl][-1]["loss"],
-             "steps_trained": 1 + ready[impl].get('warmup', 0) + sum(b['steps'] for b in blocks[impl])}
+        s = {
+            "kind": "summary",
+            "impl": impl,
+            "batch": batch,
+            "device": ready[impl]["device"],
+            "seq_per_s_median": med,
+            "seq_per_s_min": min(rates),
+            "seq_per_s_max": max(rates),
+            "tokens_per_s_median": med * SEQ,
+            "ms_per_step_median": 1000 * batch / med,
+            "model_tflops_per_step": flops / 1e12,
+            "achieved_gflops": flops * med / batch / 1e9,
+            "mfu_vs_fp32_peak": (flops * med / batch / peak32) if peak32 else None,
+            "mfu_vs_own_dtype_peak": (flops * med / batch / peak) if peak else None,
+            "time_to_first_step_s": ready[impl]["time_to_first_step_s"],
+            "process_to_first_step_s": ready[impl]["process_to_first_step_s"],
+            "import_s": ready[impl]["import_s"],
+            "peak_rss_mib": max(final[impl].get("rss_mib", 0), ready[impl]["rss_mib"]),
+            "params": ready[impl]["params"],
+            "first_loss": ready[impl]["first_loss"],
+            "last_block_loss": blocks[impl][-1]["loss"],
+            "steps_trained": 1
+            + ready[impl].get("warmup", 0)
+            + sum(b["steps"] for b in blocks[impl]),
+        }
         summaries[impl] = s
         out(s)
     if "ours_fp32" in summaries and "ours_bf16" in summaries:
         a, b = summaries["ours_fp32"], summaries["ours_bf16"]
-        out({"kind": "bf16_accuracy_check", "batch": batch, "steps_trained": a["steps_trained"],
-             "first_loss_fp32": a["first_loss"], "first_loss_bf16": b["first_loss"],
-             "first_loss_delta": b["first_loss"] - a["first_loss"],
-             "last_block_loss_fp32": a["last_block_loss"],
-             "last_block_loss_bf16": b["last_block_loss"],
-             "last_block_loss_delta": b["last_block_loss"] - a["last_block_loss"],
-             "last_block_loss_rel_delta": (b["last_block_loss"] - a["last_block_loss"])
-             / a["last_block_loss"]})
+        out(
+            {
+                "kind": "bf16_accuracy_check",
+                "batch": batch,
+                "steps_trained": a["steps_trained"],
+                "first_loss_fp32": a["first_loss"],
+                "first_loss_bf16": b["first_loss"],
+                "first_loss_delta": b["first_loss"] - a["first_loss"],
+                "last_block_loss_fp32": a["last_block_loss"],
+                "last_block_loss_bf16": b["last_block_loss"],
+                "last_block_loss_delta": b["last_block_loss"] - a["last_block_loss"],
+                "last_block_loss_rel_delta": (b["last_block_loss"] - a["last_block_loss"])
+                / a["last_block_loss"],
+            }
+        )
     ratios = []
     for ours in ("ours_fp32", "ours_bf16"):
         if ours not in summaries:
@@ -507,17 +662,27 @@ def summarize(batch, impls, ready, blocks, final, repeats, peak32, peak16, out):
                 for r in range(repeats):
                     mine = [x["seq_per_s"] for x in blocks[ours] if x["round"] == r]
                     if peer == "best":
-                        theirs = [max(x["seq_per_s"] for m in present for x in blocks[m]
-                                      if x["round"] == r)]
+                        theirs = [
+                            max(
+                                x["seq_per_s"]
+                                for m in present
+                                for x in blocks[m]
+                                if x["round"] == r
+                            )
+                        ]
                     else:
                         theirs = [x["seq_per_s"] for x in blocks[peer] if x["round"] == r]
                     if mine and theirs:
                         per_round.append(mine[0] / theirs[0])
                 if per_round:
-                    rec = {"kind": "ratio", "batch": batch, "ours": ours,
-                           "peer": peer if peer != "best" else f"best {group}",
-                           "throughput_ratio_median": statistics.median(per_round),
-                           "per_round": per_round}
+                    rec = {
+                        "kind": "ratio",
+                        "batch": batch,
+                        "ours": ours,
+                        "peer": peer if peer != "best" else f"best {group}",
+                        "throughput_ratio_median": statistics.median(per_round),
+                        "per_round": per_round,
+                    }
                     ratios.append(rec)
                     out(rec)
     targets = check_targets(batch, summaries, ratios)
@@ -534,20 +699,33 @@ def check_targets(batch, summaries, ratios):
     ours = summaries["ours_fp32"]
     faster = max(peers, key=lambda impl: peers[impl]["seq_per_s_median"])
     leaner = min(peers, key=lambda impl: peers[impl]["peak_rss_mib"])
-    speedup = next((r["throughput_ratio_median"] for r in ratios if r["ours"] == "ours_fp32"
-                    and r["peer"] == ("best any peer" if len(peers) > 1 else faster)), None)
+    speedup = next(
+        (
+            r["throughput_ratio_median"]
+            for r in ratios
+            if r["ours"] == "ours_fp32"
+            and r["peer"] == ("best any peer" if len(peers) > 1 else faster)
+        ),
+        None,
+    )
     slowest_start = max(s["time_to_first_step_s"] for s in peers.values())
     fastest_start = min(s["time_to_first_step_s"] for s in peers.values())
-    return {"kind": "targets", "batch": batch, "faster_peer": faster,
-            "speedup_vs_faster_peer": speedup, "speedup_target": TARGET_SPEEDUP,
-            "speedup_met": speedup is not None and speedup >= TARGET_SPEEDUP,
-            "leaner_peer": leaner, "peak_rss_mib": ours["peak_rss_mib"],
-            "leaner_peer_peak_rss_mib": peers[leaner]["peak_rss_mib"],
-            "memory_met": ours["peak_rss_mib"] <= peers[leaner]["peak_rss_mib"],
-            "time_to_first_step_s": ours["time_to_first_step_s"],
-            "peers_time_to_first_step_s": {i: s["time_to_first_step_s"] for i, s in peers.items()},
-            "time_to_first_step_met": ours["time_to_first_step_s"] <= fastest_start,
-            "time_to_first_step_within_peers": ours["time_to_first_step_s"] <= slowest_start}
+    return {
+        "kind": "targets",
+        "batch": batch,
+        "faster_peer": faster,
+        "speedup_vs_faster_peer": speedup,
+        "speedup_target": TARGET_SPEEDUP,
+        "speedup_met": speedup is not None and speedup >= TARGET_SPEEDUP,
+        "leaner_peer": leaner,
+        "peak_rss_mib": ours["peak_rss_mib"],
+        "leaner_peer_peak_rss_mib": peers[leaner]["peak_rss_mib"],
+        "memory_met": ours["peak_rss_mib"] <= peers[leaner]["peak_rss_mib"],
+        "time_to_first_step_s": ours["time_to_first_step_s"],
+        "peers_time_to_first_step_s": {i: s["time_to_first_step_s"] for i, s in peers.items()},
+        "time_to_first_step_met": ours["time_to_first_step_s"] <= fastest_start,
+        "time_to_first_step_within_peers": ours["time_to_first_step_s"] <= slowest_start,
+    }
 
 
 def summarize_file(path, peak32, peak16):
@@ -561,12 +739,27 @@ def summarize_file(path, peak32, peak16):
             r.setdefault("warmup", setup.get("warmup", 0))
         for r in records:
             r.setdefault("steps", setup.get("steps", 1))
-        blocks = {i: [r for r in records if r["kind"] == "block" and r["batch"] == batch
-                      and r["impl"] == i] for i in ready}
+        blocks = {
+            i: [
+                r
+                for r in records
+                if r["kind"] == "block" and r["batch"] == batch and r["impl"] == i
+            ]
+            for i in ready
+        }
         final = {i: {"rss_mib": max([b.get("rss_mib", 0) for b in blocks[i]] + [0])} for i in ready}
         repeats = 1 + max(r["round"] for i in ready for r in blocks[i])
-        summaries, ratios = summarize(batch, list(ready), ready, blocks, final, repeats,
-                                      peak32, peak16, lambda o: print(json.dumps(o)))
+        summaries, ratios = summarize(
+            batch,
+            list(ready),
+            ready,
+            blocks,
+            final,
+            repeats,
+            peak32,
+            peak16,
+            lambda o: print(json.dumps(o)),
+        )
         tables.append((batch, summaries, ratios))
     return setup, tables
 
@@ -577,57 +770,88 @@ def print_tables(peak_desc, tables, header):
     print(header)
     for batch, summaries, ratios in tables:
         print(f"\nbatch {batch}  (model FLOPs/step {model_flops_per_step(batch) / 1e12:.3f} TFLOP)")
-        print(f"{'variant':<11} {'seq/s':>7} {'[min-max]':>13} {'tok/s':>8} {'ms/step':>8} "
-              f"{'MFU':>6} {'TTFS s':>7} {'RSS MiB':>8} {'loss(last)':>10}")
+        print(
+            f"{'variant':<11} {'seq/s':>7} {'[min-max]':>13} {'tok/s':>8} {'ms/step':>8} "
+            f"{'MFU':>6} {'TTFS s':>7} {'RSS MiB':>8} {'loss(last)':>10}"
+        )
         for impl, s in summaries.items():
             mfu = s["mfu_vs_own_dtype_peak"]
-            print(f"{impl:<11} {s['seq_per_s_median']:7.2f} "
-                  f"{s['seq_per_s_min']:6.2f}-{s['seq_per_s_max']:<6.2f} "
-                  f"{s['tokens_per_s_median']:8.0f} {s['ms_per_step_median']:8.0f} "
-                  f"{(100 * mfu if mfu else float('nan')):5.1f}% {s['time_to_first_step_s']:7.1f} "
-                  f"{s['peak_rss_mib']:8.0f} {s['last_block_loss']:10.4f}")
+            print(
+                f"{impl:<11} {s['seq_per_s_median']:7.2f} "
+                f"{s['seq_per_s_min']:6.2f}-{s['seq_per_s_max']:<6.2f} "
+                f"{s['tokens_per_s_median']:8.0f} {s['ms_per_step_median']:8.0f} "
+                f"{(100 * mfu if mfu else float('nan')):5.1f}% {s['time_to_first_step_s']:7.1f} "
+                f"{s['peak_rss_mib']:8.0f} {s['last_block_loss']:10.4f}"
+            )
         for r in ratios:
-            print(f"  {r['ours']} / {r['peer']}: x{r['throughput_ratio_median']:.2f} "
-                  f"(per round: {', '.join(f'{x:.2f}' for x in r['per_round'])})")
+            print(
+                f"  {r['ours']} / {r['peer']}: x{r['throughput_ratio_median']:.2f} "
+                f"(per round: {', '.join(f'{x:.2f}' for x in r['per_round'])})"
+            )
         targets = check_targets(batch, summaries, ratios)
         if targets:
+
             def verdict(met):
                 return "met" if met else "NOT met"
+
             speedup = targets["speedup_vs_faster_peer"]
-            print(f"  targets: throughput x{speedup or float('nan'):.2f} vs {targets['faster_peer']} "
-                  f"(>= x{TARGET_SPEEDUP}: {verdict(targets['speedup_met'])}); peak RSS "
-                  f"{targets['peak_rss_mib']:.0f} vs {targets['leaner_peer']} "
-                  f"{targets['leaner_peer_peak_rss_mib']:.0f} MiB ({verdict(targets['memory_met'])}); "
-                  f"time to first step {targets['time_to_first_step_s']:.1f} s vs "
-                  + ", ".join(f"{i} {t:.1f}" for i, t in
-                              targets["peers_time_to_first_step_s"].items())
-                  + f" ({verdict(targets['time_to_first_step_met'])})")
+            print(
+                f"  targets: throughput x{speedup or float('nan'):.2f} vs {targets['faster_peer']} "
+                f"(>= x{TARGET_SPEEDUP}: {verdict(targets['speedup_met'])}); peak RSS "
+                f"{targets['peak_rss_mib']:.0f} vs {targets['leaner_peer']} "
+                f"{targets['leaner_peer_peak_rss_mib']:.0f} MiB ({verdict(targets['memory_met'])}); "
+                f"time to first step {targets['time_to_first_step_s']:.1f} s vs "
+                + ", ".join(
+                    f"{i} {t:.1f}" for i, t in targets["peers_time_to_first_step_s"].items()
+                )
+                + f" ({verdict(targets['time_to_first_step_met'])})"
+            )
 
 
 class Child:
     def __init__(self, impl, batch, args):
-        cmd = [sys.executable, os.path.abspath(__file__), f"--child={impl}", f"--batch={batch}",
-               f"--warmup={args.warmup}", f"--seed={args.seed}", f"--device={args.device}",
-               f"--learning_rate={args.learning_rate}", f"--lr_warmup={args.lr_warmup}"]
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            f"--child={impl}",
+            f"--batch={batch}",
+            f"--warmup={args.warmup}",
+            f"--seed={args.seed}",
+            f"--device={args.device}",
+            f"--learning_rate={args.learning_rate}",
+            f"--lr_warmup={args.lr_warmup}",
+        ]
         # A fresh inductor cache: torch.compile's time to first step is that of
         # a first run, not of a rerun that finds its kernels compiled already.
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_FORCE_GPU_ALLOW_GROWTH="true",
-                   TORCHINDUCTOR_CACHE_DIR=os.path.join(args.log_dir, f"inductor_{impl}_b{batch}"),
-                   PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        env = dict(
+            os.environ,
+            TF_CPP_MIN_LOG_LEVEL="2",
+            TF_FORCE_GPU_ALLOW_GROWTH="true",
+            TORCHINDUCTOR_CACHE_DIR=os.path.join(args.log_dir, f"inductor_{impl}_b{batch}"),
+            PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        )
         if args.device == "cpu":
             env["CUDA_VISIBLE_DEVICES"] = ""
         self.impl, self.batch = impl, batch
         self.log = open(os.path.join(args.log_dir, f"{impl}_b{batch}.log"), "w")
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.log, text=True, cwd=REPO, env=env)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            cwd=REPO,
+            env=env,
+        )
 
     def read(self):
         for line in self.proc.stdout:
             if line.startswith("@@"):
                 return json.loads(line[2:])
             self.log.write(line)
-        raise RuntimeError(f"{self.impl} (batch {self.batch}) exited with {self.proc.wait()}; "
-                           f"see {self.log.name}")
+        raise RuntimeError(
+            f"{self.impl} (batch {self.batch}) exited with {self.proc.wait()}; see {self.log.name}"
+        )
 
     def send(self, obj):
         self.proc.stdin.write(json.dumps(obj) + "\n")
@@ -659,8 +883,12 @@ def detect_device(requested):
     if requested != "auto":
         return requested
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
         if out.returncode == 0 and out.stdout.strip():
             return "gpu"
     except (OSError, subprocess.TimeoutExpired):
@@ -669,11 +897,16 @@ def detect_device(requested):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--batch_sizes", default="32", help="comma-separated global batch sizes")
-    p.add_argument("--impls", default="ours_fp32,ours_bf16,tfm_noxla,hf_compile",
-                   help="comma-separated variants, of: " + ",".join(ALL_IMPLS) + " (the default: "
-                        "ours and each peer at its best setting on CPU; ~10 minutes on 2 cores)")
+    p.add_argument(
+        "--impls",
+        default="ours_fp32,ours_bf16,tfm_noxla,hf_compile",
+        help="comma-separated variants, of: " + ",".join(ALL_IMPLS) + " (the default: "
+        "ours and each peer at its best setting on CPU; ~10 minutes on 2 cores)",
+    )
     p.add_argument("--warmup", type=int, default=1, help="untimed steps after the first step")
     p.add_argument("--steps", type=int, default=2, help="steps per timed block")
     p.add_argument("--repeats", type=int, default=3, help="timed blocks (rounds) per variant")
@@ -683,32 +916,48 @@ def main():
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--peak_tflops", type=float, default=None, help="override fp32 peak")
     p.add_argument("--log_dir", default=None, help="children's stderr (default: a temp dir)")
-    p.add_argument("--start", default="sequential", choices=["sequential", "parallel"],
-                   help="start the children one after another (clean time-to-first-step) or all "
-                        "at once (shorter wall time; their first steps then contend)")
+    p.add_argument(
+        "--start",
+        default="sequential",
+        choices=["sequential", "parallel"],
+        help="start the children one after another (clean time-to-first-step) or all "
+        "at once (shorter wall time; their first steps then contend)",
+    )
     p.add_argument("--json_out", default=None, help="also append the JSON lines to this file")
     # Child mode (internal).
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--batch", type=int, default=32, help=argparse.SUPPRESS)
-    p.add_argument("--summarize", default=None,
-                   help="only re-derive the summaries and table from this --json_out file")
+    p.add_argument(
+        "--summarize",
+        default=None,
+        help="only re-derive the summaries and table from this --json_out file",
+    )
     args = p.parse_args()
     if args.child:
         return child_main(args)
     if args.summarize:
         peak32, peak16, peak_desc = cpu_peak() if args.device != "gpu" else (None, None, "")
         setup, tables = summarize_file(args.summarize, peak32, peak16)
-        print_tables(setup.get("peak", peak_desc), tables,
-                     f"from {args.summarize}: {setup.get('argv')}")
+        print_tables(
+            setup.get("peak", peak_desc), tables, f"from {args.summarize}: {setup.get('argv')}"
+        )
         return 0
 
     import tempfile
+
     args.device = detect_device(args.device)
     args.log_dir = args.log_dir or tempfile.mkdtemp(prefix="electra_bench_")
     os.makedirs(args.log_dir, exist_ok=True)
     if args.device == "gpu":
-        name = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                              capture_output=True, text=True).stdout.strip().splitlines()[0]
+        name = (
+            subprocess.run(
+                ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[0]
+        )
         peak32, peak16, peak_desc = gpu_peak(name)
     else:
         peak32, peak16, peak_desc = cpu_peak()
@@ -725,9 +974,21 @@ def main():
             json_file.write(line + "\n")
             json_file.flush()
 
-    out({"kind": "setup", "device": args.device, "start": args.start, "peak": peak_desc, "impls": impls,
-         "warmup": args.warmup, "steps": args.steps, "repeats": args.repeats,
-         "load_average": load_average(), "log_dir": args.log_dir, "argv": sys.argv[1:]})
+    out(
+        {
+            "kind": "setup",
+            "device": args.device,
+            "start": args.start,
+            "peak": peak_desc,
+            "impls": impls,
+            "warmup": args.warmup,
+            "steps": args.steps,
+            "repeats": args.repeats,
+            "load_average": load_average(),
+            "log_dir": args.log_dir,
+            "argv": sys.argv[1:],
+        }
+    )
     tables = []
     for batch in (int(b) for b in args.batch_sizes.split(",")):
         ready, blocks, children = {}, {i: [] for i in impls}, {}
@@ -747,7 +1008,7 @@ def main():
                 out({"kind": "ready", "impl": impl, "batch": batch, **ready[impl]})
             order = list(children)
             for r in range(args.repeats):
-                for impl in (order if r % 2 == 0 else order[::-1]):
+                for impl in order if r % 2 == 0 else order[::-1]:
                     if impl not in children:
                         continue
                     try:
@@ -755,26 +1016,44 @@ def main():
                     except (OSError, RuntimeError) as e:
                         # E.g. killed for memory: every child stays resident, so at large
                         # batches run fewer variants per invocation.
-                        out({"kind": "error", "impl": impl, "batch": batch,
-                             "error": f"{type(e).__name__}: {e}; exit code {children[impl].proc.wait()}"})
+                        out(
+                            {
+                                "kind": "error",
+                                "impl": impl,
+                                "batch": batch,
+                                "error": f"{type(e).__name__}: {e}; exit code {children[impl].proc.wait()}",
+                            }
+                        )
                         children.pop(impl).log.close()
                         continue
                     sps = res["steps"] / res["seconds"]
-                    rec = {"kind": "block", "impl": impl, "batch": batch, "round": r,
-                           "steps": res["steps"], "s_per_step": res["seconds"] / res["steps"],
-                           "seq_per_s": sps * batch,
-                           "loss": res["loss"], "load_average": load_average()}
+                    rec = {
+                        "kind": "block",
+                        "impl": impl,
+                        "batch": batch,
+                        "round": r,
+                        "steps": res["steps"],
+                        "s_per_step": res["seconds"] / res["steps"],
+                        "seq_per_s": sps * batch,
+                        "loss": res["loss"],
+                        "load_average": load_average(),
+                    }
                     blocks[impl].append(rec)
                     out(rec)
         finally:
             final = {impl: c.close() for impl, c in children.items()}
 
-        summaries, ratios = summarize(batch, list(children), ready, blocks, final, args.repeats,
-                                      peak32, peak16, out)
+        summaries, ratios = summarize(
+            batch, list(children), ready, blocks, final, args.repeats, peak32, peak16, out
+        )
         tables.append((batch, summaries, ratios))
 
-    print_tables(peak_desc, tables, f"warmup {args.warmup} steps, {args.repeats} rounds x "
-                 f"{args.steps} timed steps per variant; load average now {load_average()}")
+    print_tables(
+        peak_desc,
+        tables,
+        f"warmup {args.warmup} steps, {args.repeats} rounds x "
+        f"{args.steps} timed steps per variant; load average now {load_average()}",
+    )
 
 
 if __name__ == "__main__":

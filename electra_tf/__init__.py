@@ -7,7 +7,7 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 # Public API name -> defining module. Imported on first use, so that
-# `import electra_tf` (and light entry points such as serving_client) does
+# `import electra_tf` (and light entry points such as serving.client) does
 # not load TensorFlow and Keras.
 _LAZY = {"load_encoder": "electra_tf.convert.load"}
 __all__ = sorted(_LAZY)
@@ -16,6 +16,7 @@ __all__ = sorted(_LAZY)
 def __getattr__(name):
     if name in _LAZY:
         import importlib
+
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

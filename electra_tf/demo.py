@@ -16,15 +16,18 @@ import time
 
 from absl import app, flags, logging
 
-from electra_tf import build_pretraining_dataset, build_vocab, corpora
+from electra_tf.data import corpora, pretraining_records
+from electra_tf.data import vocab as vocab_lib
 from electra_tf.pretraining import curves
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", "runs/demo", "Where the corpus, data and model go.")
 flags.DEFINE_integer("demo_vocab_size", 8000, "WordPiece vocabulary size for the demo corpus.")
-flags.DEFINE_string("demo_flagfile", str(pathlib.Path(__file__).resolve().parents[1]
-                                         / "configs" / "demo.flags"),
-                    "Pre-training flags of the demo.")
+flags.DEFINE_string(
+    "demo_flagfile",
+    str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "demo.flags"),
+    "Pre-training flags of the demo.",
+)
 
 
 def _max_seq_length(flagfile, extra_flags):
@@ -44,24 +47,35 @@ def main(argv):
     if not corpus_dir.is_dir():
         logging.info("Writing the King James Bible corpus to %s", corpus_dir)
         corpora.write_kjv_corpus(str(corpus_dir))
-    corpus = build_pretraining_dataset.corpus_files(str(corpus_dir))
+    corpus = pretraining_records.corpus_files(str(corpus_dir))
     if not vocab_file.exists():
         logging.info("Learning a %d-token WordPiece vocabulary", FLAGS.demo_vocab_size)
-        tokens = build_vocab.build_vocab(corpus, FLAGS.demo_vocab_size, do_lower_case=True)
-        build_vocab.write_vocab(tokens, str(vocab_file))
-    if not (data_dir / build_pretraining_dataset.DATASET_INFO_FILE).exists():
+        tokens = vocab_lib.build_vocab(corpus, FLAGS.demo_vocab_size, do_lower_case=True)
+        vocab_lib.write_vocab(tokens, str(vocab_file))
+    if not (data_dir / pretraining_records.DATASET_INFO_FILE).exists():
         logging.info("Building pre-training TFRecords in %s", data_dir)
-        examples = build_pretraining_dataset.build_pretraining_dataset(
-            corpus, str(vocab_file), str(data_dir),
-            max_seq_length=_max_seq_length(FLAGS.demo_flagfile, extra_flags), num_out_files=8,
-            num_processes=2, do_lower_case=True)
+        examples = pretraining_records.build_pretraining_dataset(
+            corpus,
+            str(vocab_file),
+            str(data_dir),
+            max_seq_length=_max_seq_length(FLAGS.demo_flagfile, extra_flags),
+            num_out_files=8,
+            num_processes=2,
+            do_lower_case=True,
+        )
         logging.info("%d pre-training examples", examples)
     prepared = time.time()
 
-    command = [sys.executable, "-m", "electra_tf.run_pretraining",
-               f"--flagfile={FLAGS.demo_flagfile}",
-               f"--pretrain_tfrecords={data_dir}/pretrain_data.tfrecord*",
-               f"--vocab_file={vocab_file}", f"--model_dir={model_dir}", *extra_flags]
+    command = [
+        sys.executable,
+        "-m",
+        "electra_tf.run_pretraining",
+        f"--flagfile={FLAGS.demo_flagfile}",
+        f"--pretrain_tfrecords={data_dir}/pretrain_data.tfrecord*",
+        f"--vocab_file={vocab_file}",
+        f"--model_dir={model_dir}",
+        *extra_flags,
+    ]
     logging.info("Running: %s", " ".join(command))
     # TF's C++ start-up chatter (CUDA probing, oneDNN notes) would bury the progress lines.
     env = {"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ, "PYTHONUNBUFFERED": "1"}
@@ -72,15 +86,20 @@ def main(argv):
     windows = curves.read_windows(str(model_dir / "train"))
     curve_png = model_dir / "train" / "learning_curve.png"
     base_rate = 1.0 - windows[-1]["replaced_fraction"]
-    curves.plot_curve(windows, str(curve_png), "ELECTRA demo: replaced token detection",
-                      base_rate=base_rate)
+    curves.plot_curve(
+        windows, str(curve_png), "ELECTRA demo: replaced token detection", base_rate=base_rate
+    )
     print("\n" + curves.describe(windows))
-    print(f"\nDemo finished in {done - start:.0f} s (data preparation {prepared - start:.0f} s, "
-          f"pre-training {done - prepared:.0f} s).")
+    print(
+        f"\nDemo finished in {done - start:.0f} s (data preparation {prepared - start:.0f} s, "
+        f"pre-training {done - prepared:.0f} s)."
+    )
     print(f"  checkpoints:       {model_dir}")
     print(f"  TensorBoard logs:  tensorboard --logdir {model_dir}/train")
     print(f"  learning curve:    {curve_png}")
-    print(f"  discriminator:     {model_dir}/discriminator (config.json, encoder.ckpt.*, vocab.txt)")
+    print(
+        f"  discriminator:     {model_dir}/discriminator (config.json, encoder.ckpt.*, vocab.txt)"
+    )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ has no words, so output lines stay aligned with input lines) and are skipped
 in JSON Lines.
 
 Output (--output, default stdout): --output_format=jsonl writes one object per
-text, ``{"line", "text", "words", "entities"}`` as `serving_client --json`
+text, ``{"line", "text", "words", "entities"}`` as `electra_tf.serving.client --json`
 prints them (character offsets, end exclusive); conll writes one
 ``word<TAB>label`` line per word and a blank line after each text (texts
 without words write nothing).  Texts are sent --batch_size at a time; progress
@@ -29,34 +29,46 @@ import json
 import os
 import sys
 import time
-from typing import Iterator, List, Optional, Sequence, Tuple
-
-from absl import app, flags, logging
+from collections.abc import Iterator, Sequence
 
 import tensorflow as tf
+from absl import app, flags, logging
 
-from electra_tf import serving_client
+from electra_tf.serving import client
 
-SERVING_SIGNATURE = serving_client.SIGNATURE
-INPUT_KEY = serving_client.INPUT_KEY
+SERVING_SIGNATURE = client.SIGNATURE
+INPUT_KEY = client.INPUT_KEY
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("model", None, "An export_saved_model --export_dir (its highest version is "
-                    "used) or one of its version folders.")
+flags.DEFINE_string(
+    "model",
+    None,
+    "An export_saved_model --export_dir (its highest version is "
+    "used) or one of its version folders.",
+)
 flags.DEFINE_string("input", "-", "Texts to tag; - reads stdin.")
 flags.DEFINE_string("output", "-", "Where to write the entities; - writes stdout.")
-flags.DEFINE_enum("input_format", "auto", ["auto", "lines", "jsonl"],
-                  "lines: one text per line; jsonl: one JSON object per line with the text in "
-                  "--text_field; auto: jsonl for *.jsonl / *.ndjson, else lines.")
+flags.DEFINE_enum(
+    "input_format",
+    "auto",
+    ["auto", "lines", "jsonl"],
+    "lines: one text per line; jsonl: one JSON object per line with the text in "
+    "--text_field; auto: jsonl for *.jsonl / *.ndjson, else lines.",
+)
 flags.DEFINE_string("text_field", "text", "JSON Lines input: the field that holds the text.")
-flags.DEFINE_enum("output_format", "jsonl", ["jsonl", "conll"],
-                  "jsonl: one object per text with words and entities; conll: word<TAB>label "
-                  "lines, a blank line after each text.")
+flags.DEFINE_enum(
+    "output_format",
+    "jsonl",
+    ["jsonl", "conll"],
+    "jsonl: one object per text with words and entities; conll: word<TAB>label "
+    "lines, a blank line after each text.",
+)
 flags.DEFINE_integer("batch_size", 32, "Texts per call of the signature.")
-flags.DEFINE_integer("num_threads", 0, "TensorFlow intra-op threads (0: TensorFlow's default, "
-                     "all cores).")
+flags.DEFINE_integer(
+    "num_threads", 0, "TensorFlow intra-op threads (0: TensorFlow's default, all cores)."
+)
 flags.DEFINE_float("progress_seconds", 10.0, "Log progress at most this often.")
 
 
@@ -68,17 +80,27 @@ def resolve_version_dir(path: str) -> str:
     """`path` if it holds saved_model.pb, else its highest numeric version folder that does."""
     path = os.path.abspath(path)
     if not os.path.isdir(path):
-        raise PredictError(f"--model={path}: no such directory; pass an export_saved_model "
-                           "--export_dir or one of its version folders")
+        raise PredictError(
+            f"--model={path}: no such directory; pass an export_saved_model "
+            "--export_dir or one of its version folders"
+        )
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         return path
-    versions = sorted((int(name) for name in os.listdir(path) if name.isdigit()
-                       and os.path.isfile(os.path.join(path, name, "saved_model.pb"))), reverse=True)
+    versions = sorted(
+        (
+            int(name)
+            for name in os.listdir(path)
+            if name.isdigit() and os.path.isfile(os.path.join(path, name, "saved_model.pb"))
+        ),
+        reverse=True,
+    )
     if not versions:
-        raise PredictError(f"--model={path} holds neither saved_model.pb nor a numeric version "
-                           "folder with one; pass an export_saved_model --export_dir or one of "
-                           "its version folders (export with python -m "
-                           "electra_tf.export_saved_model)")
+        raise PredictError(
+            f"--model={path} holds neither saved_model.pb nor a numeric version "
+            "folder with one; pass an export_saved_model --export_dir or one of "
+            "its version folders (export with python -m "
+            "electra_tf.export_saved_model)"
+        )
     return os.path.join(path, str(versions[0]))
 
 
@@ -92,9 +114,11 @@ class Predictor:
         except (OSError, ValueError, tf.errors.OpError) as e:
             raise PredictError(f"{self.version_dir}: not a loadable SavedModel: {e}") from None
         if SERVING_SIGNATURE not in loaded.signatures:
-            raise PredictError(f"{self.version_dir}: no {SERVING_SIGNATURE!r} signature (has "
-                               f"{sorted(loaded.signatures)}); export it with python -m "
-                               "electra_tf.export_saved_model")
+            raise PredictError(
+                f"{self.version_dir}: no {SERVING_SIGNATURE!r} signature (has "
+                f"{sorted(loaded.signatures)}); export it with python -m "
+                "electra_tf.export_saved_model"
+            )
         self._signature = loaded.signatures[SERVING_SIGNATURE]
         self._loaded = loaded  # the signature's variables live as long as this object
         inputs = self._signature.structured_input_signature[1]
@@ -104,19 +128,23 @@ class Predictor:
                 f"{self.version_dir}: not a token-classification (NER) export: its "
                 f"{SERVING_SIGNATURE} takes {sorted(inputs)} and returns {sorted(outputs)}; "
                 "export one with python -m electra_tf.export_saved_model "
-                "--task=token_classification")
+                "--task=token_classification"
+            )
 
-    def __call__(self, texts: Sequence[str]) -> List[dict]:
+    def __call__(self, texts: Sequence[str]) -> list[dict]:
         if not texts:
             return []
-        outputs = self._signature(**{INPUT_KEY: tf.constant(
-            [t.encode("utf-8") for t in texts], tf.string)})
-        return serving_client.parse_predict_response(
-            {"outputs": {name: value.numpy() for name, value in outputs.items()}})
+        outputs = self._signature(
+            **{INPUT_KEY: tf.constant([t.encode("utf-8") for t in texts], tf.string)}
+        )
+        return client.parse_predict_response(
+            {"outputs": {name: value.numpy() for name, value in outputs.items()}}
+        )
 
 
-def read_texts(stream, name: str, input_format: str,
-               text_field: str = "text") -> Iterator[Tuple[int, str, int]]:
+def read_texts(
+    stream, name: str, input_format: str, text_field: str = "text"
+) -> Iterator[tuple[int, str, int]]:
     """(line number, text, bytes read so far) per text of a binary stream."""
     consumed = 0
     for number, raw in enumerate(stream, start=1):
@@ -124,8 +152,10 @@ def read_texts(stream, name: str, input_format: str,
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise PredictError(f"{name}:{number}: not UTF-8 ({e.reason} at byte {e.start} of "
-                               "the line); convert the file to UTF-8") from None
+            raise PredictError(
+                f"{name}:{number}: not UTF-8 ({e.reason} at byte {e.start} of "
+                "the line); convert the file to UTF-8"
+            ) from None
         line = line[:-1] if line.endswith("\n") else line
         line = line[:-1] if line.endswith("\r") else line
         if input_format == "lines":
@@ -136,18 +166,26 @@ def read_texts(stream, name: str, input_format: str,
         try:
             record = json.loads(line)
         except json.JSONDecodeError as e:
-            raise PredictError(f"{name}:{number}: not JSON ({e.msg} at column {e.colno}); "
-                               "JSON Lines input needs one object per line, or pass "
-                               "--input_format=lines for plain text") from None
+            raise PredictError(
+                f"{name}:{number}: not JSON ({e.msg} at column {e.colno}); "
+                "JSON Lines input needs one object per line, or pass "
+                "--input_format=lines for plain text"
+            ) from None
         if not isinstance(record, dict):
-            raise PredictError(f"{name}:{number}: a JSON {type(record).__name__}, not an object "
-                               f"with a {text_field!r} field")
+            raise PredictError(
+                f"{name}:{number}: a JSON {type(record).__name__}, not an object "
+                f"with a {text_field!r} field"
+            )
         if text_field not in record:
-            raise PredictError(f"{name}:{number}: no {text_field!r} field (fields: "
-                               f"{sorted(record)}); pass --text_field=<the text's field>")
+            raise PredictError(
+                f"{name}:{number}: no {text_field!r} field (fields: "
+                f"{sorted(record)}); pass --text_field=<the text's field>"
+            )
         if not isinstance(record[text_field], str):
-            raise PredictError(f"{name}:{number}: field {text_field!r} is a JSON "
-                               f"{type(record[text_field]).__name__}, not a string")
+            raise PredictError(
+                f"{name}:{number}: field {text_field!r} is a JSON "
+                f"{type(record[text_field]).__name__}, not a string"
+            )
         yield number, record[text_field], consumed
 
 
@@ -168,7 +206,7 @@ def input_format_for(path: str, input_format: str) -> str:
 class Progress:
     """Logs texts done (and the share of the input file read) at most every `seconds`."""
 
-    def __init__(self, seconds: float, total_bytes: Optional[int]):
+    def __init__(self, seconds: float, total_bytes: int | None):
         self.seconds, self.total_bytes = seconds, total_bytes
         self.start = self.last = time.monotonic()
 
@@ -177,13 +215,29 @@ class Progress:
         if now - self.last < self.seconds:
             return
         self.last = now
-        share = f" ({100 * consumed / self.total_bytes:.1f}% of the input)" if self.total_bytes else ""
-        logging.info("%d texts%s, %d entities, %.1f texts/s", texts, share, entities,
-                     texts / (now - self.start))
+        share = (
+            f" ({100 * consumed / self.total_bytes:.1f}% of the input)" if self.total_bytes else ""
+        )
+        logging.info(
+            "%d texts%s, %d entities, %.1f texts/s",
+            texts,
+            share,
+            entities,
+            texts / (now - self.start),
+        )
 
 
-def run(predictor: Predictor, source, name: str, sink, input_format: str, text_field: str,
-        output_format: str, batch_size: int, progress: Progress) -> Tuple[int, int]:
+def run(
+    predictor: Predictor,
+    source,
+    name: str,
+    sink,
+    input_format: str,
+    text_field: str,
+    output_format: str,
+    batch_size: int,
+    progress: Progress,
+) -> tuple[int, int]:
     """Tags every text of `source` (binary) into `sink` (text); returns (texts, entities)."""
     texts = entities = 0
     batch = []
@@ -191,8 +245,12 @@ def run(predictor: Predictor, source, name: str, sink, input_format: str, text_f
     def flush(consumed):
         nonlocal texts, entities
         results = predictor([text for _, text in batch])
-        sink.write("".join(format_result(output_format, line, text, result)
-                           for (line, text), result in zip(batch, results)))
+        sink.write(
+            "".join(
+                format_result(output_format, line, text, result)
+                for (line, text), result in zip(batch, results)
+            )
+        )
         texts += len(batch)
         entities += sum(len(r["entities"]) for r in results)
         batch.clear()
@@ -210,8 +268,9 @@ def run(predictor: Predictor, source, name: str, sink, input_format: str, text_f
 
 def validate_flags():
     if not FLAGS.model:
-        raise app.UsageError("--model is required: an export_saved_model --export_dir or one of "
-                             "its version folders")
+        raise app.UsageError(
+            "--model is required: an export_saved_model --export_dir or one of its version folders"
+        )
     if FLAGS.batch_size < 1:
         raise app.UsageError(f"--batch_size must be >= 1, got {FLAGS.batch_size}")
     if FLAGS.num_threads < 0:
@@ -241,8 +300,17 @@ def main(argv):
     total = os.fstat(source.fileno()).st_size if FLAGS.input != "-" else None
     progress = Progress(FLAGS.progress_seconds, total)
     try:
-        texts, entities = run(predictor, source, name, sink, input_format, FLAGS.text_field,
-                              FLAGS.output_format, FLAGS.batch_size, progress)
+        texts, entities = run(
+            predictor,
+            source,
+            name,
+            sink,
+            input_format,
+            FLAGS.text_field,
+            FLAGS.output_format,
+            FLAGS.batch_size,
+            progress,
+        )
     except PredictError as e:
         logging.error("%s", e)
         return 1
@@ -254,8 +322,14 @@ def main(argv):
         else:
             sink.flush()
     seconds = time.monotonic() - progress.start
-    logging.info("Tagged %d texts (%d entities) in %.1f s, %.1f texts/s -> %s", texts, entities,
-                 seconds, texts / max(seconds, 1e-9), FLAGS.output)
+    logging.info(
+        "Tagged %d texts (%d entities) in %.1f s, %.1f texts/s -> %s",
+        texts,
+        entities,
+        seconds,
+        texts / max(seconds, 1e-9),
+        FLAGS.output,
+    )
     return 0
 
 

@@ -1,7 +1,7 @@
 """Pre-trains an ELECTRA generator + discriminator.
 
     python -m electra_tf.run_pretraining --flagfile=configs/small.flags \
-        --pretrain_tfrecords='data/pretrain_tfrecords/pretrain_data.tfrecord*' \
+        --pretrain_tfrecords='data/pretrain_tfrecords/pretraining_input.tfrecord*' \
         --vocab_file=data/vocab.txt --model_dir=runs/electra_small
 
 Flag names and defaults follow google-research/electra's
@@ -16,58 +16,89 @@ import signal
 import sys
 import time
 
+import keras
+import tensorflow as tf
 from absl import app, flags, logging
 
 import electra_tf  # noqa: F401  (selects the Keras backend before keras loads)
-import keras
-import tensorflow as tf
-
-from electra_tf import config as config_lib
-from electra_tf import distribute, pretrain_data, tokenization
-from electra_tf.optimization import AdamWeightDecay, learning_rate_at
-from electra_tf.pretraining.metrics import pretraining_metrics
+from electra_tf.data import pretraining_input, tokenization
+from electra_tf.model import config as config_lib
 from electra_tf.pretraining import flops as flops_lib
 from electra_tf.pretraining import model as pretraining_model
 from electra_tf.pretraining import two_stage
+from electra_tf.pretraining.metrics import pretraining_metrics
 from electra_tf.pretraining.model import ElectraPretrainer
-from electra_tf.training import NonFiniteLossError, Trainer, accumulation_batches
+from electra_tf.training import distribute
+from electra_tf.training.optimization import AdamWeightDecay, learning_rate_at
+from electra_tf.training.trainer import NonFiniteLossError, Trainer, accumulation_batches
 
 FLAGS = flags.FLAGS
 
 # Data and output.
-flags.DEFINE_string("pretrain_tfrecords", None, "Comma-separated globs of pre-training TFRecords "
-                    "(written by electra_tf.build_pretraining_dataset or the original code).")
+flags.DEFINE_string(
+    "pretrain_tfrecords",
+    None,
+    "Comma-separated globs of pre-training TFRecords "
+    "(written by electra_tf.build_pretraining_dataset or the original code).",
+)
 flags.DEFINE_string("vocab_file", None, "The WordPiece vocabulary the data was built with.")
 flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard logs and the final discriminator.")
 # Model.
 flags.DEFINE_enum("model_size", "small", sorted(config_lib.PRESETS), "Discriminator size.")
-flags.DEFINE_string("model_hparam_overrides", "{}", "JSON dict overriding ElectraConfig fields, "
-                    'e.g. {"hidden_size": 128, "num_hidden_layers": 2}.')
+flags.DEFINE_string(
+    "model_hparam_overrides",
+    "{}",
+    'JSON dict overriding ElectraConfig fields, e.g. {"hidden_size": 128, "num_hidden_layers": 2}.',
+)
 flags.DEFINE_integer("embedding_size", None, "Embedding size (default: the size's own).")
 flags.DEFINE_integer("vocab_size", None, "Must equal the vocab file's size when given.")
 flags.DEFINE_integer("max_seq_length", 128, "Sequence length the data was built with.")
 flags.DEFINE_float("generator_hidden_size", 0.25, "Generator hidden size, fraction of D's.")
 flags.DEFINE_float("generator_layers", 1.0, "Generator depth, fraction of D's.")
-flags.DEFINE_bool("untied_generator_embeddings", False, "Give G its own embedding block "
-                  "(an alias of --embedding_sharing=none).")
+flags.DEFINE_bool(
+    "untied_generator_embeddings",
+    False,
+    "Give G its own embedding block (an alias of --embedding_sharing=none).",
+)
 # Pre-training variants (docs/pretraining_variants.md).
-flags.DEFINE_enum("objective", "electra", list(pretraining_model.OBJECTIVES),
-                  "electra (RTD), electra_15 (RTD loss on masked positions only), replace_mlm, "
-                  "all_tokens_mlm, mlm (BERT, no generator) or electric.")
-flags.DEFINE_enum("generator_training", "mle", list(pretraining_model.GENERATOR_TRAINING),
-                  "mle (joint MLM), two_stage (G alone, then D from G with G frozen) or "
-                  "adversarial (REINFORCE, G maximizes the RTD loss).")
-flags.DEFINE_float("two_stage_generator_fraction", 0.5,
-                   "two_stage: fraction of --num_train_steps that trains the generator.")
+flags.DEFINE_enum(
+    "objective",
+    "electra",
+    list(pretraining_model.OBJECTIVES),
+    "electra (RTD), electra_15 (RTD loss on masked positions only), replace_mlm, "
+    "all_tokens_mlm, mlm (BERT, no generator) or electric.",
+)
+flags.DEFINE_enum(
+    "generator_training",
+    "mle",
+    list(pretraining_model.GENERATOR_TRAINING),
+    "mle (joint MLM), two_stage (G alone, then D from G with G frozen) or "
+    "adversarial (REINFORCE, G maximizes the RTD loss).",
+)
+flags.DEFINE_float(
+    "two_stage_generator_fraction",
+    0.5,
+    "two_stage: fraction of --num_train_steps that trains the generator.",
+)
 flags.DEFINE_bool("uniform_generator", False, "Replace masked tokens uniformly at random.")
-flags.DEFINE_bool("untied_generator", True, "False: G and D share all weights (same size; "
-                  "an alias of --embedding_sharing=all).")
-flags.DEFINE_enum("embedding_sharing", None, list(pretraining_model.EMBEDDING_SHARING),
-                  "none, embeddings (default), all, or gdes (DeBERTaV3 gradient-disentangled).")
+flags.DEFINE_bool(
+    "untied_generator",
+    True,
+    "False: G and D share all weights (same size; an alias of --embedding_sharing=all).",
+)
+flags.DEFINE_enum(
+    "embedding_sharing",
+    None,
+    list(pretraining_model.EMBEDDING_SHARING),
+    "none, embeddings (default), all, or gdes (DeBERTaV3 gradient-disentangled).",
+)
 # Objective.
 flags.DEFINE_float("mask_prob", 0.15, "Fraction of tokens masked per sequence.")
-flags.DEFINE_integer("max_predictions_per_seq", None,
-                     "Masked positions per sequence (default int((mask_prob+0.005)*max_seq_length)).")
+flags.DEFINE_integer(
+    "max_predictions_per_seq",
+    None,
+    "Masked positions per sequence (default int((mask_prob+0.005)*max_seq_length)).",
+)
 flags.DEFINE_float("gen_weight", 1.0, "Weight of the generator's MLM loss.")
 flags.DEFINE_float("disc_weight", 50.0, "Weight of the discriminator's loss.")
 flags.DEFINE_float("temperature", 1.0, "Sampling temperature of the generator.")
@@ -85,8 +116,11 @@ flags.DEFINE_integer("iterations_per_loop", 200, "Steps per host call; also the 
 flags.DEFINE_integer("save_checkpoints_steps", 1000, "Checkpoint period in steps.")
 flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept (0 keeps all).")
 flags.DEFINE_integer("seed", 0, "Seed of initialization, data order, masking and sampling.")
-flags.DEFINE_integer("max_train_steps_this_run", None,
-                     "Stop (with a checkpoint) after this many steps in this process.")
+flags.DEFINE_integer(
+    "max_train_steps_this_run",
+    None,
+    "Stop (with a checkpoint) after this many steps in this process.",
+)
 distribute.define_flags()
 flags.adopt_module_key_flags(distribute)
 
@@ -94,9 +128,19 @@ SETTINGS_FILE = "pretraining_settings.json"
 # The checkpoint's name for the tf.data iterator (the input position).
 INPUT_POSITION = "input_pipeline"
 _ARCHITECTURE_FLAGS = (
-    "model_size", "model_hparam_overrides", "embedding_size", "max_seq_length",
-    "generator_hidden_size", "generator_layers", "untied_generator_embeddings", "objective",
-    "generator_training", "uniform_generator", "untied_generator", "embedding_sharing")
+    "model_size",
+    "model_hparam_overrides",
+    "embedding_size",
+    "max_seq_length",
+    "generator_hidden_size",
+    "generator_layers",
+    "untied_generator_embeddings",
+    "objective",
+    "generator_training",
+    "uniform_generator",
+    "untied_generator",
+    "embedding_sharing",
+)
 
 
 def _require(condition, flag, message):
@@ -115,14 +159,20 @@ def validate_flags():
     _require(FLAGS.learning_rate > 0.0, "learning_rate", "must be positive")
     _require(FLAGS.iterations_per_loop > 0, "iterations_per_loop", "must be positive")
     _require(FLAGS.save_checkpoints_steps > 0, "save_checkpoints_steps", "must be positive")
-    _require(FLAGS.gradient_accumulation_steps > 0, "gradient_accumulation_steps",
-             "must be positive")
+    _require(
+        FLAGS.gradient_accumulation_steps > 0, "gradient_accumulation_steps", "must be positive"
+    )
     _require(FLAGS.max_seq_length > 2, "max_seq_length", "must leave room for [CLS] and [SEP]")
     for name in ("generator_hidden_size", "generator_layers"):
-        _require(0.0 < FLAGS[name].value <= 1.0, name, "is a fraction of the discriminator, in (0, 1]")
+        _require(
+            0.0 < FLAGS[name].value <= 1.0, name, "is a fraction of the discriminator, in (0, 1]"
+        )
     if FLAGS.max_predictions_per_seq is not None:
-        _require(0 < FLAGS.max_predictions_per_seq <= FLAGS.max_seq_length,
-                 "max_predictions_per_seq", "must be in [1, max_seq_length]")
+        _require(
+            0 < FLAGS.max_predictions_per_seq <= FLAGS.max_seq_length,
+            "max_predictions_per_seq",
+            "must be in [1, max_seq_length]",
+        )
     try:
         overrides = json.loads(FLAGS.model_hparam_overrides)
     except json.JSONDecodeError as e:
@@ -146,12 +196,18 @@ def model_configs(vocab_size):
         discriminator = config_lib.preset(FLAGS.model_size, **overrides)
     except (TypeError, ValueError) as e:
         raise app.UsageError(f"--model_size/--model_hparam_overrides: {e}") from e
-    _require(FLAGS.max_seq_length <= discriminator.max_position_embeddings, "max_seq_length",
-             f"{FLAGS.max_seq_length} exceeds the model's max_position_embeddings "
-             f"({discriminator.max_position_embeddings})")
+    _require(
+        FLAGS.max_seq_length <= discriminator.max_position_embeddings,
+        "max_seq_length",
+        f"{FLAGS.max_seq_length} exceeds the model's max_position_embeddings "
+        f"({discriminator.max_position_embeddings})",
+    )
     generator = config_lib.generator_config(
-        discriminator, FLAGS.generator_hidden_size, FLAGS.generator_layers,
-        FLAGS.untied_generator_embeddings or FLAGS.embedding_sharing == "none")
+        discriminator,
+        FLAGS.generator_hidden_size,
+        FLAGS.generator_layers,
+        FLAGS.untied_generator_embeddings or FLAGS.embedding_sharing == "none",
+    )
     return discriminator, generator
 
 
@@ -161,8 +217,11 @@ def load_vocab_checked():
     except (FileNotFoundError, ValueError) as e:
         raise app.UsageError(f"--vocab_file: {e}") from e
     if FLAGS.vocab_size is not None:
-        _require(FLAGS.vocab_size == len(vocab), "vocab_size",
-                 f"is {FLAGS.vocab_size} but {FLAGS.vocab_file} has {len(vocab)} tokens")
+        _require(
+            FLAGS.vocab_size == len(vocab),
+            "vocab_size",
+            f"is {FLAGS.vocab_size} but {FLAGS.vocab_file} has {len(vocab)} tokens",
+        )
     return vocab
 
 
@@ -173,12 +232,17 @@ def check_settings_match(model_dir):
     if tf.io.gfile.exists(path):
         with tf.io.gfile.GFile(path) as f:
             saved = json.load(f)
-        differing = [f"--{k}: checkpoint has {saved.get(k)!r}, flags say {v!r}"
-                     for k, v in current.items() if k in saved and saved[k] != v]
+        differing = [
+            f"--{k}: checkpoint has {saved.get(k)!r}, flags say {v!r}"
+            for k, v in current.items()
+            if k in saved and saved[k] != v
+        ]
         if differing:
-            raise app.UsageError(f"{model_dir} holds a run with another architecture:\n  "
-                                 + "\n  ".join(differing)
-                                 + "\nUse a new --model_dir or the original flags.")
+            raise app.UsageError(
+                f"{model_dir} holds a run with another architecture:\n  "
+                + "\n  ".join(differing)
+                + "\nUse a new --model_dir or the original flags."
+            )
     return current
 
 
@@ -240,10 +304,10 @@ def restore_checkpoint(path, training_objects, input_iterator=None):
             return
         if any(name.startswith(f"{INPUT_POSITION}/") for name, _ in tf.train.list_variables(path)):
             tf.train.Checkpoint(**{INPUT_POSITION: input_iterator}).restore(
-                path).assert_existing_objects_matched().expect_partial()
+                path
+            ).assert_existing_objects_matched().expect_partial()
         else:
-            logging.warning("%s holds no input position: the data starts from the beginning.",
-                            path)
+            logging.warning("%s holds no input position: the data starts from the beginning.", path)
     # TF's reader raises IndexError on a truncated file, OpErrors on bad checksums
     # or missing data files, AssertionError when objects are absent.
     except (tf.errors.OpError, AssertionError, IndexError, ValueError) as e:
@@ -253,12 +317,14 @@ def restore_checkpoint(path, training_objects, input_iterator=None):
 def _cannot_resume(path, reason):
     files = sorted(tf.io.gfile.glob(f"{path}.*"))
     directory = path.rsplit("/", 1)[0]
-    return (f"Cannot resume from the latest checkpoint {path}: {reason}\n"
-            f"Its files: {', '.join(files) or 'none'} (a checkpoint is {path}.index and "
-            f"{path}.data-*); they are damaged or missing, or were written by another version. "
-            f"To resume from an earlier checkpoint, move {path}.* out of {directory} and point "
-            f"model_checkpoint_path in {directory}/checkpoint at an intact ckpt-N listed there; "
-            "to start over, use a new --model_dir. Nothing was deleted.")
+    return (
+        f"Cannot resume from the latest checkpoint {path}: {reason}\n"
+        f"Its files: {', '.join(files) or 'none'} (a checkpoint is {path}.index and "
+        f"{path}.data-*); they are damaged or missing, or were written by another version. "
+        f"To resume from an earlier checkpoint, move {path}.* out of {directory} and point "
+        f"model_checkpoint_path in {directory}/checkpoint at an intact ckpt-N listed there; "
+        "to start over, use a new --model_dir. Nothing was deleted."
+    )
 
 
 def save_again(manager, checkpoint, step):
@@ -289,12 +355,13 @@ def main(argv):
     # First TF work of the process: multi-worker collectives must be configured
     # before anything initializes the runtime.
     try:
-        strategy = distribute.create_strategy(FLAGS.distribution_strategy, FLAGS.tpu,
-                                              FLAGS.num_gpus)
+        strategy = distribute.create_strategy(
+            FLAGS.distribution_strategy, FLAGS.tpu, FLAGS.num_gpus
+        )
     except ValueError as e:
         raise app.UsageError(str(e)) from e
     try:
-        pretrain_data.check_shards(FLAGS.pretrain_tfrecords, FLAGS.max_seq_length)
+        pretraining_input.check_shards(FLAGS.pretrain_tfrecords, FLAGS.max_seq_length)
     except (FileNotFoundError, ValueError) as e:
         raise app.UsageError(f"--pretrain_tfrecords: {e}") from e
     settings = check_settings_match(FLAGS.model_dir)
@@ -306,7 +373,9 @@ def main(argv):
     replicas = strategy.num_replicas_in_sync
     accumulation = FLAGS.gradient_accumulation_steps
     try:
-        micro_batch = distribute.per_replica_batch_size(FLAGS.train_batch_size, replicas, accumulation)
+        micro_batch = distribute.per_replica_batch_size(
+            FLAGS.train_batch_size, replicas, accumulation
+        )
     except ValueError as e:
         raise app.UsageError(str(e)) from e
     keras.utils.set_random_seed(FLAGS.seed)
@@ -315,39 +384,67 @@ def main(argv):
     with strategy.scope():
         try:
             model = ElectraPretrainer(
-                discriminator_config, generator_config, special, mask_prob=FLAGS.mask_prob,
-                max_predictions_per_seq=max_predictions_per_seq(), gen_weight=FLAGS.gen_weight,
-                disc_weight=FLAGS.disc_weight, temperature=FLAGS.temperature,
+                discriminator_config,
+                generator_config,
+                special,
+                mask_prob=FLAGS.mask_prob,
+                max_predictions_per_seq=max_predictions_per_seq(),
+                gen_weight=FLAGS.gen_weight,
+                disc_weight=FLAGS.disc_weight,
+                temperature=FLAGS.temperature,
                 disallow_correct=FLAGS.disallow_correct,
                 untied_generator_embeddings=FLAGS.untied_generator_embeddings,
-                objective=FLAGS.objective, generator_training=FLAGS.generator_training,
+                objective=FLAGS.objective,
+                generator_training=FLAGS.generator_training,
                 uniform_generator=FLAGS.uniform_generator,
                 untied_generator=FLAGS.untied_generator,
-                embedding_sharing=FLAGS.embedding_sharing, two_stage_switch_step=switch_step)
+                embedding_sharing=FLAGS.embedding_sharing,
+                two_stage_switch_step=switch_step,
+            )
         except ValueError as e:
             raise app.UsageError(f"pre-training variant flags: {e}") from e
         model.build()
     train_flops = flops_lib.variant_train_flops(
-        model.discriminator_config, model.generator_config, seq_length=FLAGS.max_seq_length,
-        batch_size=FLAGS.train_batch_size, max_predictions=max_predictions_per_seq(),
-        objective=model.objective, generator_training=model.generator_training,
-        uniform_generator=model.uniform_generator, embedding_sharing=model.embedding_sharing,
-        two_stage_switch_step=switch_step)
-    logging.info("Training FLOPs (forward + backward = 3x forward): %s per step, %s for %d "
-                 "steps (objective %s, generator_training %s, embedding_sharing %s).",
-                 flops_lib.describe(train_flops.per_step),
-                 flops_lib.describe(train_flops.cumulative(FLAGS.num_train_steps)),
-                 FLAGS.num_train_steps, model.objective, model.generator_training,
-                 model.embedding_sharing)
+        model.discriminator_config,
+        model.generator_config,
+        seq_length=FLAGS.max_seq_length,
+        batch_size=FLAGS.train_batch_size,
+        max_predictions=max_predictions_per_seq(),
+        objective=model.objective,
+        generator_training=model.generator_training,
+        uniform_generator=model.uniform_generator,
+        embedding_sharing=model.embedding_sharing,
+        two_stage_switch_step=switch_step,
+    )
+    logging.info(
+        "Training FLOPs (forward + backward = 3x forward): %s per step, %s for %d "
+        "steps (objective %s, generator_training %s, embedding_sharing %s).",
+        flops_lib.describe(train_flops.per_step),
+        flops_lib.describe(train_flops.cumulative(FLAGS.num_train_steps)),
+        FLAGS.num_train_steps,
+        model.objective,
+        model.generator_training,
+        model.embedding_sharing,
+    )
     with strategy.scope():
         schedule = functools.partial(
-            learning_rate_at, base_learning_rate=FLAGS.learning_rate,
-            num_train_steps=FLAGS.num_train_steps, num_warmup_steps=FLAGS.num_warmup_steps,
-            decay_power=FLAGS.lr_decay_power)
-        optimizer = AdamWeightDecay(model.trainable_variables, schedule,
-                                    weight_decay_rate=FLAGS.weight_decay_rate)
-        trainer = Trainer(strategy, model, optimizer, jit_compile=distribute.use_xla(FLAGS.use_xla, strategy), seed=FLAGS.seed,
-                          dynamic_loss_scale=FLAGS.mixed_precision == "float16")
+            learning_rate_at,
+            base_learning_rate=FLAGS.learning_rate,
+            num_train_steps=FLAGS.num_train_steps,
+            num_warmup_steps=FLAGS.num_warmup_steps,
+            decay_power=FLAGS.lr_decay_power,
+        )
+        optimizer = AdamWeightDecay(
+            model.trainable_variables, schedule, weight_decay_rate=FLAGS.weight_decay_rate
+        )
+        trainer = Trainer(
+            strategy,
+            model,
+            optimizer,
+            jit_compile=distribute.use_xla(FLAGS.use_xla, strategy),
+            seed=FLAGS.seed,
+            dynamic_loss_scale=FLAGS.mixed_precision == "float16",
+        )
     latest = latest_checkpoint(FLAGS.model_dir)
     # The default strategy reads through a plain tf.data iterator, whose
     # position (shuffle buffers included) the checkpoint holds: a resumed run
@@ -359,37 +456,57 @@ def main(argv):
     data_seed = FLAGS.seed if input_position_saved else FLAGS.seed + checkpoint_step(latest)
 
     def dataset_fn(input_context):
-        dataset = pretrain_data.pretraining_dataset(
-            FLAGS.pretrain_tfrecords, FLAGS.max_seq_length, micro_batch, is_training=True,
-            input_context=input_context, seed=data_seed)
+        dataset = pretraining_input.pretraining_dataset(
+            FLAGS.pretrain_tfrecords,
+            FLAGS.max_seq_length,
+            micro_batch,
+            is_training=True,
+            input_context=input_context,
+            seed=data_seed,
+        )
         return accumulation_batches(dataset, accumulation)
 
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
     input_iterator = iterator if input_position_saved else None
-    checkpoint = tf.train.Checkpoint(**trainer.checkpoint_objects(),
-                                     **({INPUT_POSITION: iterator} if input_position_saved
-                                        else {}))
+    checkpoint = tf.train.Checkpoint(
+        **trainer.checkpoint_objects(),
+        **({INPUT_POSITION: iterator} if input_position_saved else {}),
+    )
     # Every worker saves (saving is collective) but only the chief into model_dir.
     save_dir = distribute.checkpoint_dir(strategy, FLAGS.model_dir)
     manager = tf.train.CheckpointManager(
-        checkpoint, save_dir, max_to_keep=FLAGS.keep_checkpoint_max or None,
-        checkpoint_interval=FLAGS.save_checkpoints_steps, step_counter=optimizer.iterations,
+        checkpoint,
+        save_dir,
+        max_to_keep=FLAGS.keep_checkpoint_max or None,
+        checkpoint_interval=FLAGS.save_checkpoints_steps,
+        step_counter=optimizer.iterations,
         # Saves stay on the uninterrupted run's steps after a resume.
-        last_checkpoint_step=checkpoint_step(latest))
+        last_checkpoint_step=checkpoint_step(latest),
+    )
     if latest:
         restore_checkpoint(latest, trainer.checkpoint_objects(), input_iterator)
         logging.info("Resumed from %s at step %d", latest, trainer.step)
     elif chief:
         write_settings(FLAGS.model_dir, settings)
 
-    writer = (tf.summary.create_file_writer(f"{FLAGS.model_dir}/train") if chief
-              else tf.summary.create_noop_writer())
+    writer = (
+        tf.summary.create_file_writer(f"{FLAGS.model_dir}/train")
+        if chief
+        else tf.summary.create_noop_writer()
+    )
     stop = _StopRequest()
     start_step = trainer.step
-    logging.info("Training %s from step %d to %d: %d replica(s), %d example(s) per replica "
-                 "micro-batch, %d accumulation step(s), global batch %d.", FLAGS.model_size,
-                 start_step, FLAGS.num_train_steps, replicas, micro_batch, accumulation,
-                 FLAGS.train_batch_size)
+    logging.info(
+        "Training %s from step %d to %d: %d replica(s), %d example(s) per replica "
+        "micro-batch, %d accumulation step(s), global batch %d.",
+        FLAGS.model_size,
+        start_step,
+        FLAGS.num_train_steps,
+        replicas,
+        micro_batch,
+        accumulation,
+        FLAGS.train_batch_size,
+    )
     last_step = FLAGS.num_train_steps
     if FLAGS.max_train_steps_this_run is not None:
         last_step = min(last_step, start_step + FLAGS.max_train_steps_this_run)
@@ -403,8 +520,10 @@ def main(argv):
                 model.start_second_stage()
                 save_again(manager, checkpoint, trainer.step)
                 writer.flush()
-                two_stage.restart(sys.argv, None if FLAGS.max_train_steps_this_run is None
-                                  else last_step - trainer.step)
+                two_stage.restart(
+                    sys.argv,
+                    None if FLAGS.max_train_steps_this_run is None else last_step - trainer.step,
+                )
             steps = min(steps, switch_step - trainer.step)
         loop_start = time.time()
         try:
@@ -412,13 +531,16 @@ def main(argv):
         except NonFiniteLossError as e:
             raise SystemExit(f"Stopped: {e}") from None
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-            raise SystemExit(pretrain_data.describe_data_error(e, FLAGS.pretrain_tfrecords)) from None
+            raise SystemExit(
+                pretraining_input.describe_data_error(e, FLAGS.pretrain_tfrecords)
+            ) from None
         except tf.errors.UnavailableError as e:
             # A collective failed: a peer stopped (its heartbeats) or cannot be reached.
             raise SystemExit(
                 f"Stopped after step {trainer.step}: lost contact with another worker. "
                 f"{e.message.strip()}\nRestart every worker with the same command; training "
-                f"resumes from the last checkpoint in {FLAGS.model_dir}.") from None
+                f"resumes from the last checkpoint in {FLAGS.model_dir}."
+            ) from None
         elapsed = time.time() - loop_start
         metrics = pretraining_metrics(sums, steps)
         metrics["learning_rate"] = float(optimizer.learning_rate)
@@ -433,11 +555,20 @@ def main(argv):
         logging.info(
             "step %d/%d (%.1f%%) | %.2f steps/s | %.1f examples/s | ETA %s | loss %.4f | "
             "masked_lm_accuracy %.4f | sampled_masked_lm_accuracy %.4f | disc_accuracy %.4f | "
-            "disc_auc %.4f | lr %.2e", step, FLAGS.num_train_steps,
-            100.0 * step / FLAGS.num_train_steps, steps / elapsed,
-            metrics["examples_per_second"], _format_duration(eta), metrics["loss"],
-            metrics["masked_lm_accuracy"], metrics["sampled_masked_lm_accuracy"],
-            metrics["disc_accuracy"], metrics["disc_auc"], metrics["learning_rate"])
+            "disc_auc %.4f | lr %.2e",
+            step,
+            FLAGS.num_train_steps,
+            100.0 * step / FLAGS.num_train_steps,
+            steps / elapsed,
+            metrics["examples_per_second"],
+            _format_duration(eta),
+            metrics["loss"],
+            metrics["masked_lm_accuracy"],
+            metrics["sampled_masked_lm_accuracy"],
+            metrics["disc_accuracy"],
+            metrics["disc_auc"],
+            metrics["learning_rate"],
+        )
         manager.save(checkpoint_number=step)
         stopping = stop_agreement.any_worker(stop.requested)
     if stopping:

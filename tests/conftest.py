@@ -16,6 +16,8 @@ SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 def shared_data() -> pathlib.Path:
     """The staged real corpora; a test that needs them fails loudly without them."""
     if not SHARED_DATA.is_dir():
-        pytest.fail(f"Real test data is missing: expected {SHARED_DATA} "
-                    "(the shared/data folder beside the project root).")
+        pytest.fail(
+            f"Real test data is missing: expected {SHARED_DATA} "
+            "(the shared/data folder beside the project root)."
+        )
     return SHARED_DATA

@@ -20,36 +20,48 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 import numpy as np  # noqa: E402
+from pretraining_helpers import (  # noqa: E402
+    build_classifier_trainer,
+    build_trainer,
+    random_features,
+)
 
-from electra_tf.training import accumulation_batches  # noqa: E402
-from pretraining_helpers import (build_classifier_trainer, build_trainer,  # noqa: E402
-                                 random_features)
+from electra_tf.training.trainer import accumulation_batches  # noqa: E402
 
 GLOBAL_BATCH, STEPS = 16, 3
-SPLITS = [("one_device", 1), ("one_device", 2), ("one_device", 4), ("mirrored", 1),
-          ("mirrored", 2)]
+SPLITS = [("one_device", 1), ("one_device", 2), ("one_device", 4), ("mirrored", 1), ("mirrored", 2)]
 
 
 def features(task):
     examples = random_features(GLOBAL_BATCH * STEPS, 16, seed=11)
     if task == "finetuning":
-        examples["label_ids"] = np.random.default_rng(3).integers(
-            0, 3, len(examples["input_ids"])).astype(np.int32)
+        examples["label_ids"] = (
+            np.random.default_rng(3).integers(0, 3, len(examples["input_ids"])).astype(np.int32)
+        )
     return examples
 
 
 def train(compiler, task, strategy_name, accumulation):
-    strategy = (tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]) if strategy_name == "mirrored"
-                else tf.distribute.get_strategy())
-    build = {"pretraining": build_trainer, "finetuning": build_classifier_trainer,
-             # REINFORCE: its reward baseline must be global, not per replica or micro-batch.
-             "adversarial": functools.partial(build_trainer, generator_training="adversarial",
-                                              disallow_correct=True)}[task]
+    strategy = (
+        tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        if strategy_name == "mirrored"
+        else tf.distribute.get_strategy()
+    )
+    build = {
+        "pretraining": build_trainer,
+        "finetuning": build_classifier_trainer,
+        # REINFORCE: its reward baseline must be global, not per replica or micro-batch.
+        "adversarial": functools.partial(
+            build_trainer, generator_training="adversarial", disallow_correct=True
+        ),
+    }[task]
     trainer = build(strategy, jit_compile=compiler == "xla")
     initial = [v.numpy() for v in trainer.model.trainable_variables]
     micro_batch = GLOBAL_BATCH // accumulation
-    data = accumulation_batches(tf.data.Dataset.from_tensor_slices(features(task)).batch(
-        micro_batch, drop_remainder=True), accumulation)
+    data = accumulation_batches(
+        tf.data.Dataset.from_tensor_slices(features(task)).batch(micro_batch, drop_remainder=True),
+        accumulation,
+    )
     sums = trainer.train(iter(strategy.experimental_distribute_dataset(data)), STEPS)
     return float(sums["loss"]), initial, [v.numpy() for v in trainer.model.trainable_variables]
 
@@ -59,16 +71,24 @@ def max_gap(a, b):
 
 
 def main(compiler, task):
-    runs = {f"{name}_x{accumulation}": train(compiler, task, name, accumulation)
-            for name, accumulation in SPLITS}
+    runs = {
+        f"{name}_x{accumulation}": train(compiler, task, name, accumulation)
+        for name, accumulation in SPLITS
+    }
     _, initial, reference = runs["one_device_x1"]
-    print(json.dumps({
-        "losses": {name: loss for name, (loss, _, _) in runs.items()},
-        "max_weight_gap": {name: max_gap(weights, reference)
-                           for name, (_, _, weights) in runs.items()},
-        # How far the reference moved from its initialization: a gap is small only against this.
-        "max_weight_change": max_gap(reference, initial),
-        "same_init": all(max_gap(init, initial) == 0.0 for _, init, _ in runs.values())}))
+    print(
+        json.dumps(
+            {
+                "losses": {name: loss for name, (loss, _, _) in runs.items()},
+                "max_weight_gap": {
+                    name: max_gap(weights, reference) for name, (_, _, weights) in runs.items()
+                },
+                # How far the reference moved from its initialization: a gap is small only against this.
+                "max_weight_change": max_gap(reference, initial),
+                "same_init": all(max_gap(init, initial) == 0.0 for _, init, _ in runs.values()),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -4,14 +4,13 @@ import functools
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from electra_tf.config import ElectraConfig, generator_config
+from electra_tf.data.tokenization import SpecialTokens
 from electra_tf.finetuning.models import ElectraForSequenceClassification
-from electra_tf.optimization import AdamWeightDecay, learning_rate_at
+from electra_tf.model.config import ElectraConfig, generator_config
 from electra_tf.pretraining.model import ElectraPretrainer
-from electra_tf.tokenization import SpecialTokens
-from electra_tf.training import Trainer
+from electra_tf.training.optimization import AdamWeightDecay, learning_rate_at
+from electra_tf.training.trainer import Trainer
 
 SPECIAL = SpecialTokens(pad=0, unk=1, cls=2, sep=3, mask=4)
 VOCAB_SIZE = 120
@@ -19,9 +18,16 @@ VOCAB_SIZE = 120
 
 def tiny_configs(dropout=0.1, vocab_size=VOCAB_SIZE):
     discriminator = ElectraConfig(
-        vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, embedding_size=16, max_position_embeddings=64,
-        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        embedding_size=16,
+        max_position_embeddings=64,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+    )
     return discriminator, generator_config(discriminator, 0.5, 1.0, untied_embeddings=False)
 
 
@@ -33,27 +39,51 @@ def random_features(num_examples, seq_length, seed=0, min_length=6, vocab_size=V
         length = int(rng.integers(min_length, seq_length + 1))
         ids[row, :length] = rng.integers(5, vocab_size, size=length)
         ids[row, 0], ids[row, length - 1] = SPECIAL.cls, SPECIAL.sep
-    return {"input_ids": ids, "input_mask": (ids != 0).astype(np.int32),
-            "segment_ids": np.zeros_like(ids)}
+    return {
+        "input_ids": ids,
+        "input_mask": (ids != 0).astype(np.int32),
+        "segment_ids": np.zeros_like(ids),
+    }
 
 
-def build_trainer(strategy, dropout=0.1, learning_rate=1e-3, seed=0, max_predictions=5,
-                  jit_compile=True, dynamic_loss_scale=False, **model_kwargs):
+def build_trainer(
+    strategy,
+    dropout=0.1,
+    learning_rate=1e-3,
+    seed=0,
+    max_predictions=5,
+    jit_compile=True,
+    dynamic_loss_scale=False,
+    **model_kwargs,
+):
     """A Trainer of the tiny ElectraPretrainer (user-default dropout 0.1 unless told)."""
     discriminator, generator = tiny_configs(dropout)
 
     def model_fn():
-        return ElectraPretrainer(discriminator, generator, SPECIAL,
-                                 max_predictions_per_seq=max_predictions, **model_kwargs)
+        return ElectraPretrainer(
+            discriminator,
+            generator,
+            SPECIAL,
+            max_predictions_per_seq=max_predictions,
+            **model_kwargs,
+        )
+
     return _trainer(strategy, model_fn, learning_rate, seed, jit_compile, dynamic_loss_scale)
 
 
-def build_classifier_trainer(strategy, num_labels=3, dropout=0.1, learning_rate=1e-3, seed=0,
-                             jit_compile=True):
+def build_classifier_trainer(
+    strategy, num_labels=3, dropout=0.1, learning_rate=1e-3, seed=0, jit_compile=True
+):
     """A Trainer fine-tuning a tiny ElectraForSequenceClassification (dropout 0.1 unless told)."""
     discriminator, _ = tiny_configs(dropout)
-    return _trainer(strategy, lambda: ElectraForSequenceClassification(discriminator, num_labels),
-                    learning_rate, seed, jit_compile, False)
+    return _trainer(
+        strategy,
+        lambda: ElectraForSequenceClassification(discriminator, num_labels),
+        learning_rate,
+        seed,
+        jit_compile,
+        False,
+    )
 
 
 def _trainer(strategy, model_fn, learning_rate, seed, jit_compile, dynamic_loss_scale):
@@ -61,9 +91,19 @@ def _trainer(strategy, model_fn, learning_rate, seed, jit_compile, dynamic_loss_
         keras.utils.set_random_seed(seed)
         model = model_fn()
         model.build()
-        schedule = functools.partial(learning_rate_at, base_learning_rate=learning_rate,
-                                     num_train_steps=1000, num_warmup_steps=0)
+        schedule = functools.partial(
+            learning_rate_at,
+            base_learning_rate=learning_rate,
+            num_train_steps=1000,
+            num_warmup_steps=0,
+        )
         optimizer = AdamWeightDecay(model.trainable_variables, schedule)
-        trainer = Trainer(strategy, model, optimizer, jit_compile=jit_compile, seed=seed,
-                          dynamic_loss_scale=dynamic_loss_scale)
+        trainer = Trainer(
+            strategy,
+            model,
+            optimizer,
+            jit_compile=jit_compile,
+            seed=seed,
+            dynamic_loss_scale=dynamic_loss_scale,
+        )
     return trainer

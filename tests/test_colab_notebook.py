@@ -12,7 +12,6 @@ import re
 import subprocess
 import sys
 
-import pytest
 import tensorflow as tf
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -21,8 +20,13 @@ TINY_PRETRAINING = [
     "--model_size=small",
     '--model_hparam_overrides={"hidden_size": 32, "num_hidden_layers": 1, '
     '"num_attention_heads": 2, "intermediate_size": 64}',
-    "--embedding_size=32", "--train_batch_size=8", "--num_train_steps=4",
-    "--iterations_per_loop=2", "--save_checkpoints_steps=4", "--num_warmup_steps=1"]
+    "--embedding_size=32",
+    "--train_batch_size=8",
+    "--num_train_steps=4",
+    "--iterations_per_loop=2",
+    "--save_checkpoints_steps=4",
+    "--num_warmup_steps=1",
+]
 
 
 def _code_cells():
@@ -55,11 +59,23 @@ def test_the_notebook_runs_on_cpu(shared_data, tmp_path, monkeypatch):
     _conll_slice(shared_data / "wikiann_en" / "train.conll", ner / "train.conll", 64)
     _conll_slice(shared_data / "wikiann_en" / "dev.conll", ner / "dev.conll", 32)
     parameters = dict(
-        BUCKET=str(bucket), REPO=str(PROJECT_ROOT), STRATEGY="default", CORPUS_DIR=str(corpus),
-        VOCAB_SIZE=1000, MAX_SEQ_LENGTH=64, NUM_OUT_FILES=2, PRETRAIN_FLAGS=TINY_PRETRAINING,
+        BUCKET=str(bucket),
+        REPO=str(PROJECT_ROOT),
+        STRATEGY="default",
+        CORPUS_DIR=str(corpus),
+        VOCAB_SIZE=1000,
+        MAX_SEQ_LENGTH=64,
+        NUM_OUT_FILES=2,
+        PRETRAIN_FLAGS=TINY_PRETRAINING,
         NER_DATA_DIR=str(ner),
-        FINETUNE_FLAGS=["--flagfile=configs/finetune_ner.flags", "--max_seq_length=64",
-                        "--train_batch_size=8", "--eval_batch_size=8", "--num_train_epochs=1"])
+        FINETUNE_FLAGS=[
+            "--flagfile=configs/finetune_ner.flags",
+            "--max_seq_length=64",
+            "--train_batch_size=8",
+            "--eval_batch_size=8",
+            "--num_train_epochs=1",
+        ],
+    )
 
     monkeypatch.chdir(PROJECT_ROOT)
     cells = _code_cells()
@@ -76,8 +92,9 @@ def test_the_notebook_runs_on_cpu(shared_data, tmp_path, monkeypatch):
     assert list((bucket / "models" / "ner").iterdir()), "fine-tuning wrote nothing"
 
     # Without a TPU the notebook's TPU check stops with the reason.
-    check = subprocess.run([sys.executable, "-c", namespace["FIND_TPU"]], capture_output=True,
-                           text=True, timeout=300)
+    check = subprocess.run(
+        [sys.executable, "-c", namespace["FIND_TPU"]], capture_output=True, text=True, timeout=300
+    )
     assert check.returncode != 0
     assert "finds no TPU on this runtime" in check.stderr, check.stderr[-2000:]
     assert "tensorflow-tpu==" in check.stderr

@@ -12,10 +12,10 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-from electra_tf.encoder import ElectraEncoder
 from electra_tf.experiments import compare
 from electra_tf.finetuning import conll
 from electra_tf.finetuning.models import ElectraForTokenClassification
+from electra_tf.model.encoder import ElectraEncoder
 
 FLAGS = flags.FLAGS
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -60,8 +60,12 @@ def _written(path):
 
 def test_pos_data_lines_up_with_the_ewt_conllu(shared_data, tmp_path):
     source = shared_data / "ud_english_ewt"
-    with flagsaver.flagsaver(work_dir=str(tmp_path), downstream_dir=str(shared_data),
-                             finetune_train_examples=40, finetune_dev_examples=0):
+    with flagsaver.flagsaver(
+        work_dir=str(tmp_path),
+        downstream_dir=str(shared_data),
+        finetune_train_examples=40,
+        finetune_dev_examples=0,
+    ):
         data_flags = compare.prepare_finetuning_data("pos")
     files = dict(f[2:].split("=", 1) for f in data_flags)
     assert files["task_name"] == "pos"
@@ -71,7 +75,7 @@ def test_pos_data_lines_up_with_the_ewt_conllu(shared_data, tmp_path):
     raw_dev = _raw_conllu(source / "en_ewt-ud-dev.conllu.gz")
     assert train == raw_train
     assert dev == raw_dev
-    assert len(dev) == 2001 and sum(map(len, dev)) == 25147   # SOURCE.md's counts
+    assert len(dev) == 2001 and sum(map(len, dev)) == 25147  # SOURCE.md's counts
     # The dev set holds multiword-token ranges ("don't" = do + n't) and empty nodes (n.m):
     # the comparison above covers both, neither is a word.
     with gzip.open(source / "en_ewt-ud-dev.conllu.gz", "rt", encoding="utf-8") as f:
@@ -83,11 +87,15 @@ def test_pos_data_lines_up_with_the_ewt_conllu(shared_data, tmp_path):
 
 def test_random_init_is_an_untrained_discriminator_of_the_compared_config(tmp_path):
     vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-                               + [f"w{i}" for i in range(59)]) + "\n")
-    with flagsaver.flagsaver(work_dir=str(tmp_path / "work"), model_size="small",
-                             model_hparam_overrides='{"hidden_size": 32, '
-                                                    '"num_hidden_layers": 1}'):
+    vocab.write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(59)])
+        + "\n"
+    )
+    with flagsaver.flagsaver(
+        work_dir=str(tmp_path / "work"),
+        model_size="small",
+        model_hparam_overrides='{"hidden_size": 32, "num_hidden_layers": 1}',
+    ):
         expected = compare.discriminator_config(64)
         pretrained = compare.pretrain(compare.RANDOM_INIT, str(vocab), records=None)
     [point] = pretrained["points"]
@@ -105,15 +113,16 @@ def test_random_init_is_an_untrained_discriminator_of_the_compared_config(tmp_pa
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     word_embeddings = saved_encoder.embeddings.weights[0].numpy()
     assert word_embeddings.shape == (64, expected.embedding_dim)
-    assert 0.5 * expected.initializer_range < word_embeddings.std() < 1.5 * expected.initializer_range
+    assert (
+        0.5 * expected.initializer_range < word_embeddings.std() < 1.5 * expected.initializer_range
+    )
 
 
 def _blocks(path):
     return path.read_text(encoding="utf-8").strip("\n").split("\n\n")
 
 
-def test_full_conll2000_test_set_scores_a_chunk_tag_the_training_file_lacks(shared_data,
-                                                                             tmp_path):
+def test_full_conll2000_test_set_scores_a_chunk_tag_the_training_file_lacks(shared_data, tmp_path):
     """CoNLL-2000's test set tags I-LST, its training set only B-LST: with BIOES both are
     spans of a known type, so the whole test set is scored (compare's chunk dev set)."""
     source = shared_data / "conll2000_chunking"
@@ -125,36 +134,63 @@ def test_full_conll2000_test_set_scores_a_chunk_tag_the_training_file_lacks(shar
     (tmp_path / "train.txt").write_text("\n\n".join(train) + "\n\n", encoding="utf-8")
     (tmp_path / "dev.txt").write_text("\n\n".join(dev) + "\n\n", encoding="utf-8")
     vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-                               + sorted({l.split()[0].lower() for b in train + dev
-                                         for l in b.split("\n")})) + "\n", encoding="utf-8")
+    vocab.write_text(
+        "\n".join(
+            ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+            + sorted({line.split()[0].lower() for b in train + dev for line in b.split("\n")})
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     vocab_size = sum(1 for _ in vocab.open())
-    with flagsaver.flagsaver(model_size="small",
-                             model_hparam_overrides='{"hidden_size": 32, "num_hidden_layers": 1}'):
+    with flagsaver.flagsaver(
+        model_size="small", model_hparam_overrides='{"hidden_size": 32, "num_hidden_layers": 1}'
+    ):
         discriminator = tmp_path / "discriminator"
-        compare.write_random_init_discriminator(compare.discriminator_config(vocab_size),
-                                                str(vocab), str(discriminator))
+        compare.write_random_init_discriminator(
+            compare.discriminator_config(vocab_size), str(vocab), str(discriminator)
+        )
 
     def finetune(dev_file, model_dir):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow",
-                   CUDA_VISIBLE_DEVICES="")
+        env = dict(
+            os.environ,
+            TF_CPP_MIN_LOG_LEVEL="2",
+            KERAS_BACKEND="tensorflow",
+            CUDA_VISIBLE_DEVICES="",
+        )
         return subprocess.run(
-            [sys.executable, "-m", "electra_tf.run_finetuning", "--task_name=chunk",
-             f"--init_checkpoint={discriminator}", f"--model_dir={model_dir}",
-             f"--train_file={tmp_path / 'train.txt'}", f"--dev_file={dev_file}",
-             "--max_seq_length=32", "--train_batch_size=16", "--num_train_epochs=1",
-             "--seeds=1"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-            timeout=300)
+            [
+                sys.executable,
+                "-m",
+                "electra_tf.run_finetuning",
+                "--task_name=chunk",
+                f"--init_checkpoint={discriminator}",
+                f"--model_dir={model_dir}",
+                f"--train_file={tmp_path / 'train.txt'}",
+                f"--dev_file={dev_file}",
+                "--max_seq_length=32",
+                "--train_batch_size=16",
+                "--num_train_epochs=1",
+                "--seeds=1",
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     proc = finetune(tmp_path / "dev.txt", tmp_path / "model")
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "model" / "results.json").read_text())
     assert results["metric"] == "entity_f1" and 0.0 <= results["median"] <= 1.0
     predicted = (tmp_path / "model" / "seed_1" / "dev_predictions.conll").read_text()
-    assert [len(b.split("\n")) for b in predicted.strip("\n").split("\n\n")] == \
-        [len(b.split("\n")) for b in dev]
+    assert [len(b.split("\n")) for b in predicted.strip("\n").split("\n\n")] == [
+        len(b.split("\n")) for b in dev
+    ]
     # A chunk type the training file never has is still an error naming file and line.
-    (tmp_path / "dev_foo.txt").write_text(dev[0].replace(" B-NP", " B-FOO", 1) + "\n\n",
-                                          encoding="utf-8")
+    (tmp_path / "dev_foo.txt").write_text(
+        dev[0].replace(" B-NP", " B-FOO", 1) + "\n\n", encoding="utf-8"
+    )
     proc = finetune(tmp_path / "dev_foo.txt", tmp_path / "model_foo")
     assert proc.returncode != 0 and "unknown label 'B-FOO'" in proc.stderr, proc.stderr[-3000:]

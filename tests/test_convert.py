@@ -21,12 +21,12 @@ os.environ.setdefault("USE_TF", "0")  # transformers: torch models only
 import tensorflow as tf  # noqa: E402
 
 import electra_tf  # noqa: E402
-from electra_tf import tokenization  # noqa: E402
-from electra_tf.config import ElectraConfig  # noqa: E402
 from electra_tf.convert import layout, native, original  # noqa: E402
 from electra_tf.convert.__main__ import main as convert_main  # noqa: E402
 from electra_tf.convert.report import ConversionError  # noqa: E402
-from electra_tf.encoder import ElectraEncoder  # noqa: E402
+from electra_tf.data import tokenization  # noqa: E402
+from electra_tf.model.config import ElectraConfig  # noqa: E402
+from electra_tf.model.encoder import ElectraEncoder  # noqa: E402
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ATOL = 1e-4
@@ -38,10 +38,13 @@ def oracles():
         import torch
         import transformers
         from transformers.models.electra import modeling_electra
+
         modeling_electra.load_tf_weights_in_electra  # noqa: B018
     except (ImportError, AttributeError) as e:
-        pytest.fail(f"The HF/PyTorch oracles are missing ({e}). Install the test-only pins: "
-                    "`.venv/bin/pip install -r requirements-oracles.txt`")
+        pytest.fail(
+            f"The HF/PyTorch oracles are missing ({e}). Install the test-only pins: "
+            "`.venv/bin/pip install -r requirements-oracles.txt`"
+        )
     return torch, transformers
 
 
@@ -67,8 +70,10 @@ def randomize(torch, model, seed):
 
 
 def inputs():
-    ids = np.array([[2, 17, 45, 9, 88, 3, 60, 61, 3, 0, 0, 0],
-                    [2, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 3]], np.int32)
+    ids = np.array(
+        [[2, 17, 45, 9, 88, 3, 60, 61, 3, 0, 0, 0], [2, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 3]],
+        np.int32,
+    )
     mask = (ids != 0).astype(np.int32)
     mask[1, -1] = 1
     segments = np.array([[0] * 6 + [1] * 3 + [0] * 3, [0] * 12], np.int32)
@@ -77,26 +82,41 @@ def inputs():
 
 def hf_forward(torch, model, x):
     with torch.no_grad():
-        return model(input_ids=torch.tensor(x["input_ids"], dtype=torch.long),
-                     attention_mask=torch.tensor(x["input_mask"], dtype=torch.long),
-                     token_type_ids=torch.tensor(x["segment_ids"], dtype=torch.long),
-                     output_hidden_states=True)
+        return model(
+            input_ids=torch.tensor(x["input_ids"], dtype=torch.long),
+            attention_mask=torch.tensor(x["input_mask"], dtype=torch.long),
+            token_type_ids=torch.tensor(x["segment_ids"], dtype=torch.long),
+            output_hidden_states=True,
+        )
 
 
-DISC = dict(vocab_size=VOCAB, embedding_size=32, hidden_size=64, num_hidden_layers=2,
-            num_attention_heads=2, intermediate_size=128, max_position_embeddings=64,
-            type_vocab_size=2)
+DISC = dict(
+    vocab_size=VOCAB,
+    embedding_size=32,
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=128,
+    max_position_embeddings=64,
+    type_vocab_size=2,
+)
 # The generator shares the discriminator's embeddings (E=32) and projects to its
 # own width; heads/FFN follow run_pretraining's rules (64 // 64 = 1 head, 4 x 64).
-GEN = dict(DISC, hidden_size=64, num_hidden_layers=1, num_attention_heads=1,
-           intermediate_size=256)
+GEN = dict(DISC, hidden_size=64, num_hidden_layers=1, num_attention_heads=1, intermediate_size=256)
 
 
 @pytest.fixture(scope="module")
 def hf_models(tmp_path_factory):
     torch, transformers = oracles()
-    from transformers import (ElectraConfig as HFConfig, ElectraForMaskedLM,
-                              ElectraForPreTraining, ElectraForTokenClassification)
+    from transformers import (
+        ElectraConfig as HFConfig,
+    )
+    from transformers import (
+        ElectraForMaskedLM,
+        ElectraForPreTraining,
+        ElectraForTokenClassification,
+    )
+
     root = tmp_path_factory.mktemp("hf")
     disc = randomize(torch, ElectraForPreTraining(HFConfig(**DISC)), 1)
     gen = randomize(torch, ElectraForMaskedLM(HFConfig(**GEN)), 2)
@@ -110,16 +130,33 @@ def hf_models(tmp_path_factory):
         model.save_pretrained(dirs[name], safe_serialization=True)
         (dirs[name] / "vocab.txt").write_text(open(vocab).read())
         assert (dirs[name] / "model.safetensors").exists()
-    return {"torch": torch, "disc": disc, "gen": gen, "tagger": tagger, "dirs": dirs,
-            "vocab": vocab, "root": root}
+    return {
+        "torch": torch,
+        "disc": disc,
+        "gen": gen,
+        "tagger": tagger,
+        "dirs": dirs,
+        "vocab": vocab,
+        "root": root,
+    }
 
 
 @pytest.fixture(scope="module")
 def converted_pretraining(hf_models):
     model_dir = hf_models["root"] / "pretraining"
-    cli("from-hf", "--hf_dir", hf_models["dirs"]["disc"], "--generator_hf_dir",
-        hf_models["dirs"]["gen"], "--model_dir", model_dir, "--vocab_file", hf_models["vocab"],
-        "--max_seq_length", 16)
+    cli(
+        "from-hf",
+        "--hf_dir",
+        hf_models["dirs"]["disc"],
+        "--generator_hf_dir",
+        hf_models["dirs"]["gen"],
+        "--model_dir",
+        model_dir,
+        "--vocab_file",
+        hf_models["vocab"],
+        "--max_seq_length",
+        16,
+    )
     return model_dir
 
 
@@ -132,13 +169,15 @@ def test_from_hf_pretraining_matches_hf_outputs(hf_models, converted_pretraining
     theirs = hf_forward(torch, hf_models["disc"], x)
     hidden = model.discriminator(x)
     np.testing.assert_allclose(hidden.numpy(), theirs.hidden_states[-1].numpy(), atol=ATOL)
-    np.testing.assert_allclose(model.discriminator_predictions(hidden).numpy(),
-                               theirs.logits.numpy(), atol=ATOL)
+    np.testing.assert_allclose(
+        model.discriminator_predictions(hidden).numpy(), theirs.logits.numpy(), atol=ATOL
+    )
     theirs = hf_forward(torch, hf_models["gen"], x)
     gen_hidden = model.generator(x)
     np.testing.assert_allclose(gen_hidden.numpy(), theirs.hidden_states[-1].numpy(), atol=ATOL)
-    np.testing.assert_allclose(model.generator_predictions(gen_hidden).numpy(),
-                               theirs.logits.numpy(), atol=ATOL)
+    np.testing.assert_allclose(
+        model.generator_predictions(gen_hidden).numpy(), theirs.logits.numpy(), atol=ATOL
+    )
 
 
 def test_from_hf_encoder_dir_matches_and_round_trips(hf_models, tmp_path):
@@ -153,14 +192,19 @@ def test_from_hf_encoder_dir_matches_and_round_trips(hf_models, tmp_path):
     # Back to HF: an ElectraModel whose weights equal the original's encoder.
     cli("to-hf", "--encoder_dir", tmp_path / "enc", "--output_dir", tmp_path / "hf_back")
     from safetensors.numpy import load_file
+
     back = load_file(str(tmp_path / "hf_back" / "model.safetensors"))
-    reference = {k[len("electra."):]: v.numpy() for k, v in hf_models["disc"].state_dict().items()
-                 if k.startswith("electra.")}
+    reference = {
+        k[len("electra.") :]: v.numpy()
+        for k, v in hf_models["disc"].state_dict().items()
+        if k.startswith("electra.")
+    }
     assert set(back) == set(reference)
     for key, value in reference.items():
         np.testing.assert_array_equal(back[key], value, err_msg=key)
     # And an unprefixed ElectraModel directory reads back to the same weights.
     from electra_tf.convert import hf
+
     again = hf.read(str(tmp_path / "hf_back")).weights
     ours = native.read_encoder_dir(str(tmp_path / "enc")).weights
     assert set(again) == set(ours)
@@ -170,6 +214,7 @@ def test_from_hf_encoder_dir_matches_and_round_trips(hf_models, tmp_path):
 
 def test_to_hf_pretraining_round_trip_is_exact(hf_models, converted_pretraining, tmp_path):
     from transformers import ElectraForMaskedLM, ElectraForPreTraining
+
     cli("to-hf", "--model_dir", converted_pretraining, "--output_dir", tmp_path)
     for name, cls in (("disc", ElectraForPreTraining), ("gen", ElectraForMaskedLM)):
         folder = tmp_path / ("discriminator" if name == "disc" else "generator")
@@ -192,6 +237,7 @@ def test_token_classifier_from_hf_and_back(hf_models, tmp_path):
     ElectraEncoder.from_pretrained(str(tmp_path / "tagger"))
     cli("to-hf", "--token_classifier_dir", tmp_path / "tagger", "--output_dir", tmp_path / "back")
     from transformers import ElectraForTokenClassification
+
     reloaded = ElectraForTokenClassification.from_pretrained(tmp_path / "back")
     reference = hf_models["tagger"].state_dict()
     for key, value in reloaded.state_dict().items():
@@ -206,9 +252,11 @@ def original_names(disc, gen, heads=True):
     def encoder(scope, c, with_embeddings, table_scope):
         e = c["embedding_size"]
         if with_embeddings:
-            for n, rows in (("word_embeddings", c["vocab_size"]),
-                            ("token_type_embeddings", c["type_vocab_size"]),
-                            ("position_embeddings", c["max_position_embeddings"])):
+            for n, rows in (
+                ("word_embeddings", c["vocab_size"]),
+                ("token_type_embeddings", c["type_vocab_size"]),
+                ("position_embeddings", c["max_position_embeddings"]),
+            ):
                 names[f"{table_scope}/embeddings/{n}"] = [rows, e]
             names[f"{table_scope}/embeddings/LayerNorm/gamma"] = [e]
             names[f"{table_scope}/embeddings/LayerNorm/beta"] = [e]
@@ -218,9 +266,14 @@ def original_names(disc, gen, heads=True):
             names[f"{scope}/embeddings_project/bias"] = [h]
         for n in range(c["num_hidden_layers"]):
             p = f"{scope}/encoder/layer_{n}"
-            for d, shape in (("attention/self/query", [h, h]), ("attention/self/key", [h, h]),
-                             ("attention/self/value", [h, h]), ("attention/output/dense", [h, h]),
-                             ("intermediate/dense", [h, i]), ("output/dense", [i, h])):
+            for d, shape in (
+                ("attention/self/query", [h, h]),
+                ("attention/self/key", [h, h]),
+                ("attention/self/value", [h, h]),
+                ("attention/output/dense", [h, h]),
+                ("intermediate/dense", [h, i]),
+                ("output/dense", [i, h]),
+            ):
                 names[f"{p}/{d}/kernel"] = shape
                 names[f"{p}/{d}/bias"] = shape[-1:]
             for ln in ("attention/output/LayerNorm", "output/LayerNorm"):
@@ -245,22 +298,30 @@ def original_names(disc, gen, heads=True):
 
 
 def test_to_original_loads_in_hf_tf1_loader_and_reads_back_exactly(
-        hf_models, converted_pretraining, tmp_path):
+    hf_models, converted_pretraining, tmp_path
+):
     torch = hf_models["torch"]
-    from transformers import ElectraConfig as HFConfig, ElectraForMaskedLM, ElectraForPreTraining
+    from transformers import ElectraConfig as HFConfig
+    from transformers import ElectraForMaskedLM, ElectraForPreTraining
     from transformers.models.electra.modeling_electra import load_tf_weights_in_electra
+
     prefix = str(tmp_path / "orig" / "model.ckpt")
     cli("to-original", "--model_dir", converted_pretraining, "--output", prefix)
     listed = dict(tf.train.list_variables(prefix))
     assert listed == original_names(DISC, GEN)
 
     x = inputs()
-    for name, cls, config, role in (("disc", ElectraForPreTraining, DISC, "discriminator"),
-                                    ("gen", ElectraForMaskedLM, GEN, "generator")):
+    for name, cls, config, role in (
+        ("disc", ElectraForPreTraining, DISC, "discriminator"),
+        ("gen", ElectraForMaskedLM, GEN, "generator"),
+    ):
         fresh = cls(HFConfig(**config)).eval()
         load_tf_weights_in_electra(fresh, fresh.config, prefix, discriminator_or_generator=role)
-        np.testing.assert_allclose(hf_forward(torch, fresh, x).logits.numpy(),
-                                   hf_forward(torch, hf_models[name], x).logits.numpy(), atol=ATOL)
+        np.testing.assert_allclose(
+            hf_forward(torch, fresh, x).logits.numpy(),
+            hf_forward(torch, hf_models[name], x).logits.numpy(),
+            atol=ATOL,
+        )
 
     # from-original reads it back bit-exact, into a pre-training dir.
     ours = native.read_pretraining_dir(str(converted_pretraining), include_optimizer=False)
@@ -269,8 +330,19 @@ def test_to_original_loads_in_hf_tf1_loader_and_reads_back_exactly(
     assert set(back.weights) == set(ours.weights)
     for key, value in ours.weights.items():
         np.testing.assert_array_equal(back.weights[key], value, err_msg=key)
-    cli("from-original", "--checkpoint", prefix, "--model_dir", tmp_path / "md",
-        "--vocab_file", hf_models["vocab"], "--num_attention_heads", 2, "--max_seq_length", 16)
+    cli(
+        "from-original",
+        "--checkpoint",
+        prefix,
+        "--model_dir",
+        tmp_path / "md",
+        "--vocab_file",
+        hf_models["vocab"],
+        "--num_attention_heads",
+        2,
+        "--max_seq_length",
+        16,
+    )
     again = native.read_pretraining_dir(str(tmp_path / "md"), include_optimizer=False)
     for key, value in ours.weights.items():
         np.testing.assert_array_equal(again.weights[key], value, err_msg=key)
@@ -279,14 +351,25 @@ def test_to_original_loads_in_hf_tf1_loader_and_reads_back_exactly(
 def test_from_tf_models_bert_encoder_matches(tmp_path):
     import tf_keras
     from official.nlp.modeling import networks
+
     encoder = networks.BertEncoder(
-        vocab_size=VOCAB, hidden_size=64, num_layers=2, num_attention_heads=2,
-        max_sequence_length=64, type_vocab_size=2, inner_dim=128, embedding_width=32,
+        vocab_size=VOCAB,
+        hidden_size=64,
+        num_layers=2,
+        num_attention_heads=2,
+        max_sequence_length=64,
+        type_vocab_size=2,
+        inner_dim=128,
+        embedding_width=32,
         inner_activation=lambda t: tf_keras.activations.gelu(t, approximate=False),
-        dict_outputs=True)
+        dict_outputs=True,
+    )
     x = inputs()
-    theirs_in = {"input_word_ids": x["input_ids"], "input_mask": x["input_mask"],
-                 "input_type_ids": x["segment_ids"]}
+    theirs_in = {
+        "input_word_ids": x["input_ids"],
+        "input_mask": x["input_mask"],
+        "input_type_ids": x["segment_ids"],
+    }
     encoder(theirs_in)
     rng = np.random.default_rng(4)
     for v in encoder.variables:
@@ -294,8 +377,15 @@ def test_from_tf_models_bert_encoder_matches(tmp_path):
         v.assign(1.0 + noise if v.name.endswith("gamma:0") or "/gamma" in v.name else noise)
     theirs = encoder(theirs_in)["sequence_output"].numpy()
     tf.train.Checkpoint(encoder=encoder).write(str(tmp_path / "bert" / "ckpt"))
-    cli("from-tf-models", "--checkpoint", tmp_path / "bert" / "ckpt", "--output_dir",
-        tmp_path / "enc", "--num_attention_heads", 2)
+    cli(
+        "from-tf-models",
+        "--checkpoint",
+        tmp_path / "bert" / "ckpt",
+        "--output_dir",
+        tmp_path / "enc",
+        "--num_attention_heads",
+        2,
+    )
     ours = ElectraEncoder.from_pretrained(str(tmp_path / "enc"))
     assert ours.config.embedding_dim == 32 and ours.config.num_attention_heads == 2
     np.testing.assert_allclose(ours(x).numpy(), theirs, atol=ATOL)
@@ -316,17 +406,31 @@ class _RunsCode:
 def test_pickle_weights_are_refused_and_never_run(tmp_path, monkeypatch):
     oracles()
     import pickle
+
     folder = tmp_path / "evil"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps(
-        {"model_type": "electra", **DISC, "architectures": ["ElectraModel"]}))
+    (folder / "config.json").write_text(
+        json.dumps({"model_type": "electra", **DISC, "architectures": ["ElectraModel"]})
+    )
     marker = tmp_path / "CODE_RAN"
     with open(folder / "pytorch_model.bin", "wb") as f:
         pickle.dump({"x": _RunsCode(str(marker))}, f)
     result = subprocess.run(
-        [sys.executable, "-m", "electra_tf.convert", "from-hf", "--hf_dir", str(folder),
-         "--output_dir", str(tmp_path / "out")],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "electra_tf.convert",
+            "from-hf",
+            "--hf_dir",
+            str(folder),
+            "--output_dir",
+            str(tmp_path / "out"),
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Refused to load" in result.stderr and "weights_only" in result.stderr
     assert not marker.exists()
@@ -334,10 +438,13 @@ def test_pickle_weights_are_refused_and_never_run(tmp_path, monkeypatch):
     # A genuine PyTorch checkpoint still loads (through torch.load(weights_only=True)).
     torch = oracles()[0]
     from transformers import ElectraModel
+
     from electra_tf.convert import hf
+
     genuine = tmp_path / "genuine"
-    randomize(torch, ElectraModel(__import__("transformers").ElectraConfig(**DISC)), 5) \
-        .save_pretrained(genuine, safe_serialization=False)
+    randomize(
+        torch, ElectraModel(__import__("transformers").ElectraConfig(**DISC)), 5
+    ).save_pretrained(genuine, safe_serialization=False)
     assert (genuine / "pytorch_model.bin").exists()
     assert hf.read(str(genuine)).discriminator.hidden_size == 64
     # Without torch: a clear message, and still no unpickling.
@@ -348,33 +455,54 @@ def test_pickle_weights_are_refused_and_never_run(tmp_path, monkeypatch):
 
 
 def _random_bundle(disc, gen, seed=0):
-    bundle = layout.Bundle(weights={}, discriminator=disc, generator=gen,
-                           has_discriminator_head=True)
+    bundle = layout.Bundle(
+        weights={}, discriminator=disc, generator=gen, has_discriminator_head=True
+    )
     rng = np.random.default_rng(seed)
-    bundle.weights = {k: rng.normal(0, 0.05, s).astype(np.float32)
-                      for k, s in layout.expected_shapes(bundle).items()}
+    bundle.weights = {
+        k: rng.normal(0, 0.05, s).astype(np.float32)
+        for k, s in layout.expected_shapes(bundle).items()
+    }
     return bundle
 
 
 def test_generator_size_mismatch_is_one_readable_report(tmp_path, capsys):
-    disc = ElectraConfig(vocab_size=VOCAB, hidden_size=256, num_hidden_layers=1,
-                         num_attention_heads=4, intermediate_size=512, embedding_size=32,
-                         max_position_embeddings=64)
+    disc = ElectraConfig(
+        vocab_size=VOCAB,
+        hidden_size=256,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=512,
+        embedding_size=32,
+        max_position_embeddings=64,
+    )
     wide_generator = disc.replace(embedding_size=32)  # full width: 256
     prefix = original.write(_random_bundle(disc, wide_generator), str(tmp_path / "model.ckpt"))
     expected_gen = disc.replace(hidden_size=64, num_attention_heads=1, intermediate_size=256)
     (tmp_path / "gen.json").write_text(json.dumps(expected_gen.to_dict()))
     small_vocab = write_vocab(tmp_path / "vocab.txt", size=100)
-    code = convert_main(["from-original", "--checkpoint", prefix, "--generator_config",
-                         str(tmp_path / "gen.json"), "--output_dir", str(tmp_path / "out"),
-                         "--vocab_file", small_vocab])
+    code = convert_main(
+        [
+            "from-original",
+            "--checkpoint",
+            prefix,
+            "--generator_config",
+            str(tmp_path / "gen.json"),
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--vocab_file",
+            small_vocab,
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert err.count("Cannot convert") == 1
     rows = [line for line in err.splitlines() if line.startswith("  generator/")]
     assert len(rows) >= 10
-    query = [r for r in rows if r.split()[0] == "generator/encoder/layer_0/attention/self/query/kernel"]
+    query = [
+        r for r in rows if r.split()[0] == "generator/encoder/layer_0/attention/self/query/kernel"
+    ]
     assert query and "(64, 64)" in query[0] and "(256, 256)" in query[0]
     assert re.search(r"vocab_size.*\b100\b.*\b120\b", err)
     assert "generator_hidden_size" in err
@@ -382,18 +510,30 @@ def test_generator_size_mismatch_is_one_readable_report(tmp_path, capsys):
 
 
 def test_missing_variables_are_listed_together(tmp_path):
-    disc = ElectraConfig(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2,
-                         num_attention_heads=1, intermediate_size=128, embedding_size=32,
-                         max_position_embeddings=64)
+    disc = ElectraConfig(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=1,
+        intermediate_size=128,
+        embedding_size=32,
+        max_position_embeddings=64,
+    )
     gen = disc.replace(num_hidden_layers=1, intermediate_size=256)
     bundle = _random_bundle(disc, gen)
-    for name in ("electra/encoder/layer_1/output/dense/kernel", "generator_predictions/output_bias",
-                 "discriminator_predictions/dense_1/bias"):
+    for name in (
+        "electra/encoder/layer_1/output/dense/kernel",
+        "generator_predictions/output_bias",
+        "discriminator_predictions/dense_1/bias",
+    ):
         del bundle.weights[name]
     prefix = str(tmp_path / "model.ckpt")
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=sorted(bundle.weights),
-                      shape_and_slices=[""] * len(bundle.weights),
-                      tensors=[bundle.weights[k] for k in sorted(bundle.weights)])
+    tf.raw_ops.SaveV2(
+        prefix=prefix,
+        tensor_names=sorted(bundle.weights),
+        shape_and_slices=[""] * len(bundle.weights),
+        tensors=[bundle.weights[k] for k in sorted(bundle.weights)],
+    )
     with pytest.raises(ConversionError) as error:
         original.read(prefix, expected_discriminator=disc, expected_generator=gen)
     message = str(error.value)
@@ -403,48 +543,78 @@ def test_missing_variables_are_listed_together(tmp_path):
 
 # ---- released-format continue: ours -> original (with slots) -> ours -> resume ----
 
-ARCH_FLAGS = ["--model_size=small",
-              '--model_hparam_overrides={"hidden_size": 64, "num_hidden_layers": 2, '
-              '"intermediate_size": 128}',
-              "--embedding_size=32", "--max_seq_length=32", "--generator_hidden_size=0.5",
-              "--generator_layers=0.5"]
+ARCH_FLAGS = [
+    "--model_size=small",
+    '--model_hparam_overrides={"hidden_size": 64, "num_hidden_layers": 2, '
+    '"intermediate_size": 128}',
+    "--embedding_size=32",
+    "--max_seq_length=32",
+    "--generator_hidden_size=0.5",
+    "--generator_layers=0.5",
+]
 
 
 def _run_pretraining(model_dir, vocab, records, steps, extra=()):
-    cmd = [sys.executable, "-m", "electra_tf.run_pretraining", f"--model_dir={model_dir}",
-           f"--vocab_file={vocab}", f"--pretrain_tfrecords={records}", "--train_batch_size=8",
-           "--num_train_steps=200", "--num_warmup_steps=0", "--learning_rate=2e-3",
-           "--iterations_per_loop=10", "--save_checkpoints_steps=10", "--use_xla=false",
-           f"--max_train_steps_this_run={steps}", "--seed=3", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "electra_tf.run_pretraining",
+        f"--model_dir={model_dir}",
+        f"--vocab_file={vocab}",
+        f"--pretrain_tfrecords={records}",
+        "--train_batch_size=8",
+        "--num_train_steps=200",
+        "--num_warmup_steps=0",
+        "--learning_rate=2e-3",
+        "--iterations_per_loop=10",
+        "--save_checkpoints_steps=10",
+        "--use_xla=false",
+        f"--max_train_steps_this_run={steps}",
+        "--seed=3",
+        *extra,
+    ]
     result = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
-    losses = {int(m.group(1)): float(m.group(2)) for m in re.finditer(
-        r"step (\d+)/\d+ .*?\| loss ([\d.]+)", result.stderr)}
+    losses = {
+        int(m.group(1)): float(m.group(2))
+        for m in re.finditer(r"step (\d+)/\d+ .*?\| loss ([\d.]+)", result.stderr)
+    }
     return result.stderr, losses
 
 
 @pytest.fixture(scope="module")
 def tiny_corpus(shared_data, tmp_path_factory):
-    from electra_tf import build_pretraining_dataset as bpd
-    from electra_tf import build_vocab
+    from electra_tf.data import pretraining_records
+    from electra_tf.data import vocab as vocab_lib
+
     root = tmp_path_factory.mktemp("continue_data")
     corpus = root / "corpus"
     corpus.mkdir()
-    with gzip.open(shared_data / "pretrain_en_wikipedia" / "wiki_en_000.txt.gz", "rt",
-                   encoding="utf-8") as f:
+    with gzip.open(
+        shared_data / "pretrain_en_wikipedia" / "wiki_en_000.txt.gz", "rt", encoding="utf-8"
+    ) as f:
         (corpus / "wiki.txt").write_text("".join(itertools.islice(f, 400)), encoding="utf-8")
     vocab = str(root / "vocab.txt")
-    build_vocab.write_vocab(build_vocab.build_vocab([str(corpus / "wiki.txt")], vocab_size=600,
-                                                    do_lower_case=True), vocab)
+    vocab_lib.write_vocab(
+        vocab_lib.build_vocab([str(corpus / "wiki.txt")], vocab_size=600, do_lower_case=True), vocab
+    )
     records = root / "records"
-    bpd.build_pretraining_dataset(bpd.corpus_files(str(corpus)), vocab, str(records),
-                                  max_seq_length=32, num_out_files=2, num_processes=1,
-                                  do_lower_case=True, seed=1)
-    return vocab, str(records / "pretrain_data.tfrecord*")
+    pretraining_records.build_pretraining_dataset(
+        pretraining_records.corpus_files(str(corpus)),
+        vocab,
+        str(records),
+        max_seq_length=32,
+        num_out_files=2,
+        num_processes=1,
+        do_lower_case=True,
+        seed=1,
+    )
+    return vocab, str(records / "pretraining_input.tfrecord*")
 
 
 def _eval_loss(model, batch):
-    from electra_tf import stateless_random
+    from electra_tf.training import stateless_random
+
     key = stateless_random.key_from_seed(tf.constant([11, 12], tf.int64))
     denominators = model.loss_denominators(batch)
     index = tf.range(tf.shape(batch["input_ids"])[0], dtype=tf.int32)
@@ -453,7 +623,8 @@ def _eval_loss(model, batch):
 
 
 def test_released_format_checkpoint_resumes_without_a_jump(tiny_corpus, tmp_path):
-    from electra_tf import pretrain_data
+    from electra_tf.data import pretraining_input
+
     vocab, records = tiny_corpus
     run_a = tmp_path / "a"
     _, losses_a = _run_pretraining(run_a, vocab, records, 30, ARCH_FLAGS)
@@ -467,8 +638,20 @@ def test_released_format_checkpoint_resumes_without_a_jump(tiny_corpus, tmp_path
     assert int(tf.train.load_variable(prefix, "global_step")) == 30
 
     run_b = tmp_path / "b"
-    cli("from-original", "--checkpoint", prefix, "--model_dir", run_b, "--vocab_file", vocab,
-        "--include_optimizer", "--max_seq_length", 32, "--seed", 3)
+    cli(
+        "from-original",
+        "--checkpoint",
+        prefix,
+        "--model_dir",
+        run_b,
+        "--vocab_file",
+        vocab,
+        "--include_optimizer",
+        "--max_seq_length",
+        32,
+        "--seed",
+        3,
+    )
     assert "--generator_hidden_size=0.5" in (run_b / "converted.flags").read_text()
 
     # Same weights, slots and step: the same loss on the same batch, exactly.
@@ -478,11 +661,12 @@ def test_released_format_checkpoint_resumes_without_a_jump(tiny_corpus, tmp_path
     for m_a, m_b, v_a, v_b in zip(opt_a.m, opt_b.m, opt_a.v, opt_b.v):
         np.testing.assert_array_equal(m_a.numpy(), m_b.numpy())
         np.testing.assert_array_equal(v_a.numpy(), v_b.numpy())
-    batch = next(iter(pretrain_data.pretraining_dataset(records, 32, 16, is_training=False)))
+    batch = next(iter(pretraining_input.pretraining_dataset(records, 32, 16, is_training=False)))
     assert _eval_loss(model_b, batch) == pytest.approx(_eval_loss(model_a, batch), abs=1e-5)
 
-    log_b, losses_b = _run_pretraining(run_b, vocab, records, 20,
-                                       [f"--flagfile={run_b}/converted.flags"])
+    log_b, losses_b = _run_pretraining(
+        run_b, vocab, records, 20, [f"--flagfile={run_b}/converted.flags"]
+    )
     print("losses before conversion", losses_a, "after", losses_b)
     assert "Resumed from" in log_b and "at step 30" in log_b
     assert sorted(losses_b) == [40, 50]

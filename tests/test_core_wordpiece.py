@@ -53,8 +53,13 @@ MODES = {
 }
 
 ADVERSARIAL_TEXTS = [
-    "", " ", "   \t\n\r\x0b\x0c ", "\u00a0\u3000\u2028\u2029", "x",
-    "Hello, World!", "The QUICK brown fox; jumped--over `the` lazy dog's back?",
+    "",
+    " ",
+    "   \t\n\r\x0b\x0c ",
+    "\u00a0\u3000\u2028\u2029",
+    "x",
+    "Hello, World!",
+    "The QUICK brown fox; jumped--over `the` lazy dog's back?",
     "price: $5.00 ^ 2 = 25 % off #hash @user ~tilde |pipe| \\back/ {curly} [square] <angle> _under_",
     "naïve café résumé Ångström façade coöperate jalapeño ÉCOLE Øresund Łódź",
     "Straße İstanbul ΣΟΦΟΣ ΟΔΟΣ. ǅemal ﬁne ﬂow Ⅻ ① ｆｕｌｌｗｉｄｔｈ ²³ Å",
@@ -65,15 +70,23 @@ ADVERSARIAL_TEXTS = [
     "emoji 😀👍🏽 👨‍👩‍👧‍👦 🏳️‍🌈 ❤️ 🇰🇷 #️⃣ 1️⃣",
     "tabs\tand\nnewlines\r\nand\x00nul\x07bell\x1besc\x7fdel\u0085nel\u009fapc",
     "zero\u200bwidth\u200cnon\u200djoiner soft\u00adhyphen \ufeffbom \u2060wj \u202eRTL\u202c \u061calm",
-    "a" * 99, "a" * 100, "a" * 101, "é" * 50, "é" * 51, "Σ" * 60, "x" * 300, "ǅ" * 40,
+    "a" * 99,
+    "a" * 100,
+    "a" * 101,
+    "é" * 50,
+    "é" * 51,
+    "Σ" * 60,
+    "x" * 300,
+    "ǅ" * 40,
     "supercalifragilisticexpialidocious antidisestablishmentarianism",
     "mixed Русский текст العربية עברית ελληνικά हिन्दी ภาษาไทย ქართული",
     "numbers 3.14159 1,000,000 12:30 2024-01-01 0xFF 1e-9 ٣٤٥ ½ ¹",
     "quotes “smart” ‘single’ «guillemets» „low“ — en–dash … ellipsis ¿¡ ・",
     "math ∑∫√∞ ≤ ≥ ± × ÷ → ← ©®™ § ¶ • ° ′ ″ ℃ ㎏",
-    "\U0001F600\U000E0001\U000E0041 tag chars x\uFE0F\uFE0E variation",
-    "private \ue000\U000F0000 noncharacter \uFFFE\uFFFF replacement \uFFFD",
-    "ΣΑΣ.Σ σ ς Ϲ ΌΣΟΣ'Σ", "ﬀﬃ Ǳ ǲ ǳ ŉ ẞ ß ᾳ ᾼ ΐ",
+    "\U0001f600\U000e0001\U000e0041 tag chars x\ufe0f\ufe0e variation",
+    "private \ue000\U000f0000 noncharacter \ufffe\uffff replacement \ufffd",
+    "ΣΑΣ.Σ σ ς Ϲ ΌΣΟΣ'Σ",
+    "ﬀﬃ Ǳ ǲ ǳ ŉ ẞ ß ᾳ ᾼ ΐ",
     "unused [unused0] [UNK] [CLS] ##prefix ## #",
 ]
 
@@ -89,16 +102,21 @@ def nested_lists(ragged):
 
 def read_lines(path, count):
     with gzip.open(path, "rt", encoding="utf-8") as lines:
-        return [line.rstrip("\n") for line in itertools.islice((l for l in lines if l.strip()), count)]
+        return [
+            line.rstrip("\n")
+            for line in itertools.islice((text for text in lines if text.strip()), count)
+        ]
 
 
 @pytest.fixture(scope="session")
 def corpus_lines(shared_data):
     """~2000 real lines: English Wikipedia, Korean Wikipedia, modern and classical Chinese."""
-    return (read_lines(shared_data / "pretrain_en_wikipedia" / "wiki_en_000.txt.gz", 800)
-            + read_lines(shared_data / "multilingual_sample" / "ko_wikipedia.txt.gz", 500)
-            + read_lines(shared_data / "multilingual_sample" / "zh_wikipedia.txt.gz", 400)
-            + read_lines(shared_data / "multilingual_sample" / "zh_classical_xiyouji.txt.gz", 300))
+    return (
+        read_lines(shared_data / "pretrain_en_wikipedia" / "wiki_en_000.txt.gz", 800)
+        + read_lines(shared_data / "multilingual_sample" / "ko_wikipedia.txt.gz", 500)
+        + read_lines(shared_data / "multilingual_sample" / "zh_wikipedia.txt.gz", 400)
+        + read_lines(shared_data / "multilingual_sample" / "zh_classical_xiyouji.txt.gz", 300)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -108,9 +126,12 @@ def vocabs(corpus_lines):
 
     def learn(lines, lower_case):
         return bert_vocab_from_dataset.bert_vocab_from_dataset(
-            tf.data.Dataset.from_tensor_slices(lines).batch(256), vocab_size=2000,
-            reserved_tokens=RESERVED_TOKENS, bert_tokenizer_params=dict(lower_case=lower_case),
-            learn_params=dict(num_iterations=1, lower_thresh=5))
+            tf.data.Dataset.from_tensor_slices(lines).batch(256),
+            vocab_size=2000,
+            reserved_tokens=RESERVED_TOKENS,
+            bert_tokenizer_params=dict(lower_case=lower_case),
+            learn_params=dict(num_iterations=1, lower_thresh=5),
+        )
 
     return {
         "uncased": learn(learning_lines, lower_case=True),
@@ -152,10 +173,17 @@ def reference_preprocess(mode, texts):
 
 def reference_bert_tokenizer(vocab, mode):
     table = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(vocab, tf.range(len(vocab), dtype=tf.int64)), default_value=-1)
-    extra = {"basic_tokenizer_class": AccentPreservingBasicTokenizer} if mode == "lower_keep_accents" else {}
-    return tf_text.BertTokenizer(table, lower_case=MODES[mode]["do_lower_case"],
-                                 token_out_type=tf.int32, **extra)
+        tf.lookup.KeyValueTensorInitializer(vocab, tf.range(len(vocab), dtype=tf.int64)),
+        default_value=-1,
+    )
+    extra = (
+        {"basic_tokenizer_class": AccentPreservingBasicTokenizer}
+        if mode == "lower_keep_accents"
+        else {}
+    )
+    return tf_text.BertTokenizer(
+        table, lower_case=MODES[mode]["do_lower_case"], token_out_type=tf.int32, **extra
+    )
 
 
 def reference_tokenize(texts, vocab, mode):
@@ -167,17 +195,27 @@ def reference_tokenize(texts, vocab, mode):
     its first byte starts and ends where the one holding its last byte ends.
     """
     reference_texts = reference_input(mode, texts)
-    ids, starts, ends = (nested_lists(t) for t in
-                         reference_bert_tokenizer(vocab, mode).tokenize_with_offsets(reference_texts))
-    _, word_starts, word_ends = (nested_lists(t) for t in
-                                 reference_basic_tokenizer(mode).tokenize_with_offsets(reference_texts))
+    ids, starts, ends = (
+        nested_lists(t)
+        for t in reference_bert_tokenizer(vocab, mode).tokenize_with_offsets(reference_texts)
+    )
+    _, word_starts, word_ends = (
+        nested_lists(t)
+        for t in reference_basic_tokenizer(mode).tokenize_with_offsets(reference_texts)
+    )
     characters = [character for text in texts for character in text]
-    character_lengths = iter(tf.strings.length(reference_preprocess(mode, characters)).numpy().tolist()
-                             if characters else [])
-    text_lengths = tf.strings.length(reference_preprocess(mode, texts)).numpy().tolist() if texts else []
+    character_lengths = iter(
+        tf.strings.length(reference_preprocess(mode, characters)).numpy().tolist()
+        if characters
+        else []
+    )
+    text_lengths = (
+        tf.strings.length(reference_preprocess(mode, texts)).numpy().tolist() if texts else []
+    )
     mapped_starts, mapped_ends = [], []
     for text, text_length, text_starts, text_ends, text_word_starts, text_word_ends in zip(
-            texts, text_lengths, starts, ends, word_starts, word_ends):
+        texts, text_lengths, starts, ends, word_starts, word_ends
+    ):
         input_bounds = [0]
         normalized_starts = []
         normalized_length = 0
@@ -189,7 +227,7 @@ def reference_tokenize(texts, vocab, mode):
         # per-character lengths must add up to the whole text's.
         assert normalized_length == text_length, text
 
-        def source(normalized_byte):
+        def source(normalized_byte, normalized_starts=normalized_starts):
             # The last character starting at or before the byte: characters that
             # normalized to nothing share their start with the next one.
             return bisect.bisect_right(normalized_starts, normalized_byte) - 1
@@ -197,7 +235,8 @@ def reference_tokenize(texts, vocab, mode):
         mapped_starts.append([])
         mapped_ends.append([])
         for piece_starts, piece_ends, word_start, word_end in zip(
-                text_starts, text_ends, text_word_starts, text_word_ends):
+            text_starts, text_ends, text_word_starts, text_word_ends
+        ):
             if word_end - word_start > MAX_BYTES_PER_WORD:
                 piece_ends = [word_end]
             mapped_starts[-1].append([input_bounds[source(b)] for b in piece_starts])
@@ -206,7 +245,9 @@ def reference_tokenize(texts, vocab, mode):
 
 
 def tokenize(tokenizer, texts):
-    return tuple(nested_lists(t) for t in tokenizer.tokenize_with_offsets(tf.constant(texts, tf.string)))
+    return tuple(
+        nested_lists(t) for t in tokenizer.tokenize_with_offsets(tf.constant(texts, tf.string))
+    )
 
 
 def assert_matches_reference(tokenizer, texts, vocab, mode):
@@ -217,7 +258,8 @@ def assert_matches_reference(tokenizer, texts, vocab, mode):
         assert len(actual_values) == len(expected_values)
         assert not mismatches, (
             f"{mode}: {name} differ for {len(mismatches)} texts; first {texts[mismatches[0]][:300]!r}:\n"
-            f"actual   {actual_values[mismatches[0]]}\nexpected {expected_values[mismatches[0]]}")
+            f"actual   {actual_values[mismatches[0]]}\nexpected {expected_values[mismatches[0]]}"
+        )
     return actual
 
 
@@ -237,18 +279,37 @@ def test_matches_tensorflow_text_on_real_multilingual_text(tokenizers, vocabs, c
 def test_normalization_matches_tensorflow_text_for_every_code_point(tokenizers, mode):
     # Planes 0-3 hold every assigned character but the plane-14 tags and
     # variation selectors; planes 4-13 are unassigned, 15-16 private use.
-    code_points = [c for c in itertools.chain(range(0x40000), range(0xE0000, 0xE1000))
-                   if not 0xD800 <= c <= 0xDFFF]
+    code_points = [
+        c
+        for c in itertools.chain(range(0x40000), range(0xE0000, 0xE1000))
+        if not 0xD800 <= c <= 0xDFFF
+    ]
     characters = [chr(c) for c in code_points]
     actual = tokenizers[mode].normalize(tf.constant(characters)).numpy()
     expected = reference_preprocess(mode, characters).numpy()
-    mismatches = [f"U+{c:04X}: {a!r} != {e!r}"
-                  for c, a, e in zip(code_points, actual, expected) if a != e]
+    mismatches = [
+        f"U+{c:04X}: {a!r} != {e!r}" for c, a, e in zip(code_points, actual, expected) if a != e
+    ]
     assert not mismatches, f"{len(mismatches)} code points differ: {mismatches[:20]}"
 
 
-HAND_VOCAB = RESERVED_TOKENS + ["a", "##b", "ab", "ss", "s", "##s", "f", "##i", "caf", "##e", "x", "##x",
-                                "i", "##̇", "the"]
+HAND_VOCAB = RESERVED_TOKENS + [
+    "a",
+    "##b",
+    "ab",
+    "ss",
+    "s",
+    "##s",
+    "f",
+    "##i",
+    "caf",
+    "##e",
+    "x",
+    "##x",
+    "i",
+    "##̇",
+    "the",
+]
 
 
 @pytest.fixture(scope="session")
@@ -256,23 +317,34 @@ def hand_tokenizers():
     return {mode: CoreBertTokenizer(HAND_VOCAB, **settings) for mode, settings in MODES.items()}
 
 
-@pytest.mark.parametrize("text, mode, expected_ids, expected_starts, expected_ends", [
-    # ß (2 bytes) becomes "ss"; both normalized characters span the input ß.
-    ("ß ss", "uncased", [[3 + 5], [3 + 5]], [[0], [3]], [[2], [5]]),
-    # ﬁ (3 bytes) becomes "fi", split into "f" "##i", each spanning the ligature.
-    ("ﬁ", "uncased", [[11, 12]], [[0, 0]], [[3, 3]]),
-    # Precomposed é (2 bytes) normalizes to "e": "caf" + "##e" ends after é.
-    ("café x", "uncased", [[8 + 5, 9 + 5], [10 + 5]], [[0, 3], [6]], [[3, 5], [7]]),
-    # A decomposed accent is dropped; the piece ends before it.
-    ("cafe\u0301 x", "uncased", [[8 + 5, 9 + 5], [10 + 5]], [[0, 3], [7]], [[3, 4], [8]]),
-    # İ (2 bytes) lower-cases to "i" + U+0307 (3 bytes) when accents are kept.
-    ("İx", "lower_keep_accents", [[12 + 5, 13 + 5, 11 + 5]], [[0, 0, 2]], [[2, 2, 3]]),
-    # Control and format characters separate words; offsets still skip them.
-    ("ab\u200dab\x00x", "cased", [[7], [7], [15]], [[0], [5], [8]], [[2], [7], [9]]),
-    # A word over 100 bytes is one [UNK] spanning it.
-    ("x " + "a" * 101 + " x", "cased", [[15], [UNK_ID], [15]], [[0], [2], [104]], [[1], [103], [105]]),
-])
-def test_offsets_index_the_input(hand_tokenizers, text, mode, expected_ids, expected_starts, expected_ends):
+@pytest.mark.parametrize(
+    "text, mode, expected_ids, expected_starts, expected_ends",
+    [
+        # ß (2 bytes) becomes "ss"; both normalized characters span the input ß.
+        ("ß ss", "uncased", [[3 + 5], [3 + 5]], [[0], [3]], [[2], [5]]),
+        # ﬁ (3 bytes) becomes "fi", split into "f" "##i", each spanning the ligature.
+        ("ﬁ", "uncased", [[11, 12]], [[0, 0]], [[3, 3]]),
+        # Precomposed é (2 bytes) normalizes to "e": "caf" + "##e" ends after é.
+        ("café x", "uncased", [[8 + 5, 9 + 5], [10 + 5]], [[0, 3], [6]], [[3, 5], [7]]),
+        # A decomposed accent is dropped; the piece ends before it.
+        ("cafe\u0301 x", "uncased", [[8 + 5, 9 + 5], [10 + 5]], [[0, 3], [7]], [[3, 4], [8]]),
+        # İ (2 bytes) lower-cases to "i" + U+0307 (3 bytes) when accents are kept.
+        ("İx", "lower_keep_accents", [[12 + 5, 13 + 5, 11 + 5]], [[0, 0, 2]], [[2, 2, 3]]),
+        # Control and format characters separate words; offsets still skip them.
+        ("ab\u200dab\x00x", "cased", [[7], [7], [15]], [[0], [5], [8]], [[2], [7], [9]]),
+        # A word over 100 bytes is one [UNK] spanning it.
+        (
+            "x " + "a" * 101 + " x",
+            "cased",
+            [[15], [UNK_ID], [15]],
+            [[0], [2], [104]],
+            [[1], [103], [105]],
+        ),
+    ],
+)
+def test_offsets_index_the_input(
+    hand_tokenizers, text, mode, expected_ids, expected_starts, expected_ends
+):
     tokenizer = hand_tokenizers[mode]
     ids, starts, ends = tokenize(tokenizer, [text])
     assert (ids[0], starts[0], ends[0]) == (expected_ids, expected_starts, expected_ends)
@@ -289,7 +361,8 @@ def test_invalid_utf8_reads_as_replacement_characters(tokenizers, mode):
     replaced_ids, replaced_starts, _ = tokenize(tokenizers[mode], replaced)
     assert ids == replaced_ids
     assert [[len(word) for word in text] for text in starts] == [
-        [len(word) for word in text] for text in replaced_starts]
+        [len(word) for word in text] for text in replaced_starts
+    ]
     # Word boundaries in input bytes: "ab\xffab", "x", "\xe2\x82", "x\xc3".
     assert [[word[0] for word in text] for text in starts][0] == [0, 6, 8, 11]
     assert [[word[-1] for word in text] for text in ends][0] == [5, 7, 10, 13]
@@ -309,7 +382,9 @@ def test_empty_batch(tokenizers, mode):
 def test_100k_character_texts(tokenizers, vocabs, corpus_lines, mode):
     long_text = " ".join(corpus_lines)[:100_000]
     one_word = "ab" * 50_000
-    ids, starts, ends = assert_matches_reference(tokenizers[mode], [long_text, one_word], vocabs[mode], mode)
+    ids, starts, ends = assert_matches_reference(
+        tokenizers[mode], [long_text, one_word], vocabs[mode], mode
+    )
     assert sum(len(word) for word in ids[0]) > 10_000
     assert (ids[1], starts[1], ends[1]) == ([[UNK_ID]], [[0]], [[100_000]])
 
@@ -353,9 +428,13 @@ class ServingExport(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
     def serve(self, texts):
         ids, starts, ends = self.tokenizer.tokenize_with_offsets(texts)
-        return {"wordpiece_ids": ids.flat_values, "word_row_splits": ids.row_splits,
-                "piece_row_splits": ids.values.row_splits,
-                "starts": starts.flat_values, "ends": ends.flat_values}
+        return {
+            "wordpiece_ids": ids.flat_values,
+            "word_row_splits": ids.row_splits,
+            "piece_row_splits": ids.values.row_splits,
+            "starts": starts.flat_values,
+            "ends": ends.flat_values,
+        }
 
 
 def test_saved_model_runs_on_core_tensorflow_alone(tokenizers, corpus_lines, tmp_path):
@@ -363,14 +442,28 @@ def test_saved_model_runs_on_core_tensorflow_alone(tokenizers, corpus_lines, tmp
     root = tf.Module()
     root.exports = list(exports.values())
     export_dir = str(tmp_path / "tokenizer")
-    tf.saved_model.save(root, export_dir,
-                        signatures={mode: export.serve.get_concrete_function() for mode, export in exports.items()})
-    texts = [t.encode("utf-8") for t in ADVERSARIAL_TEXTS + corpus_lines[::20]] + [b"ab\xffcd \xe2\x82"]
+    tf.saved_model.save(
+        root,
+        export_dir,
+        signatures={mode: export.serve.get_concrete_function() for mode, export in exports.items()},
+    )
+    texts = [t.encode("utf-8") for t in ADVERSARIAL_TEXTS + corpus_lines[::20]] + [
+        b"ab\xffcd \xe2\x82"
+    ]
 
     completed = subprocess.run(
-        [sys.executable, "-c", LOAD_WITHOUT_TENSORFLOW_TEXT, export_dir,
-         json.dumps([base64.b64encode(t).decode("ascii") for t in texts])],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        [
+            sys.executable,
+            "-c",
+            LOAD_WITHOUT_TENSORFLOW_TEXT,
+            export_dir,
+            json.dumps([base64.b64encode(t).decode("ascii") for t in texts]),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     loaded = json.loads(completed.stdout.strip().splitlines()[-1])
 
@@ -378,5 +471,7 @@ def test_saved_model_runs_on_core_tensorflow_alone(tokenizers, corpus_lines, tmp
     assert loaded["unregistered_op_types"] == [], loaded["op_types"]
     assert "StaticRegexFullMatch" in loaded["op_types"] and "While" in loaded["op_types"]
     for mode, export in exports.items():
-        expected = {key: value.numpy().tolist() for key, value in export.serve(tf.constant(texts)).items()}
+        expected = {
+            key: value.numpy().tolist() for key, value in export.serve(tf.constant(texts)).items()
+        }
         assert loaded["outputs"][mode] == expected, mode

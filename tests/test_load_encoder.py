@@ -16,14 +16,21 @@ import pytest
 os.environ.setdefault("USE_TF", "0")  # transformers: torch models only
 
 import tensorflow as tf  # noqa: E402
+from test_convert import (
+    ATOL,
+    DISC,
+    cli,
+    hf_forward,  # noqa: E402,F401
+    inputs,
+    oracles,
+    randomize,
+)
+from test_finetuning import _check, _run, chunk_data  # noqa: E402,F401
 
 import electra_tf  # noqa: E402
 from electra_tf.convert import hf, native, original  # noqa: E402
 from electra_tf.convert.load import UnknownCheckpointFormat  # noqa: E402
 from electra_tf.convert.report import ConversionError  # noqa: E402
-from test_convert import (ATOL, DISC, cli, converted_pretraining, hf_forward,  # noqa: E402,F401
-                          hf_models, inputs, oracles, randomize)
-from test_finetuning import _check, _run, chunk_data  # noqa: E402,F401
 
 
 def assert_matches_hf(loaded, torch, hf_model):
@@ -67,12 +74,15 @@ def test_hf_directories_load_to_hf_hidden_states(hf_models):
         electra_tf.load_encoder(str(dirs["disc"]), num_attention_heads=3)
 
 
-def test_original_checkpoints_load_to_hf_hidden_states(hf_models, converted_pretraining,
-                                                      tmp_path):
+def test_original_checkpoints_load_to_hf_hidden_states(hf_models, converted_pretraining, tmp_path):
     torch, disc_dir = hf_models["torch"], str(hf_models["dirs"]["disc"])
     # Discriminator only, no `checkpoint` state file: found by its single .index.
-    folder = write_original(hf.read(disc_dir), str(tmp_path / "released" / "electra_tiny"),
-                            hf_models["vocab"], state_file=False)
+    folder = write_original(
+        hf.read(disc_dir),
+        str(tmp_path / "released" / "electra_tiny"),
+        hf_models["vocab"],
+        state_file=False,
+    )
     loaded = electra_tf.load_encoder(folder, num_attention_heads=DISC["num_attention_heads"])
     assert loaded.format == "original"
     assert loaded.source.checkpoint == f"{folder}/electra_tiny"
@@ -87,8 +97,14 @@ def test_original_checkpoints_load_to_hf_hidden_states(hf_models, converted_pret
     # A full pre-training checkpoint (generator, heads, Adam slots, global_step)
     # with a `checkpoint` state file, passed as a directory and as a prefix.
     prefix = str(tmp_path / "pretraining" / "model.ckpt-3")
-    cli("to-original", "--model_dir", converted_pretraining, "--output", prefix,
-        "--include_optimizer")
+    cli(
+        "to-original",
+        "--model_dir",
+        converted_pretraining,
+        "--output",
+        prefix,
+        "--include_optimizer",
+    )
     names = dict(tf.train.list_variables(prefix))
     assert "generator/encoder/layer_0/attention/self/query/kernel" in names
     assert "electra/encoder/layer_0/attention/self/query/kernel/adam_m" in names
@@ -108,6 +124,7 @@ def test_our_directory_and_tf_models_detection(hf_models, tmp_path):
     assert_matches_hf(loaded, torch, hf_models["disc"])
     # The HF tokenizer's own files set vocab_file and do_lower_case.
     from transformers import ElectraTokenizer
+
     cased = tmp_path / "hf_cased"
     shutil.copytree(disc_dir, cased)
     ElectraTokenizer(hf_models["vocab"], do_lower_case=False).save_pretrained(cased)
@@ -115,8 +132,9 @@ def test_our_directory_and_tf_models_detection(hf_models, tmp_path):
     assert loaded.do_lower_case is False and loaded.vocab_file == f"{cased}/vocab.txt"
 
 
-def test_malformed_checkpoints_name_the_file_and_the_fix(hf_models, converted_pretraining,
-                                                        tmp_path):
+def test_malformed_checkpoints_name_the_file_and_the_fix(
+    hf_models, converted_pretraining, tmp_path
+):
     disc_dir = hf_models["dirs"]["disc"]
 
     def broken(name, drop=(), damage=None):
@@ -129,11 +147,17 @@ def test_malformed_checkpoints_name_the_file_and_the_fix(hf_models, converted_pr
             (folder / damage).write_bytes(data[: len(data) // 3])
         return str(folder)
 
-    with pytest.raises(ConversionError, match=r"no_config/config\.json is missing: "
-                       r"model\.safetensors needs .*save_pretrained"):
+    with pytest.raises(
+        ConversionError,
+        match=r"no_config/config\.json is missing: "
+        r"model\.safetensors needs .*save_pretrained",
+    ):
         electra_tf.load_encoder(broken("no_config", drop=["config.json"]))
-    with pytest.raises(ConversionError, match=r"cut/model\.safetensors is not a readable "
-                       r"safetensors file .*download it again"):
+    with pytest.raises(
+        ConversionError,
+        match=r"cut/model\.safetensors is not a readable "
+        r"safetensors file .*download it again",
+    ):
         electra_tf.load_encoder(broken("cut", damage="model.safetensors"))
     bad_json = broken("bad_json")
     with open(f"{bad_json}/config.json", "w") as f:
@@ -149,8 +173,11 @@ def test_malformed_checkpoints_name_the_file_and_the_fix(hf_models, converted_pr
     short_vocab = broken("short_vocab")
     with open(f"{short_vocab}/vocab.txt", "w") as f:
         f.write("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n")
-    with pytest.raises(ConversionError, match=r"short_vocab/vocab\.txt has 5 tokens but the "
-                       r"model .* vocabulary of 120"):
+    with pytest.raises(
+        ConversionError,
+        match=r"short_vocab/vocab\.txt has 5 tokens but the "
+        r"model .* vocabulary of 120",
+    ):
         electra_tf.load_encoder(short_vocab)
 
     ours = tmp_path / "ours"
@@ -169,8 +196,11 @@ def test_malformed_checkpoints_name_the_file_and_the_fix(hf_models, converted_pr
     original.write(hf.read(str(disc_dir)), str(prefix))
     index = prefix.parent / "model.ckpt.index"
     index.write_bytes(b"garbage" * 10)
-    with pytest.raises(ConversionError, match=r"Cannot read the TF checkpoint .*orig/model\.ckpt"
-                       r" .*download or copy it again"):
+    with pytest.raises(
+        ConversionError,
+        match=r"Cannot read the TF checkpoint .*orig/model\.ckpt"
+        r" .*download or copy it again",
+    ):
         electra_tf.load_encoder(str(prefix.parent))
 
     unknown = tmp_path / "unknown"
@@ -180,14 +210,20 @@ def test_malformed_checkpoints_name_the_file_and_the_fix(hf_models, converted_pr
         electra_tf.load_encoder(str(unknown))
     message = str(error.value)
     assert "notes.txt" in message
-    for looked_for in ("encoder.ckpt.index", "model.safetensors", "pytorch_model.bin",
-                       "electra/encoder/layer_0/attention/self/query/kernel",
-                       "_transformer_layers/0", "variables/variables.index"):
+    for looked_for in (
+        "encoder.ckpt.index",
+        "model.safetensors",
+        "pytorch_model.bin",
+        "electra/encoder/layer_0/attention/self/query/kernel",
+        "_transformer_layers/0",
+        "variables/variables.index",
+    ):
         assert looked_for in message, looked_for
     with pytest.raises(UnknownCheckpointFormat, match="does not exist"):
         electra_tf.load_encoder(str(tmp_path / "nowhere"))
-    with pytest.raises(UnknownCheckpointFormat, match="run_pretraining --model_dir.*"
-                       "/discriminator"):
+    with pytest.raises(
+        UnknownCheckpointFormat, match="run_pretraining --model_dir.*/discriminator"
+    ):
         electra_tf.load_encoder(str(converted_pretraining))
 
 
@@ -203,8 +239,11 @@ def tagging_checkpoints(chunk_data, tmp_path_factory):
     transformers (model + ElectraTokenizer), and the same weights as a released-layout
     original checkpoint (heads follow the original's hidden // 64 rule)."""
     torch, _ = oracles()
-    from transformers import ElectraConfig as HFConfig, ElectraForPreTraining, ElectraTokenizer
-    from electra_tf.build_vocab import build_vocab, write_vocab
+    from transformers import ElectraConfig as HFConfig
+    from transformers import ElectraForPreTraining, ElectraTokenizer
+
+    from electra_tf.data.vocab import build_vocab, write_vocab
+
     root = tmp_path_factory.mktemp("tagging_checkpoints")
     vocab = str(root / "vocab.txt")
     write_vocab(build_vocab([str(chunk_data / "train.txt")], 600, do_lower_case=True), vocab)
@@ -213,34 +252,47 @@ def tagging_checkpoints(chunk_data, tmp_path_factory):
     hf_dir = root / "hf"
     randomize(torch, ElectraForPreTraining(config), 7).save_pretrained(hf_dir)
     ElectraTokenizer(vocab, do_lower_case=True).save_pretrained(hf_dir)
-    original_dir = write_original(hf.read(str(hf_dir)), str(root / "original" / "electra_tiny"),
-                                  vocab, state_file=True)
+    original_dir = write_original(
+        hf.read(str(hf_dir)), str(root / "original" / "electra_tiny"), vocab, state_file=True
+    )
     return {"hf": hf_dir, "original": original_dir}
 
 
 def _finetune_chunking(init_checkpoint, chunk_data, model_dir):
-    return _check(_run(
-        "electra_tf.run_finetuning", f"--init_checkpoint={init_checkpoint}",
-        f"--model_dir={model_dir}", "--task_name=chunk", f"--data_dir={chunk_data}",
-        f"--max_seq_length={SEQ}", "--train_batch_size=16", "--eval_batch_size=64",
-        f"--learning_rate={LEARNING_RATE}", f"--max_train_steps={STEPS}", "--seeds=0"))
+    return _check(
+        _run(
+            "electra_tf.run_finetuning",
+            f"--init_checkpoint={init_checkpoint}",
+            f"--model_dir={model_dir}",
+            "--task_name=chunk",
+            f"--data_dir={chunk_data}",
+            f"--max_seq_length={SEQ}",
+            "--train_batch_size=16",
+            "--eval_batch_size=64",
+            f"--learning_rate={LEARNING_RATE}",
+            f"--max_train_steps={STEPS}",
+            "--seeds=0",
+        )
+    )
 
 
 def _fine_tuned_weights(model_dir):
     """The best checkpoint's weights under the original names (encoder + token head)."""
-    from electra_tf.config import ElectraConfig
     from electra_tf.finetuning.models import ElectraForTokenClassification
+    from electra_tf.model.config import ElectraConfig
+
     labels = json.loads((model_dir / "label_map.json").read_text())["labels"]
     model = ElectraForTokenClassification(
-        ElectraConfig.load(str(model_dir / "config.json")), len(labels))
+        ElectraConfig.load(str(model_dir / "config.json")), len(labels)
+    )
     model.build()
-    tf.train.Checkpoint(model=model).read(str(model_dir / "seed_0" / "best" / "model")) \
-        .assert_existing_objects_matched()
+    tf.train.Checkpoint(model=model).read(
+        str(model_dir / "seed_0" / "best" / "model")
+    ).assert_existing_objects_matched()
     return native.read_values(native.token_classifier_variables(model))
 
 
-def test_run_finetuning_from_hf_and_original_checkpoints(tagging_checkpoints, chunk_data,
-                                                          tmp_path):
+def test_run_finetuning_from_hf_and_original_checkpoints(tagging_checkpoints, chunk_data, tmp_path):
     hf_weights = hf.read(str(tagging_checkpoints["hf"]), role="encoder").weights
     tuned = {}
     for name in ("hf", "original"):
@@ -264,8 +316,13 @@ def test_run_finetuning_names_an_unusable_init_checkpoint(chunk_data, tmp_path):
     unknown = tmp_path / "downloads"
     unknown.mkdir()
     (unknown / "README.md").write_text("model card\n")
-    proc = _run("electra_tf.run_finetuning", f"--init_checkpoint={unknown}",
-                f"--model_dir={tmp_path / 'm'}", "--task_name=chunk", f"--data_dir={chunk_data}")
+    proc = _run(
+        "electra_tf.run_finetuning",
+        f"--init_checkpoint={unknown}",
+        f"--model_dir={tmp_path / 'm'}",
+        "--task_name=chunk",
+        f"--data_dir={chunk_data}",
+    )
     assert proc.returncode != 0
     assert f"--init_checkpoint: {unknown} holds no checkpoint" in proc.stderr, proc.stderr[-2000:]
     assert "model.safetensors" in proc.stderr and "Traceback" not in proc.stderr

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from electra_tf.optimization import AdamWeightDecay
+from electra_tf.training.optimization import AdamWeightDecay
 
 
 def original_update(param, m, v, grad, lr, decay, wd=0.01, b1=0.9, b2=0.999, eps=1e-6):
     """google-research/electra model/optimization.py AdamWeightDecayOptimizer, one variable."""
     next_m = b1 * m + (1 - b1) * grad
-    next_v = b2 * v + (1 - b2) * grad ** 2
+    next_v = b2 * v + (1 - b2) * grad**2
     update = next_m / (np.sqrt(next_v) + eps)
     if decay:
         update += wd * param
@@ -19,6 +19,7 @@ def original_update(param, m, v, grad, lr, decay, wd=0.01, b1=0.9, b2=0.999, eps
 
 def _variables(rng):
     import keras
+
     dense = keras.layers.Dense(3, name="dense")
     dense.build((None, 4))
     dense.kernel.assign(rng.normal(size=(4, 3)))
@@ -33,18 +34,20 @@ def test_three_steps_match_the_original(multiplier):
     variables = [dense.kernel, dense.bias]
     lrs = [1e-2, 2e-2, 3e-2]
     optimizer = AdamWeightDecay(
-        variables, lambda step: tf.gather(tf.constant(lrs), step),
-        lr_multipliers={dense.kernel.path: multiplier})
+        variables,
+        lambda step: tf.gather(tf.constant(lrs), step),
+        lr_multipliers={dense.kernel.path: multiplier},
+    )
     params = [v.numpy().astype(np.float64) for v in variables]
     slots = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
     for step in range(3):
         # Large gradients, so global-norm clipping at 1.0 is part of the check.
         grads = [rng.normal(0.0, 3.0, size=p.shape) for p in params]
-        norm = np.sqrt(sum((g ** 2).sum() for g in grads))
+        norm = np.sqrt(sum((g**2).sum() for g in grads))
         returned_norm = tf.function(optimizer.apply)([tf.constant(g, tf.float32) for g in grads])
         assert float(returned_norm) == pytest.approx(norm, rel=1e-5)
         clipped = [g / max(norm, 1.0) for g in grads]
-        for i, decay in enumerate([True, False]):   # the bias is excluded from weight decay
+        for i, decay in enumerate([True, False]):  # the bias is excluded from weight decay
             lr = lrs[step] * (multiplier if i == 0 else 1.0)
             params[i], m, v = original_update(params[i], *slots[i], clipped[i], lr, decay)
             slots[i] = (m, v)
@@ -72,10 +75,11 @@ def test_skipped_update_changes_nothing():
 
 def test_slots_are_restored_by_variable_path_not_position(tmp_path):
     import keras
+
     first, second = keras.layers.Dense(3, name="first"), keras.layers.Dense(3, name="second")
     for layer in (first, second):
         layer.build((None, 3))
-    variables = [first.kernel, second.kernel]       # same shape: position would swap them
+    variables = [first.kernel, second.kernel]  # same shape: position would swap them
     optimizer = AdamWeightDecay(variables, lambda step: 1e-2)
     tf.function(optimizer.apply)([tf.ones([3, 3]), -2.0 * tf.ones([3, 3])])
     path = tf.train.Checkpoint(optimizer=optimizer).write(str(tmp_path / "ckpt"))
@@ -101,8 +105,9 @@ def test_slots_restore_into_another_instance_of_the_model(tmp_path):
     import keras
 
     def model():
-        net = keras.Sequential([keras.layers.Dense(3, name="proj"),
-                                keras.layers.Dense(3, name="out")])
+        net = keras.Sequential(
+            [keras.layers.Dense(3, name="proj"), keras.layers.Dense(3, name="out")]
+        )
         net.build((None, 3))
         return net
 

@@ -13,10 +13,14 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_export import (
+    _run,
+    normalized,
+    python_pipeline,  # noqa: F401  (fixture)
+    signature_in_fresh_process,
+)
 
 from electra_tf import predict
-from test_export import (_run, ner, normalized, python_pipeline,  # noqa: F401  (fixture)
-                         signature_in_fresh_process)
 
 
 def _texts(ner):
@@ -29,12 +33,18 @@ def _predict_cli(*flags):
 
 
 def _entities_from_columns(outputs, i):
-    return [{"type": outputs["entity_types"][i][j], "text": outputs["entity_texts"][i][j],
-             "start": outputs["entity_starts"][i][j], "end": outputs["entity_ends"][i][j],
-             "start_word": outputs["entity_start_words"][i][j],
-             "end_word": outputs["entity_end_words"][i][j],
-             "score": outputs["entity_scores"][i][j]}
-            for j in range(outputs["num_entities"][i])]
+    return [
+        {
+            "type": outputs["entity_types"][i][j],
+            "text": outputs["entity_texts"][i][j],
+            "start": outputs["entity_starts"][i][j],
+            "end": outputs["entity_ends"][i][j],
+            "start_word": outputs["entity_start_words"][i][j],
+            "end_word": outputs["entity_end_words"][i][j],
+            "score": outputs["entity_scores"][i][j],
+        }
+        for j in range(outputs["num_entities"][i])
+    ]
 
 
 def _without_scores(items):
@@ -47,8 +57,13 @@ def test_cli_entities_equal_the_server_signature_and_the_keras_model(ner, tmp_pa
     lines.write_text("".join(t + "\n" for t in texts), encoding="utf-8")
     out = tmp_path / "entities.jsonl"
     # Batches of 3 do not divide the texts: the last batch is short.
-    proc = _predict_cli(f"--model={ner['export_dir']}", f"--input={lines}", f"--output={out}",
-                        "--batch_size=3", "--progress_seconds=0")
+    proc = _predict_cli(
+        f"--model={ner['export_dir']}",
+        f"--input={lines}",
+        f"--output={out}",
+        "--batch_size=3",
+        "--progress_seconds=0",
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert f"Model: {ner['version_dir']}" in proc.stderr
     assert "% of the input)" in proc.stderr and f"Tagged {len(texts)} texts" in proc.stderr
@@ -62,31 +77,50 @@ def test_cli_entities_equal_the_server_signature_and_the_keras_model(ner, tmp_pa
     for i, (text, result) in enumerate(zip(texts, results)):
         served = _entities_from_columns(outputs, i)
         assert _without_scores(result["entities"]) == _without_scores(served), text
-        np.testing.assert_allclose([e["score"] for e in result["entities"]],
-                                   [e["score"] for e in served], atol=1e-5)
-        assert [w["label"] for w in result["words"]] == outputs["labels"][i][:outputs["num_words"][i]]
+        np.testing.assert_allclose(
+            [e["score"] for e in result["entities"]], [e["score"] for e in served], atol=1e-5
+        )
+        assert [w["label"] for w in result["words"]] == outputs["labels"][i][
+            : outputs["num_words"][i]
+        ]
         # The in-process Keras model: same labels per word, same entity word spans.
         assert [w["label"] for w in result["words"]] == keras[i]["labels"], text
-        assert [(e["type"], e["start_word"], e["end_word"]) for e in result["entities"]] == \
-            keras[i]["entities"], text
-        np.testing.assert_allclose([w["score"] for w in result["words"]], keras[i]["scores"],
-                                   atol=1e-4)
+        assert [(e["type"], e["start_word"], e["end_word"]) for e in result["entities"]] == keras[
+            i
+        ]["entities"], text
+        np.testing.assert_allclose(
+            [w["score"] for w in result["words"]], keras[i]["scores"], atol=1e-4
+        )
         for e in result["entities"]:
-            assert text[e["start"]:e["end"]] == e["text"]
+            assert text[e["start"] : e["end"]] == e["text"]
     assert results[-2]["words"] == [] and results[-2]["entities"] == []
 
 
 def test_cli_jsonl_in_conll_out_from_a_version_folder(ner, tmp_path):
     texts = [t for t in _texts(ner) if t]
     records = tmp_path / "docs.jsonl"
-    records.write_text("".join(json.dumps({"id": i, "body": t}, ensure_ascii=False) + "\n\n"
-                               for i, t in enumerate(texts)), encoding="utf-8")
+    records.write_text(
+        "".join(
+            json.dumps({"id": i, "body": t}, ensure_ascii=False) + "\n\n"
+            for i, t in enumerate(texts)
+        ),
+        encoding="utf-8",
+    )
     out = tmp_path / "entities.conll"
-    proc = _predict_cli(f"--model={ner['version_dir']}", f"--input={records}", f"--output={out}",
-                        "--text_field=body", "--output_format=conll", "--num_threads=1")
+    proc = _predict_cli(
+        f"--model={ner['version_dir']}",
+        f"--input={records}",
+        f"--output={out}",
+        "--text_field=body",
+        "--output_format=conll",
+        "--num_threads=1",
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    sentences = [[line.split("\t") for line in block.splitlines()]
-                 for block in out.read_text(encoding="utf-8").split("\n\n") if block]
+    sentences = [
+        [line.split("\t") for line in block.splitlines()]
+        for block in out.read_text(encoding="utf-8").split("\n\n")
+        if block
+    ]
     keras = python_pipeline(ner, texts)
     assert len(sentences) == len(texts)
     for rows, expected in zip(sentences, keras):
@@ -111,14 +145,17 @@ def _read(data, input_format="jsonl", text_field="text"):
 def test_input_errors_name_the_line_and_the_fix():
     assert _read(b'{"text": "a b"}\n\n{"text": "c"}\r\n') == [(1, "a b", 16), (3, "c", 32)]
     assert _read(b"a\r\n\nb", "lines") == [(1, "a", 3), (2, "", 4), (3, "b", 5)]
-    cases = [(b'{"text": "a"}\n[1, 2]\n', "in.jsonl:2: a JSON list, not an object"),
-             (b'{"body": "a"}\n', "in.jsonl:1: no 'text' field (fields: ['body']); "
-                                  "pass --text_field"),
-             (b'{"text": 3}\n', "in.jsonl:1: field 'text' is a JSON int, not a string"),
-             (b'{"text": "a"}\n{"text": \n', "in.jsonl:2: not JSON")]
+    cases = [
+        (b'{"text": "a"}\n[1, 2]\n', "in.jsonl:2: a JSON list, not an object"),
+        (b'{"body": "a"}\n', "in.jsonl:1: no 'text' field (fields: ['body']); pass --text_field"),
+        (b'{"text": 3}\n', "in.jsonl:1: field 'text' is a JSON int, not a string"),
+        (b'{"text": "a"}\n{"text": \n', "in.jsonl:2: not JSON"),
+    ]
     for data, message in cases:
-        with pytest.raises(predict.PredictError, match=message.replace("[", r"\[").replace(
-                "(", r"\(").replace(")", r"\)")):
+        with pytest.raises(
+            predict.PredictError,
+            match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)"),
+        ):
             _read(data)
     with pytest.raises(predict.PredictError, match=r"in.jsonl:2: not UTF-8"):
         _read(b"ok\nbad \xff byte\n", "lines")
@@ -144,7 +181,10 @@ def test_model_folder_errors(ner, tmp_path):
             return {"doubled": texts + texts}
 
     module = Doubler()
-    tf.saved_model.save(module, str(tmp_path / "other" / "1"),
-                        signatures={"serving_default": module.serve.get_concrete_function()})
+    tf.saved_model.save(
+        module,
+        str(tmp_path / "other" / "1"),
+        signatures={"serving_default": module.serve.get_concrete_function()},
+    )
     with pytest.raises(predict.PredictError, match="not a token-classification .NER. export"):
         predict.Predictor(str(tmp_path / "other"))

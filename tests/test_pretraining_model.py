@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from electra_tf import stateless_random
-from electra_tf.config import generator_config, preset
-from electra_tf.encoder import ElectraEncoder
-from electra_tf.pretraining.model import ElectraPretrainer
-from electra_tf.training import accumulation_batches
 from pretraining_helpers import SPECIAL, build_trainer, random_features, tiny_configs
+
+from electra_tf.model.config import generator_config, preset
+from electra_tf.model.encoder import ElectraEncoder
+from electra_tf.pretraining.model import ElectraPretrainer
+from electra_tf.training import stateless_random
+from electra_tf.training.trainer import accumulation_batches
 
 # Discriminator encoder parameters with BERT's 30522-token vocabulary.
 # Published: ELECTRA-Small 14M (with its ~0.07M head: "about 13.5M" encoder),
@@ -29,8 +29,13 @@ def test_parameter_counts_match_the_published_sizes(size):
 
 def test_small_generator_is_a_quarter_of_the_discriminator():
     generator = generator_config(preset("small"), 0.25, 1.0, untied_embeddings=False)
-    assert (generator.hidden_size, generator.num_attention_heads, generator.intermediate_size,
-            generator.num_hidden_layers, generator.embedding_dim) == (64, 1, 256, 12, 128)
+    assert (
+        generator.hidden_size,
+        generator.num_attention_heads,
+        generator.intermediate_size,
+        generator.num_hidden_layers,
+        generator.embedding_dim,
+    ) == (64, 1, 256, 12, 128)
 
 
 def _features(batch=4, length=16, seed=0):
@@ -71,15 +76,20 @@ def test_padding_does_not_change_real_token_outputs():
     features = _features(batch=1, length=10)
     padded = {k: tf.pad(v, [[0, 0], [0, 6]]) for k, v in features.items()}
     padded["input_ids"] = tf.tensor_scatter_nd_update(padded["input_ids"], [[0, 12]], [77])
-    np.testing.assert_allclose(encoder(padded)[:, :10].numpy(), encoder(features).numpy(),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        encoder(padded)[:, :10].numpy(), encoder(features).numpy(), atol=1e-5
+    )
 
 
 def _loss_parts(model, features, key=5):
     denominators = model.loss_denominators(features)
-    return model.compute_loss_and_stats(features, denominators,
-                                        stateless_random.key_from_seed([key, 0]),
-                                        tf.range(features["input_ids"].shape[0]), training=False)
+    return model.compute_loss_and_stats(
+        features,
+        denominators,
+        stateless_random.key_from_seed([key, 0]),
+        tf.range(features["input_ids"].shape[0]),
+        training=False,
+    )
 
 
 def test_sample_equal_to_original_is_labelled_original():
@@ -93,8 +103,11 @@ def test_sample_equal_to_original_is_labelled_original():
     model.generator_predictions.output_bias.assign(bias)
     ids = np.full((4, 16), 50, np.int32)
     ids[:, 0], ids[:, -1] = SPECIAL.cls, SPECIAL.sep
-    features = {"input_ids": tf.constant(ids), "input_mask": tf.ones_like(ids),
-                "segment_ids": tf.zeros_like(ids)}
+    features = {
+        "input_ids": tf.constant(ids),
+        "input_mask": tf.ones_like(ids),
+        "segment_ids": tf.zeros_like(ids),
+    }
     _, stats = _loss_parts(model, features)
     assert stats["masked_tokens"] > 0
     assert float(stats["sampled_correct"]) == float(stats["masked_tokens"])
@@ -103,8 +116,9 @@ def test_sample_equal_to_original_is_labelled_original():
 
 def test_replaced_tokens_are_labelled_replaced():
     discriminator, generator = tiny_configs(dropout=0.0)
-    model = ElectraPretrainer(discriminator, generator, SPECIAL, max_predictions_per_seq=5,
-                              disallow_correct=True)
+    model = ElectraPretrainer(
+        discriminator, generator, SPECIAL, max_predictions_per_seq=5, disallow_correct=True
+    )
     model.build()
     _, stats = _loss_parts(model, _features(batch=16, length=32))
     assert float(stats["disc_label_positives"]) == float(stats["masked_tokens"])
@@ -112,14 +126,24 @@ def test_replaced_tokens_are_labelled_replaced():
 
 def test_no_gradient_from_the_discriminator_loss_reaches_the_generator():
     discriminator, generator = tiny_configs(dropout=0.0)
-    model = ElectraPretrainer(discriminator, generator, SPECIAL, max_predictions_per_seq=5,
-                              gen_weight=0.0, disc_weight=50.0)
+    model = ElectraPretrainer(
+        discriminator,
+        generator,
+        SPECIAL,
+        max_predictions_per_seq=5,
+        gen_weight=0.0,
+        disc_weight=50.0,
+    )
     model.build()
     features = _features(batch=8, length=16)
     shared = {id(v) for v in model.discriminator.embeddings.trainable_variables}
-    generator_only = [v for v in (model.generator.trainable_variables
-                                  + model.generator_predictions.trainable_variables)
-                      if id(v) not in shared]
+    generator_only = [
+        v
+        for v in (
+            model.generator.trainable_variables + model.generator_predictions.trainable_variables
+        )
+        if id(v) not in shared
+    ]
     discriminator_side = model.discriminator.trainable_variables
     with tf.GradientTape(persistent=True) as tape:
         loss, _ = _loss_parts(model, features)
@@ -136,21 +160,30 @@ def test_no_gradient_from_the_discriminator_loss_reaches_the_generator():
 def test_total_loss_is_the_weighted_sum():
     discriminator, generator = tiny_configs(dropout=0.0)
     features = _features(batch=8, length=16)
-    losses = {}
+    losses, reference = {}, None
     for gen_weight, disc_weight in [(1.0, 0.0), (0.0, 1.0), (1.0, 50.0)]:
-        model = ElectraPretrainer(discriminator, generator, SPECIAL, max_predictions_per_seq=5,
-                                  gen_weight=gen_weight, disc_weight=disc_weight)
+        model = ElectraPretrainer(
+            discriminator,
+            generator,
+            SPECIAL,
+            max_predictions_per_seq=5,
+            gen_weight=gen_weight,
+            disc_weight=disc_weight,
+        )
         model.build()
         if losses:
             model.set_weights(reference.get_weights())
         else:
             reference = model
         losses[gen_weight, disc_weight], stats = _loss_parts(model, features)
-    np.testing.assert_allclose(float(losses[1.0, 50.0]),
-                               float(losses[1.0, 0.0]) + 50 * float(losses[0.0, 1.0]), rtol=1e-5)
-    np.testing.assert_allclose(float(losses[1.0, 0.0]),
-                               float(stats["masked_lm_loss_sum"] / stats["masked_tokens"]),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        float(losses[1.0, 50.0]), float(losses[1.0, 0.0]) + 50 * float(losses[0.0, 1.0]), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        float(losses[1.0, 0.0]),
+        float(stats["masked_lm_loss_sum"] / stats["masked_tokens"]),
+        rtol=1e-5,
+    )
 
 
 def _dataset(features, batch, accumulation):

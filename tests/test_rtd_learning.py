@@ -15,7 +15,8 @@ import sys
 
 import pytest
 
-from electra_tf import build_pretraining_dataset, build_vocab, corpora
+from electra_tf.data import corpora, pretraining_records
+from electra_tf.data import vocab as vocab_lib
 from electra_tf.pretraining import curves
 
 DEMO_FLAGS = pathlib.Path(__file__).resolve().parents[1] / "configs" / "demo.flags"
@@ -33,27 +34,41 @@ def kjv_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("kjv")
     corpus = corpora.write_kjv_corpus(str(root / "corpus"))
     vocab_file = root / "vocab.txt"
-    build_vocab.write_vocab(build_vocab.build_vocab(corpus, 8000, do_lower_case=True),
-                            str(vocab_file))
-    build_pretraining_dataset.build_pretraining_dataset(
-        corpus, str(vocab_file), str(root / "records"), max_seq_length=64, num_out_files=4,
-        num_processes=2, do_lower_case=True)
+    vocab_lib.write_vocab(vocab_lib.build_vocab(corpus, 8000, do_lower_case=True), str(vocab_file))
+    pretraining_records.build_pretraining_dataset(
+        corpus,
+        str(vocab_file),
+        str(root / "records"),
+        max_seq_length=64,
+        num_out_files=4,
+        num_processes=2,
+        do_lower_case=True,
+    )
     return {"vocab": vocab_file, "records": f"{root}/records/pretrain_data.tfrecord*"}
 
 
 def test_discriminator_finds_the_replacements(kjv_data, tmp_path):
     model_dir = tmp_path / "model"
-    command = [sys.executable, "-m", "electra_tf.run_pretraining", f"--flagfile={DEMO_FLAGS}",
-               f"--num_train_steps={STEPS}", f"--iterations_per_loop={WINDOW}",
-               f"--save_checkpoints_steps={STEPS}", f"--pretrain_tfrecords={kjv_data['records']}",
-               f"--vocab_file={kjv_data['vocab']}", f"--model_dir={model_dir}"]
+    command = [
+        sys.executable,
+        "-m",
+        "electra_tf.run_pretraining",
+        f"--flagfile={DEMO_FLAGS}",
+        f"--num_train_steps={STEPS}",
+        f"--iterations_per_loop={WINDOW}",
+        f"--save_checkpoints_steps={STEPS}",
+        f"--pretrain_tfrecords={kjv_data['records']}",
+        f"--vocab_file={kjv_data['vocab']}",
+        f"--model_dir={model_dir}",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
 
     windows = curves.read_windows(str(model_dir / "train"))
     assert [w["step"] for w in windows][-1] == STEPS
-    summary = [(w["step"], round(w["disc_auc"], 3), round(w["masked_lm_accuracy"], 3))
-               for w in windows]
+    summary = [
+        (w["step"], round(w["disc_auc"], 3), round(w["masked_lm_accuracy"], 3)) for w in windows
+    ]
     auc = windows[-1]["disc_auc"]
     assert auc >= THRESHOLD, f"disc AUC {auc:.3f}, the sweep measured {SWEEP_AUC}: {summary}"
     # The generator learns too: the replacements it makes get harder to spot.

@@ -7,9 +7,9 @@ import unicodedata
 
 import pytest
 
-from electra_tf import build_vocab as build_vocab_lib
-from electra_tf import tokenization
-from electra_tf.tokenization import FullTokenizer
+from electra_tf.data import tokenization
+from electra_tf.data import vocab as vocab_lib
+from electra_tf.data.tokenization import FullTokenizer
 
 SPECIALS = list(tokenization.SPECIAL_TOKENS)
 
@@ -36,23 +36,30 @@ def cjk_sample(shared_data, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("cjk")
     train_files = [
         write_lines(workdir / f"{name}.txt", read_gz_lines(sample / f"{name}.txt.gz", 0, 800))
-        for name in ("ko_wikipedia", "zh_wikipedia")]
-    vocab = build_vocab_lib.build_vocab(train_files, vocab_size=8000, do_lower_case=True,
-                                        strip_accents=False)
+        for name in ("ko_wikipedia", "zh_wikipedia")
+    ]
+    vocab = vocab_lib.build_vocab(
+        train_files, vocab_size=8000, do_lower_case=True, strip_accents=False
+    )
     vocab_file = str(workdir / "vocab.txt")
-    build_vocab_lib.write_vocab(vocab, vocab_file)
-    held_out = {name: read_gz_lines(sample / f"{name}.txt.gz", 900, 60)
-                for name in ("ko_wikipedia", "zh_wikipedia")}
+    vocab_lib.write_vocab(vocab, vocab_file)
+    held_out = {
+        name: read_gz_lines(sample / f"{name}.txt.gz", 900, 60)
+        for name in ("ko_wikipedia", "zh_wikipedia")
+    }
     return vocab_file, held_out
 
 
 @pytest.fixture(scope="module")
 def english_vocab_file(shared_data, tmp_path_factory):
-    tokens = build_vocab_lib.build_vocab(
+    tokens = vocab_lib.build_vocab(
         [str(shared_data / "pretrain_en_wikipedia" / "wiki_en_000.txt.gz")],
-        vocab_size=2000, do_lower_case=True, max_lines=800)
+        vocab_size=2000,
+        do_lower_case=True,
+        max_lines=800,
+    )
     path = str(tmp_path_factory.mktemp("en") / "vocab.txt")
-    build_vocab_lib.write_vocab(tokens, path)
+    vocab_lib.write_vocab(tokens, path)
     return path
 
 
@@ -96,8 +103,12 @@ def test_korean_keeps_hangul_syllables_and_round_trips(cjk_sample):
         assert pieces_text(tokens) == re.sub(r"\s", "", unicodedata.normalize("NFC", line.lower()))
         round_tripped += 1
     assert round_tripped > len(lines) // 2
-    hangul = [t for row in tokenizer.tokenize(lines).to_list()
-              for t in tokenizer.convert_ids_to_tokens(row) if re.search(r"[가-힣]", t)]
+    hangul = [
+        t
+        for row in tokenizer.tokenize(lines).to_list()
+        for t in tokenizer.convert_ids_to_tokens(row)
+        if re.search(r"[가-힣]", t)
+    ]
     assert len(hangul) > 500
 
 
@@ -114,16 +125,20 @@ def accent_vocab(tmp_path):
     return write_lines(tmp_path / "vocab.txt", SPECIALS + words)
 
 
-@pytest.mark.parametrize("do_lower_case, strip_accents, expected", [
-    (True, None, ["cafe", "naive", "resume"]),
-    (True, True, ["cafe", "naive", "resume"]),
-    (True, False, ["café", "naïve", "résumé"]),
-    (False, None, ["Café", "[UNK]", "[UNK]"]),
-    (False, False, ["Café", "[UNK]", "[UNK]"]),
-    (False, True, ["Cafe", "[UNK]", "[UNK]"]),
-])
-def test_lower_case_and_accent_stripping_are_independent(accent_vocab, do_lower_case,
-                                                         strip_accents, expected):
+@pytest.mark.parametrize(
+    "do_lower_case, strip_accents, expected",
+    [
+        (True, None, ["cafe", "naive", "resume"]),
+        (True, True, ["cafe", "naive", "resume"]),
+        (True, False, ["café", "naïve", "résumé"]),
+        (False, None, ["Café", "[UNK]", "[UNK]"]),
+        (False, False, ["Café", "[UNK]", "[UNK]"]),
+        (False, True, ["Cafe", "[UNK]", "[UNK]"]),
+    ],
+)
+def test_lower_case_and_accent_stripping_are_independent(
+    accent_vocab, do_lower_case, strip_accents, expected
+):
     tokenizer = FullTokenizer(accent_vocab, do_lower_case, strip_accents)
     # "Café" arrives decomposed (e + combining acute) to check NFC recomposition.
     text = "Cafe\u0301 NAÏVE Résumé"
@@ -159,7 +174,9 @@ def test_duplicate_token_names_both_lines(tmp_path):
 
 def test_missing_mask_token(tmp_path):
     path = write_lines(tmp_path / "v.txt", SPECIALS[:4] + ["a"])
-    with pytest.raises(ValueError, match=r"v\.txt lacks the special token\(s\) \[MASK\].*build_vocab"):
+    with pytest.raises(
+        ValueError, match=r"v\.txt lacks the special token\(s\) \[MASK\].*build_vocab"
+    ):
         tokenization.load_vocab(path)
 
 
@@ -177,7 +194,10 @@ def test_agrees_with_tf_models_python_tokenizer(shared_data, english_vocab_file)
     oracle = oracle_tokenization.FullTokenizer(english_vocab_file, do_lower_case=True)
     tokenizer = FullTokenizer(english_vocab_file, do_lower_case=True)
     ours = tokenizer.tokenize(lines).to_list()
-    mismatches = [line for line, row in zip(lines, ours)
-                  if row != oracle.convert_tokens_to_ids(oracle.tokenize(line))]
+    mismatches = [
+        line
+        for line, row in zip(lines, ours)
+        if row != oracle.convert_tokens_to_ids(oracle.tokenize(line))
+    ]
     assert len(lines) > 2000
     assert mismatches == []

@@ -8,25 +8,32 @@ import pytest
 import tensorflow as tf
 from scipy import stats as scipy_stats
 
-from electra_tf import stateless_random
-from electra_tf.config import ElectraConfig, generator_config
-from electra_tf.layers.dropout import fold_seed
-from electra_tf.optimization import AdamWeightDecay, learning_rate_at
+from electra_tf.data.tokenization import SpecialTokens
+from electra_tf.model.config import ElectraConfig, generator_config
+from electra_tf.model.layers.dropout import fold_seed
 from electra_tf.pretraining import masking
 from electra_tf.pretraining import model as model_lib
 from electra_tf.pretraining.model import ElectraPretrainer
-from electra_tf.tokenization import SpecialTokens
-from electra_tf.training import Trainer
+from electra_tf.training import stateless_random
+from electra_tf.training.optimization import AdamWeightDecay, learning_rate_at
+from electra_tf.training.trainer import Trainer
 
 SPECIAL = SpecialTokens(pad=0, unk=1, cls=2, sep=3, mask=4)
 V = 100
 
 
 def configs(gen_fraction=0.5, dropout=0.1, hidden=64, layers=2, embedding=32):
-    d = ElectraConfig(vocab_size=V, hidden_size=hidden, num_hidden_layers=layers,
-                      num_attention_heads=1, intermediate_size=2 * hidden,
-                      embedding_size=embedding, max_position_embeddings=128,
-                      hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    d = ElectraConfig(
+        vocab_size=V,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=1,
+        intermediate_size=2 * hidden,
+        embedding_size=embedding,
+        max_position_embeddings=128,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+    )
     return d, generator_config(d, gen_fraction, 1.0, False)
 
 
@@ -37,8 +44,11 @@ def features(batch=4, length=24, seed=0):
     ids[:, 0], ids[:, -1] = SPECIAL.cls, SPECIAL.sep
     mask = np.ones_like(ids)
     mask[1, 18:], ids[1, 18:], ids[1, 17] = 0, 0, SPECIAL.sep
-    return {"input_ids": tf.constant(ids), "input_mask": tf.constant(mask),
-            "segment_ids": tf.zeros_like(ids)}
+    return {
+        "input_ids": tf.constant(ids),
+        "input_mask": tf.constant(mask),
+        "segment_ids": tf.zeros_like(ids),
+    }
 
 
 def make(seed=1234, gen_fraction=0.5, dropout=0.1, max_predictions=5, layers=2, **kwargs):
@@ -55,18 +65,27 @@ KEY = stateless_random.key_from_seed(tf.constant([7, 9]))
 def run(model, feats, key=KEY, training=True):
     denominators = model.loss_denominators(feats)
     batch = feats["input_ids"].shape[0]
-    return model.compute_loss_and_stats(feats, denominators, key, tf.range(batch),
-                                        training=training)
+    return model.compute_loss_and_stats(
+        feats, denominators, key, tf.range(batch), training=training
+    )
 
 
 def masked_hits(model, feats, key=KEY):
     """[B, L] bool: the positions the model masks for this key."""
-    masked = masking.mask_inputs(feats, SPECIAL, mask_prob=model.mask_prob,
-                                 max_predictions=model.max_predictions_per_seq,
-                                 key=fold_seed(key, model_lib._MASK_SALT),
-                                 example_index=tf.range(feats["input_ids"].shape[0]))
-    _, hit = masking.scatter_positions(masked.masked_lm_weights, masked.masked_lm_positions,
-                                       masked.masked_lm_weights, feats["input_ids"].shape[1])
+    masked = masking.mask_inputs(
+        feats,
+        SPECIAL,
+        mask_prob=model.mask_prob,
+        max_predictions=model.max_predictions_per_seq,
+        key=fold_seed(key, model_lib._MASK_SALT),
+        example_index=tf.range(feats["input_ids"].shape[0]),
+    )
+    _, hit = masking.scatter_positions(
+        masked.masked_lm_weights,
+        masked.masked_lm_positions,
+        masked.masked_lm_weights,
+        feats["input_ids"].shape[1],
+    )
     return hit
 
 
@@ -79,6 +98,7 @@ def patch_output(monkeypatch, layer, transform, record=None):
         if record is not None:
             record.append((args, out))
         return transform(out, *args)
+
     monkeypatch.setattr(layer, "call", call)
 
 
@@ -114,8 +134,11 @@ def test_electra_15_ignores_unmasked_positions(monkeypatch):
             model = make(objective=objective)
             hit = tf.cast(masked_hits(model, feats), tf.float32)
             if perturb:
-                patch_output(monkeypatch, model.discriminator_predictions,
-                             lambda out, *a: out + 7.0 * (1.0 - hit))
+                patch_output(
+                    monkeypatch,
+                    model.discriminator_predictions,
+                    lambda out, *a, hit=hit: out + 7.0 * (1.0 - hit),
+                )
             results[objective, perturb] = float(run(model, feats)[0])
     assert results["electra_15", True] == pytest.approx(results["electra_15", False], rel=1e-6)
     assert results["electra", True] != pytest.approx(results["electra", False], rel=1e-3)
@@ -150,12 +173,14 @@ def test_gdes_gradients():
 def test_gdes_export_is_a_plain_encoder_with_the_same_outputs():
     model = make(embedding_sharing="gdes")
     model.discriminator.embeddings.word_embeddings_delta.assign(
-        tf.random.normal([V, 32], stddev=0.1))
+        tf.random.normal([V, 32], stddev=0.1)
+    )
     feats = features()
     exported = model.discriminator_for_export()
     assert type(exported.embeddings).__name__ == "ElectraEmbeddings"
-    np.testing.assert_allclose(exported(feats).numpy(), model.discriminator(feats).numpy(),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        exported(feats).numpy(), model.discriminator(feats).numpy(), atol=1e-5
+    )
 
 
 # --------------------------------------------------------------------- two_stage
@@ -163,8 +188,9 @@ def test_gdes_export_is_a_plain_encoder_with_the_same_outputs():
 
 def build_trainer(model, jit_compile=True, seed=0):
     strategy = tf.distribute.get_strategy()
-    schedule = functools.partial(learning_rate_at, base_learning_rate=1e-3,
-                                 num_train_steps=1000, num_warmup_steps=0)
+    schedule = functools.partial(
+        learning_rate_at, base_learning_rate=1e-3, num_train_steps=1000, num_warmup_steps=0
+    )
     optimizer = AdamWeightDecay(model.trainable_variables, schedule)
     return Trainer(strategy, model, optimizer, jit_compile=jit_compile, seed=seed)
 
@@ -187,13 +213,14 @@ def test_two_stage_discriminator_starts_from_generator():
     iterator = batches()
     d_before = [w.numpy() for w in model.discriminator.transformer_layers[0].weights]
     g_before = [w.numpy() for w in model.generator.transformer_layers[0].weights]
-    sums = trainer.train(iterator, 2)                   # stage one: G alone
+    sums = trainer.train(iterator, 2)  # stage one: G alone
     assert sums["disc_loss_sum"] == 0.0 and np.isfinite(sums["loss"])
     g_after = [w.numpy() for w in model.generator.transformer_layers[0].weights]
     assert any(not np.allclose(a, b) for a, b in zip(g_before, g_after))
     # D's Adam moments stayed zero: it got no gradient in stage one.
-    d_index = [i for i, v in enumerate(trainer.optimizer._variables)
-               if "/electra/layer_0/" in "/" + v.path]
+    d_index = [
+        i for i, v in enumerate(trainer.optimizer._variables) if "/electra/layer_0/" in "/" + v.path
+    ]
     assert d_index and all(not np.any(trainer.optimizer.m[i].numpy()) for i in d_index)
     assert any(not np.allclose(a, b) for a, b in zip(d_before, g_after))
 
@@ -204,7 +231,7 @@ def test_two_stage_discriminator_starts_from_generator():
     frozen = [w.numpy() for w in model.frozen_generator.weights]
     # The stage is fixed when the step is traced: stage two needs a new trace.
     trainer = Trainer(tf.distribute.get_strategy(), model, trainer.optimizer, seed=1)
-    sums = trainer.train(iterator, 2)                   # stage two: D alone, G frozen
+    sums = trainer.train(iterator, 2)  # stage two: D alone, G frozen
     assert sums["disc_loss_sum"] > 0.0
     for before, var in zip(frozen, model.frozen_generator.weights):
         np.testing.assert_array_equal(before, var.numpy())
@@ -221,7 +248,7 @@ def test_all_tokens_mlm_predicts_every_position(monkeypatch):
     row, col = [(r, c) for r in range(4) for c in range(1, 10) if not hit[r, c]][0]
     token = int(feats["input_ids"][row, col])
     bump = np.zeros([4, 24, V], np.float32)
-    bump[row, col, token] = 5.0                 # raise the unmasked token's probability
+    bump[row, col, token] = 5.0  # raise the unmasked token's probability
     patch_output(monkeypatch, model.mlm_predictions, lambda out, *a: out + bump)
     changed = float(run(model, feats)[0])
     assert changed < base - 1e-4
@@ -244,8 +271,9 @@ def test_all_tokens_mlm_copy_mechanism(monkeypatch):
     p_label = np.take_along_axis(probs, ids[..., None], axis=-1)[..., 0]
     p = c * (fake == ids) + (1.0 - c) * p_label
     assert np.any(fake != ids)
-    np.testing.assert_allclose(float(stats["disc_mlm_loss_sum"]), -(np.log(p) * mask).sum(),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        float(stats["disc_mlm_loss_sum"]), -(np.log(p) * mask).sum(), rtol=1e-5
+    )
     assert float(stats["disc_mlm_tokens"]) == mask.sum()
 
 
@@ -260,14 +288,18 @@ def test_mlm_uses_80_10_10(monkeypatch):
         out = original(*args, **kwargs)
         record.append(out)
         return out
+
     monkeypatch.setattr(model_lib.masking, "mask_inputs", recording)
     model = make(objective="mlm", max_predictions=20)
     assert model.generator is None and model.generator_predictions is None
     rng = np.random.RandomState(3)
     ids = rng.randint(5, V, size=(256, 128)).astype(np.int32)
     ids[:, 0], ids[:, -1] = SPECIAL.cls, SPECIAL.sep
-    feats = {"input_ids": tf.constant(ids), "input_mask": tf.ones_like(ids),
-             "segment_ids": tf.zeros_like(ids)}
+    feats = {
+        "input_ids": tf.constant(ids),
+        "input_mask": tf.ones_like(ids),
+        "segment_ids": tf.zeros_like(ids),
+    }
     run(model, feats)
     masked = record[-1]
     w = masked.masked_lm_weights.numpy() > 0
@@ -319,8 +351,9 @@ def test_electric_labels_and_logit_offset(monkeypatch):
     fake_ids = disc_in[-1][0][0]["input_ids"]
     hit = masked_hits(model, feats).numpy().astype(np.float32)
     mask = feats["input_mask"].numpy().astype(np.float32)
-    log_q = -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=fake_ids,
-                                                            logits=cloze_logits).numpy()
+    log_q = -tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=fake_ids, logits=cloze_logits
+    ).numpy()
     logits = (log_q + np.log(0.15 / 0.85)).astype(np.float32)
     expected = tf.nn.sigmoid_cross_entropy_with_logits(labels=hit * mask, logits=logits).numpy()
     np.testing.assert_allclose(float(stats["disc_loss_sum"]), (expected * mask).sum(), rtol=1e-5)
@@ -345,8 +378,12 @@ def test_electric_cloze_does_not_see_its_own_token():
 
 def generator_only_variables(model):
     shared = {id(v) for v in model.discriminator.trainable_variables}
-    return [v for v in model.generator.trainable_variables + model.generator_predictions.
-            trainable_variables if id(v) not in shared]
+    return [
+        v
+        for v in model.generator.trainable_variables
+        + model.generator_predictions.trainable_variables
+        if id(v) not in shared
+    ]
 
 
 def test_adversarial_generator_gradient_comes_from_rtd_reward(monkeypatch):
@@ -360,8 +397,10 @@ def test_adversarial_generator_gradient_comes_from_rtd_reward(monkeypatch):
 
     # The baseline is the previous step's mean reward over the global batch.
     model.after_step(stats)
-    np.testing.assert_allclose(float(model.reward_baseline),
-                               float(stats["adversarial_reward_sum"] / stats["masked_tokens"]))
+    np.testing.assert_allclose(
+        float(model.reward_baseline),
+        float(stats["adversarial_reward_sum"] / stats["masked_tokens"]),
+    )
 
     # A discriminator whose loss is the same everywhere (log 2) gives every
     # sample the reward the baseline holds: reward - baseline = 0, so no
@@ -386,13 +425,21 @@ def test_adversarial_log_probs_are_those_of_the_sampled_distribution(monkeypatch
     loss, _ = run(model, feats)
 
     batch = feats["input_ids"].shape[0]
-    masked = masking.mask_inputs(feats, SPECIAL, mask_prob=model.mask_prob,
-                                 max_predictions=model.max_predictions_per_seq,
-                                 key=fold_seed(KEY, model_lib._MASK_SALT),
-                                 example_index=tf.range(batch))
-    (_, mlm_logits), = recorded
-    sampled = masking.sample_tokens(mlm_logits, fold_seed(KEY, model_lib._SAMPLE_SALT),
-                                    tf.range(batch), disallow_ids=masked.masked_lm_ids)
+    masked = masking.mask_inputs(
+        feats,
+        SPECIAL,
+        mask_prob=model.mask_prob,
+        max_predictions=model.max_predictions_per_seq,
+        key=fold_seed(KEY, model_lib._MASK_SALT),
+        example_index=tf.range(batch),
+    )
+    ((_, mlm_logits),) = recorded
+    sampled = masking.sample_tokens(
+        mlm_logits,
+        fold_seed(KEY, model_lib._SAMPLE_SALT),
+        tf.range(batch),
+        disallow_ids=masked.masked_lm_ids,
+    )
     restricted = mlm_logits - 1000.0 * tf.one_hot(masked.masked_lm_ids, mlm_logits.shape[-1])
     log_prob = tf.gather(tf.nn.log_softmax(restricted), sampled, batch_dims=2)
     weights = masked.masked_lm_weights
@@ -412,11 +459,19 @@ def test_uniform_generator_samples_uniformly(monkeypatch):
     rng = np.random.RandomState(5)
     ids = rng.randint(5, V, size=(256, 128)).astype(np.int32)
     ids[:, 0], ids[:, -1] = SPECIAL.cls, SPECIAL.sep
-    feats = {"input_ids": tf.constant(ids), "input_mask": tf.ones_like(ids),
-             "segment_ids": tf.zeros_like(ids)}
-    masked = masking.mask_inputs(feats, SPECIAL, mask_prob=0.15, max_predictions=20,
-                                 key=fold_seed(KEY, model_lib._MASK_SALT),
-                                 example_index=tf.range(256))
+    feats = {
+        "input_ids": tf.constant(ids),
+        "input_mask": tf.ones_like(ids),
+        "segment_ids": tf.zeros_like(ids),
+    }
+    masked = masking.mask_inputs(
+        feats,
+        SPECIAL,
+        mask_prob=0.15,
+        max_predictions=20,
+        key=fold_seed(KEY, model_lib._MASK_SALT),
+        example_index=tf.range(256),
+    )
     run(model, feats)
     fake = record[-1][0][0]["input_ids"]
     sampled = tf.gather(fake, masked.masked_lm_positions, batch_dims=1).numpy()
@@ -444,24 +499,28 @@ def test_embedding_sharing_aliases_and_validation():
     assert none.generator.embeddings is not none.discriminator.embeddings
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(objective="electra_15"),
-    dict(objective="replace_mlm"),
-    dict(objective="all_tokens_mlm"),
-    dict(objective="mlm"),
-    dict(objective="electric"),
-    dict(generator_training="adversarial"),
-    dict(uniform_generator=True),
-    dict(embedding_sharing="none"),
-    dict(embedding_sharing="gdes"),
-    dict(embedding_sharing="all", gen_fraction=1.0),
-], ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()))
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(objective="electra_15"),
+        dict(objective="replace_mlm"),
+        dict(objective="all_tokens_mlm"),
+        dict(objective="mlm"),
+        dict(objective="electric"),
+        dict(generator_training="adversarial"),
+        dict(uniform_generator=True),
+        dict(embedding_sharing="none"),
+        dict(embedding_sharing="gdes"),
+        dict(embedding_sharing="all", gen_fraction=1.0),
+    ],
+    ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()),
+)
 def test_every_variant_trains(kwargs):
     """What Trainer needs: a finite loss and a gradient for every trainable variable."""
     model = make(**kwargs)
     paths = [v.path for v in model.trainable_variables]
     assert len(paths) == len(set(paths))
-    AdamWeightDecay(model.trainable_variables, lambda step: 1e-3)   # unique paths, builds slots
+    AdamWeightDecay(model.trainable_variables, lambda step: 1e-3)  # unique paths, builds slots
     with tf.GradientTape() as tape:
         loss, stats = run(model, features())
     grads = tape.gradient(loss, model.trainable_variables)

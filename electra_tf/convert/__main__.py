@@ -12,6 +12,7 @@ def _load_config(path):
     if path is None:
         return None
     from electra_tf.convert.load import read_config_file
+
     return read_config_file(path)
 
 
@@ -26,23 +27,33 @@ def _vocab(args, *dirs):
 
 def _one_output(args):
     if bool(args.output_dir) == bool(args.model_dir):
-        raise ConversionError("Pass exactly one of --output_dir (a discriminator directory, "
-                              "ElectraEncoder.save_pretrained layout) or --model_dir (a full "
-                              "pre-training checkpoint that run_pretraining resumes)")
+        raise ConversionError(
+            "Pass exactly one of --output_dir (a discriminator directory, "
+            "ElectraEncoder.save_pretrained layout) or --model_dir (a full "
+            "pre-training checkpoint that run_pretraining resumes)"
+        )
 
 
 def _write_ours(args, bundle, vocab_file, source):
     from electra_tf.convert import native
+
     if args.model_dir:
         if not vocab_file:
             raise ConversionError("--model_dir needs --vocab_file (run_pretraining needs it too)")
         saved = native.write_pretraining_dir(
-            bundle, args.model_dir, vocab_file, max_seq_length=args.max_seq_length,
-            include_optimizer=getattr(args, "include_optimizer", False), seed=args.seed)
-        print(f"Wrote pre-training checkpoint {saved} (step {bundle.global_step or 0}) from "
-              f"{source}.\nResume with: python -m electra_tf.run_pretraining "
-              f"--flagfile={args.model_dir}/{native.FLAGFILE} --model_dir={args.model_dir} "
-              f"--vocab_file={vocab_file} --pretrain_tfrecords=...")
+            bundle,
+            args.model_dir,
+            vocab_file,
+            max_seq_length=args.max_seq_length,
+            include_optimizer=getattr(args, "include_optimizer", False),
+            seed=args.seed,
+        )
+        print(
+            f"Wrote pre-training checkpoint {saved} (step {bundle.global_step or 0}) from "
+            f"{source}.\nResume with: python -m electra_tf.run_pretraining "
+            f"--flagfile={args.model_dir}/{native.FLAGFILE} --model_dir={args.model_dir} "
+            f"--vocab_file={vocab_file} --pretrain_tfrecords=..."
+        )
     elif bundle.num_labels is not None:
         native.write_token_classifier_dir(bundle, args.output_dir, vocab_file)
         print(f"Wrote token classifier ({bundle.num_labels} labels) to {args.output_dir}")
@@ -52,28 +63,40 @@ def _write_ours(args, bundle, vocab_file, source):
 
 
 def cmd_from_original(args):
-    from electra_tf import tokenization
     from electra_tf.convert import original
+    from electra_tf.data import tokenization
+
     _one_output(args)
     vocab_file = _vocab(args)
     bundle = original.read(
-        args.checkpoint, args.num_attention_heads, args.generator_num_attention_heads,
+        args.checkpoint,
+        args.num_attention_heads,
+        args.generator_num_attention_heads,
         expected_discriminator=_load_config(args.config),
         expected_generator=_load_config(args.generator_config),
         include_optimizer=args.include_optimizer,
-        vocab_size=len(tokenization.load_vocab(vocab_file)) if vocab_file else None)
+        vocab_size=len(tokenization.load_vocab(vocab_file)) if vocab_file else None,
+    )
     _write_ours(args, bundle, vocab_file, args.checkpoint)
 
 
 def _read_ours(args):
     from electra_tf.convert import native
-    sources = [s for s in ("model_dir", "encoder_dir", "token_classifier_dir") if getattr(args, s, None)]
+
+    sources = [
+        s for s in ("model_dir", "encoder_dir", "token_classifier_dir") if getattr(args, s, None)
+    ]
     if len(sources) != 1:
-        raise ConversionError("Pass exactly one source: --model_dir (run_pretraining), "
-                              "--encoder_dir (discriminator dir) or --token_classifier_dir")
+        raise ConversionError(
+            "Pass exactly one source: --model_dir (run_pretraining), "
+            "--encoder_dir (discriminator dir) or --token_classifier_dir"
+        )
     if args.model_dir:
-        return native.read_pretraining_dir(args.model_dir, args.checkpoint,
-                                           include_optimizer=getattr(args, "include_optimizer", False))
+        return native.read_pretraining_dir(
+            args.model_dir,
+            args.checkpoint,
+            include_optimizer=getattr(args, "include_optimizer", False),
+        )
     if args.encoder_dir:
         return native.read_encoder_dir(args.encoder_dir)
     return native.read_token_classifier_dir(args.token_classifier_dir)
@@ -81,6 +104,7 @@ def _read_ours(args):
 
 def cmd_to_original(args):
     from electra_tf.convert import original
+
     bundle = _read_ours(args)
     prefix = original.write(bundle, args.output, include_optimizer=args.include_optimizer)
     print(f"Wrote original-format checkpoint {prefix}")
@@ -88,6 +112,7 @@ def cmd_to_original(args):
 
 def cmd_from_hf(args):
     from electra_tf.convert import hf
+
     _one_output(args)
     bundle = hf.read(args.hf_dir)
     if args.generator_hf_dir:
@@ -97,9 +122,14 @@ def cmd_from_hf(args):
 
 def cmd_to_hf(args):
     from electra_tf.convert import hf, original
+
     if args.original_checkpoint:
-        bundle = original.read(args.original_checkpoint, args.num_attention_heads,
-                               args.generator_num_attention_heads, include_optimizer=False)
+        bundle = original.read(
+            args.original_checkpoint,
+            args.num_attention_heads,
+            args.generator_num_attention_heads,
+            include_optimizer=False,
+        )
     else:
         bundle = _read_ours(args)
     vocab_file = _vocab(args, args.encoder_dir, args.token_classifier_dir, args.model_dir)
@@ -118,12 +148,16 @@ def cmd_to_hf(args):
 
 
 def cmd_from_tf_models(args):
-    from electra_tf import tokenization
     from electra_tf.convert import tf_models
+    from electra_tf.data import tokenization
+
     _one_output(args)
     vocab_file = _vocab(args)
-    bundle = tf_models.read(args.checkpoint, args.num_attention_heads,
-                            len(tokenization.load_vocab(vocab_file)) if vocab_file else None)
+    bundle = tf_models.read(
+        args.checkpoint,
+        args.num_attention_heads,
+        len(tokenization.load_vocab(vocab_file)) if vocab_file else None,
+    )
     _write_ours(args, bundle, vocab_file, args.checkpoint)
 
 
@@ -132,51 +166,84 @@ def parser():
     sub = p.add_subparsers(dest="command", required=True)
 
     def outputs(s, pretraining=True):
-        s.add_argument("--output_dir", help="Write our discriminator directory "
-                       "(config.json + encoder.ckpt [+ vocab.txt]), or a token classifier.")
+        s.add_argument(
+            "--output_dir",
+            help="Write our discriminator directory "
+            "(config.json + encoder.ckpt [+ vocab.txt]), or a token classifier.",
+        )
         if pretraining:
-            s.add_argument("--model_dir", help="Write a pre-training --model_dir "
-                           "(generator + discriminator) that run_pretraining resumes from.")
-            s.add_argument("--max_seq_length", type=int, default=128,
-                           help="Recorded in pretraining_settings.json (the data's length).")
+            s.add_argument(
+                "--model_dir",
+                help="Write a pre-training --model_dir "
+                "(generator + discriminator) that run_pretraining resumes from.",
+            )
+            s.add_argument(
+                "--max_seq_length",
+                type=int,
+                default=128,
+                help="Recorded in pretraining_settings.json (the data's length).",
+            )
             s.add_argument("--seed", type=int, default=0)
         else:
             s.set_defaults(model_dir=None)
         s.add_argument("--vocab_file", help="Vocabulary to check against and copy.")
 
     def heads(s):
-        s.add_argument("--num_attention_heads", type=int,
-                       help="Discriminator heads (default hidden_size // 64, the original rule).")
-        s.add_argument("--generator_num_attention_heads", type=int,
-                       help="Generator heads (default its hidden_size // 64).")
+        s.add_argument(
+            "--num_attention_heads",
+            type=int,
+            help="Discriminator heads (default hidden_size // 64, the original rule).",
+        )
+        s.add_argument(
+            "--generator_num_attention_heads",
+            type=int,
+            help="Generator heads (default its hidden_size // 64).",
+        )
 
     def ours(s):
         s.add_argument("--model_dir", help="A run_pretraining --model_dir.")
-        s.add_argument("--checkpoint", help="A specific checkpoint in --model_dir (default latest).")
+        s.add_argument(
+            "--checkpoint", help="A specific checkpoint in --model_dir (default latest)."
+        )
         s.add_argument("--encoder_dir", help="A discriminator directory (save_pretrained).")
         s.add_argument("--token_classifier_dir", help="A token classifier written by from-hf.")
 
     s = sub.add_parser("from-original", help="google-research/electra TF1 checkpoint -> ours")
     s.add_argument("--checkpoint", required=True, help="Checkpoint prefix or directory.")
     heads(s)
-    s.add_argument("--config", help="Expected discriminator config (ours or HF config.json); "
-                   "the checkpoint is checked against it instead of inferring one.")
+    s.add_argument(
+        "--config",
+        help="Expected discriminator config (ours or HF config.json); "
+        "the checkpoint is checked against it instead of inferring one.",
+    )
     s.add_argument("--generator_config", help="Expected generator config.")
-    s.add_argument("--include_optimizer", action="store_true",
-                   help="Also convert adam_m/adam_v and global_step (for --model_dir).")
+    s.add_argument(
+        "--include_optimizer",
+        action="store_true",
+        help="Also convert adam_m/adam_v and global_step (for --model_dir).",
+    )
     outputs(s)
     s.set_defaults(func=cmd_from_original)
 
     s = sub.add_parser("to-original", help="ours -> google-research/electra TF1 checkpoint")
     ours(s)
-    s.add_argument("--output", required=True, help="Checkpoint prefix to write, e.g. out/model.ckpt")
-    s.add_argument("--include_optimizer", action="store_true",
-                   help="Also write <var>/adam_m, <var>/adam_v and global_step.")
+    s.add_argument(
+        "--output", required=True, help="Checkpoint prefix to write, e.g. out/model.ckpt"
+    )
+    s.add_argument(
+        "--include_optimizer",
+        action="store_true",
+        help="Also write <var>/adam_m, <var>/adam_v and global_step.",
+    )
     s.set_defaults(func=cmd_to_original)
 
     s = sub.add_parser("from-hf", help="Hugging Face ELECTRA (safetensors) -> ours")
-    s.add_argument("--hf_dir", required=True, help="ElectraModel / ElectraForPreTraining / "
-                   "ElectraForTokenClassification directory (config.json + weights).")
+    s.add_argument(
+        "--hf_dir",
+        required=True,
+        help="ElectraModel / ElectraForPreTraining / "
+        "ElectraForTokenClassification directory (config.json + weights).",
+    )
     s.add_argument("--generator_hf_dir", help="ElectraForMaskedLM directory (with --model_dir).")
     outputs(s)
     s.set_defaults(func=cmd_from_hf)
@@ -190,7 +257,9 @@ def parser():
     s.set_defaults(func=cmd_to_hf)
 
     s = sub.add_parser("from-tf-models", help="tf-models-official / TF Hub BertEncoder -> ours")
-    s.add_argument("--checkpoint", required=True, help="Checkpoint prefix, directory or SavedModel.")
+    s.add_argument(
+        "--checkpoint", required=True, help="Checkpoint prefix, directory or SavedModel."
+    )
     s.add_argument("--num_attention_heads", type=int, help="Checked against the checkpoint.")
     outputs(s, pretraining=False)
     s.set_defaults(func=cmd_from_tf_models)

@@ -9,26 +9,29 @@ directories. Weights are read from `model.safetensors` with
 
 import json
 import os
-from typing import Dict, Optional
 
 import numpy as np
 
-from electra_tf.config import ElectraConfig
 from electra_tf.convert import layout
 from electra_tf.convert.report import ConversionError, MismatchReport
+from electra_tf.model.config import ElectraConfig
 
 SAFETENSORS = "model.safetensors"
 PYTORCH_BIN = "pytorch_model.bin"
 CONFIG = "config.json"
 
-_LAYER_DENSES = (("attention/self/query", "attention.self.query"),
-                 ("attention/self/key", "attention.self.key"),
-                 ("attention/self/value", "attention.self.value"),
-                 ("attention/output/dense", "attention.output.dense"),
-                 ("intermediate/dense", "intermediate.dense"),
-                 ("output/dense", "output.dense"))
-_LAYER_NORMS = (("attention/output/LayerNorm", "attention.output.LayerNorm"),
-                ("output/LayerNorm", "output.LayerNorm"))
+_LAYER_DENSES = (
+    ("attention/self/query", "attention.self.query"),
+    ("attention/self/key", "attention.self.key"),
+    ("attention/self/value", "attention.self.value"),
+    ("attention/output/dense", "attention.output.dense"),
+    ("intermediate/dense", "intermediate.dense"),
+    ("output/dense", "output.dense"),
+)
+_LAYER_NORMS = (
+    ("attention/output/LayerNorm", "attention.output.LayerNorm"),
+    ("output/LayerNorm", "output.LayerNorm"),
+)
 
 
 def _dense(pairs, ours, theirs):
@@ -46,14 +49,17 @@ def encoder_pairs(config: ElectraConfig, scope: str, embeddings_scope: str, pref
     pairs = []
     base = f"{embeddings_scope}/embeddings"
     for name in ("word", "position", "token_type"):
-        pairs.append((f"{base}/{name}_embeddings", f"{prefix}embeddings.{name}_embeddings.weight",
-                      False))
+        pairs.append(
+            (f"{base}/{name}_embeddings", f"{prefix}embeddings.{name}_embeddings.weight", False)
+        )
     _norm(pairs, f"{base}/LayerNorm", f"{prefix}embeddings.LayerNorm")
     if config.embedding_dim != config.hidden_size:
         _dense(pairs, f"{scope}/embeddings_project", f"{prefix}embeddings_project")
     for i in range(config.num_hidden_layers):
         for ours, theirs in _LAYER_DENSES:
-            _dense(pairs, f"{scope}/encoder/layer_{i}/{ours}", f"{prefix}encoder.layer.{i}.{theirs}")
+            _dense(
+                pairs, f"{scope}/encoder/layer_{i}/{ours}", f"{prefix}encoder.layer.{i}.{theirs}"
+            )
         for ours, theirs in _LAYER_NORMS:
             _norm(pairs, f"{scope}/encoder/layer_{i}/{ours}", f"{prefix}encoder.layer.{i}.{theirs}")
     return pairs
@@ -82,7 +88,8 @@ def token_head_pairs():
 
 # ---- reading ----
 
-def load_state_dict(directory: str) -> Dict[str, np.ndarray]:
+
+def load_state_dict(directory: str) -> dict[str, np.ndarray]:
     """HF weights as numpy, safely: safetensors first, else torch.load(weights_only=True)."""
     st_path = os.path.join(directory, SAFETENSORS)
     if os.path.exists(st_path):
@@ -100,18 +107,20 @@ def load_state_dict(directory: str) -> Dict[str, np.ndarray]:
     raise ConversionError(f"{directory} holds neither {SAFETENSORS} nor {PYTORCH_BIN}")
 
 
-def _load_safetensors(path: str) -> Dict[str, np.ndarray]:
+def _load_safetensors(path: str) -> dict[str, np.ndarray]:
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
+
     try:
         return load_file(path)
     except (SafetensorError, OSError) as e:
         raise ConversionError(
             f"{path} is not a readable safetensors file ({str(e) or type(e).__name__}): it is "
-            "damaged or incomplete; download it again") from None
+            "damaged or incomplete; download it again"
+        ) from None
 
 
-def _load_torch_bin(path: str) -> Dict[str, np.ndarray]:
+def _load_torch_bin(path: str) -> dict[str, np.ndarray]:
     try:
         import torch
     except ImportError:
@@ -119,19 +128,24 @@ def _load_torch_bin(path: str) -> Dict[str, np.ndarray]:
             f"{path} is a PyTorch pickle file. Reading it safely needs torch "
             "(torch.load(weights_only=True)), which is not installed; this converter never "
             "unpickles weight files itself, since a pickle can run arbitrary code. Install torch "
-            "or convert the checkpoint to model.safetensors first.") from None
+            "or convert the checkpoint to model.safetensors first."
+        ) from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises UnpicklingError (and others) for unsafe content
         raise ConversionError(
             f"Refused to load {path}: it is not a plain tensor checkpoint and loading it could "
             f"run code embedded in the file (torch.load(weights_only=True) said: "
-            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}).") from None
+            f"{str(e).splitlines()[0] if str(e) else type(e).__name__})."
+        ) from None
     if not isinstance(state, dict):
-        raise ConversionError(f"Refused {path}: it holds a {type(state).__name__}, "
-                              "not a dict of tensors")
-    return {k: v.detach().cpu().float().numpy() if v.is_floating_point() else v.cpu().numpy()
-            for k, v in state.items()}
+        raise ConversionError(
+            f"Refused {path}: it holds a {type(state).__name__}, not a dict of tensors"
+        )
+    return {
+        k: v.detach().cpu().float().numpy() if v.is_floating_point() else v.cpu().numpy()
+        for k, v in state.items()
+    }
 
 
 def read_config(directory: str) -> dict:
@@ -147,8 +161,10 @@ def read_config(directory: str) -> dict:
 
 def electra_config(hf: dict) -> ElectraConfig:
     if hf.get("model_type", "electra") != "electra":
-        raise ConversionError(f"This is an HF {hf['model_type']!r} model, not ELECTRA "
-                              "(config.json model_type); only ELECTRA weights convert")
+        raise ConversionError(
+            f"This is an HF {hf['model_type']!r} model, not ELECTRA "
+            "(config.json model_type); only ELECTRA weights convert"
+        )
     act = hf.get("hidden_act", "gelu")
     if act != "gelu":
         raise ConversionError(f"hidden_act {act!r} is not supported (only exact 'gelu')")
@@ -156,8 +172,10 @@ def electra_config(hf: dict) -> ElectraConfig:
         raise ConversionError("Only position_embedding_type 'absolute' is supported")
     emb = hf.get("embedding_size", hf["hidden_size"])
     return ElectraConfig(
-        vocab_size=hf["vocab_size"], hidden_size=hf["hidden_size"],
-        num_hidden_layers=hf["num_hidden_layers"], num_attention_heads=hf["num_attention_heads"],
+        vocab_size=hf["vocab_size"],
+        hidden_size=hf["hidden_size"],
+        num_hidden_layers=hf["num_hidden_layers"],
+        num_attention_heads=hf["num_attention_heads"],
         intermediate_size=hf["intermediate_size"],
         embedding_size=None if emb == hf["hidden_size"] else emb,
         hidden_dropout_prob=hf.get("hidden_dropout_prob", 0.1),
@@ -165,22 +183,31 @@ def electra_config(hf: dict) -> ElectraConfig:
         max_position_embeddings=hf.get("max_position_embeddings", 512),
         type_vocab_size=hf.get("type_vocab_size", 2),
         initializer_range=hf.get("initializer_range", 0.02),
-        layer_norm_eps=hf.get("layer_norm_eps", 1e-12))
+        layer_norm_eps=hf.get("layer_norm_eps", 1e-12),
+    )
 
 
 def hf_config(config: ElectraConfig, architecture: str, **extra) -> dict:
     return {
-        "architectures": [architecture], "model_type": "electra",
-        "vocab_size": config.vocab_size, "embedding_size": config.embedding_dim,
-        "hidden_size": config.hidden_size, "num_hidden_layers": config.num_hidden_layers,
+        "architectures": [architecture],
+        "model_type": "electra",
+        "vocab_size": config.vocab_size,
+        "embedding_size": config.embedding_dim,
+        "hidden_size": config.hidden_size,
+        "num_hidden_layers": config.num_hidden_layers,
         "num_attention_heads": config.num_attention_heads,
-        "intermediate_size": config.intermediate_size, "hidden_act": config.hidden_act,
+        "intermediate_size": config.intermediate_size,
+        "hidden_act": config.hidden_act,
         "hidden_dropout_prob": config.hidden_dropout_prob,
         "attention_probs_dropout_prob": config.attention_probs_dropout_prob,
         "max_position_embeddings": config.max_position_embeddings,
         "type_vocab_size": config.type_vocab_size,
-        "initializer_range": config.initializer_range, "layer_norm_eps": config.layer_norm_eps,
-        "position_embedding_type": "absolute", "pad_token_id": 0, **extra}
+        "initializer_range": config.initializer_range,
+        "layer_norm_eps": config.layer_norm_eps,
+        "position_embedding_type": "absolute",
+        "pad_token_id": 0,
+        **extra,
+    }
 
 
 def detect_kind(state: dict) -> str:
@@ -189,12 +216,13 @@ def detect_kind(state: dict) -> str:
     if any(k.startswith("discriminator_predictions.") for k in state):
         return "discriminator"
     if any(k.startswith("classifier.") for k in state) and any(
-            k.startswith("electra.") for k in state):
+        k.startswith("electra.") for k in state
+    ):
         return "token_classification"
     return "model"
 
 
-def read(directory: str, role: Optional[str] = None) -> layout.Bundle:
+def read(directory: str, role: str | None = None) -> layout.Bundle:
     """A Bundle from one HF directory. A generator alone gets its own embeddings
     (`generator/embeddings/...`); `combine` ties them to a discriminator's.
 
@@ -230,10 +258,18 @@ def read(directory: str, role: Optional[str] = None) -> layout.Bundle:
         if not key.endswith(ignorable):
             report.unexpected(key, np.shape(state[key]))
     lm_head = state.get("generator_lm_head.weight")
-    if kind == "generator" and lm_head is not None and f"{prefix}embeddings.word_embeddings.weight" in state:
+    if (
+        kind == "generator"
+        and lm_head is not None
+        and f"{prefix}embeddings.word_embeddings.weight" in state
+    ):
         if not np.array_equal(lm_head, state[f"{prefix}embeddings.word_embeddings.weight"]):
-            report.value("generator_lm_head.weight", "tied to word_embeddings", "untied values",
-                         "untied output layers are not supported")
+            report.value(
+                "generator_lm_head.weight",
+                "tied to word_embeddings",
+                "untied values",
+                "untied output layers are not supported",
+            )
     report.raise_if_any()
     num_labels = None
     id2label = None
@@ -241,17 +277,29 @@ def read(directory: str, role: Optional[str] = None) -> layout.Bundle:
         num_labels = int(np.shape(state["classifier.weight"])[0])
         id2label = {int(k): v for k, v in hf.get("id2label", {}).items()} or None
     if kind == "generator":
-        bundle = layout.Bundle(weights=weights, discriminator=config, generator=config,
-                               untied_generator_embeddings=True)
+        bundle = layout.Bundle(
+            weights=weights,
+            discriminator=config,
+            generator=config,
+            untied_generator_embeddings=True,
+        )
         # Check shapes against the config (no discriminator: compare the generator part only).
-        expected = {k: v for k, v in layout.expected_shapes(bundle, False).items()
-                    if k.startswith("generator")}
+        expected = {
+            k: v
+            for k, v in layout.expected_shapes(bundle, False).items()
+            if k.startswith("generator")
+        }
         r = MismatchReport(directory, f"the generator its {CONFIG} describes")
         r.compare(expected, {k: v.shape for k, v in weights.items()})
         r.raise_if_any()
         return bundle
-    bundle = layout.Bundle(weights=weights, discriminator=config, num_labels=num_labels,
-                           id2label=id2label, has_discriminator_head=kind == "discriminator")
+    bundle = layout.Bundle(
+        weights=weights,
+        discriminator=config,
+        num_labels=num_labels,
+        id2label=id2label,
+        has_discriminator_head=kind == "discriminator",
+    )
     layout.validate(bundle, directory, f"the model its {CONFIG} describes")
     return bundle
 
@@ -266,43 +314,64 @@ def combine(discriminator: layout.Bundle, generator: layout.Bundle) -> layout.Bu
     disc_config = discriminator.discriminator
     weights = dict(discriminator.weights)
     gen_weights = generator.weights
-    names = ("word_embeddings", "token_type_embeddings", "position_embeddings",
-             "LayerNorm/gamma", "LayerNorm/beta")
+    names = (
+        "word_embeddings",
+        "token_type_embeddings",
+        "position_embeddings",
+        "LayerNorm/gamma",
+        "LayerNorm/beta",
+    )
     shared = all(
-        np.array_equal(gen_weights.get(f"generator/embeddings/{n}"),
-                       weights.get(f"electra/embeddings/{n}")) for n in names)
+        np.array_equal(
+            gen_weights.get(f"generator/embeddings/{n}"), weights.get(f"electra/embeddings/{n}")
+        )
+        for n in names
+    )
     for name, value in gen_weights.items():
         if shared and name.startswith("generator/embeddings/"):
             continue
         weights[name] = value
     if shared:
         gen_config = gen_config.replace(embedding_size=disc_config.embedding_dim)
-    bundle = layout.Bundle(weights=weights, discriminator=disc_config, generator=gen_config,
-                           untied_generator_embeddings=not shared, has_discriminator_head=True)
+    bundle = layout.Bundle(
+        weights=weights,
+        discriminator=disc_config,
+        generator=gen_config,
+        untied_generator_embeddings=not shared,
+        has_discriminator_head=True,
+    )
     layout.validate(bundle, "the HF discriminator + generator", "a pre-training model")
     return bundle
 
 
 # ---- writing ----
 
-def _save(directory: str, state: dict, config: dict, vocab_file: Optional[str]):
+
+def _save(directory: str, state: dict, config: dict, vocab_file: str | None):
     from safetensors.numpy import save_file
+
     os.makedirs(directory, exist_ok=True)
-    save_file({k: np.ascontiguousarray(v, np.float32) for k, v in state.items()},
-              os.path.join(directory, SAFETENSORS), metadata={"format": "pt"})
+    save_file(
+        {k: np.ascontiguousarray(v, np.float32) for k, v in state.items()},
+        os.path.join(directory, SAFETENSORS),
+        metadata={"format": "pt"},
+    )
     with open(os.path.join(directory, CONFIG), "w") as f:
         json.dump(config, f, indent=2, sort_keys=True)
     if vocab_file:
         import shutil
+
         shutil.copyfile(vocab_file, os.path.join(directory, "vocab.txt"))
 
 
 def _state(weights, pairs):
-    return {theirs: (np.asarray(weights[ours]).T if transpose else np.asarray(weights[ours]))
-            for ours, theirs, transpose in pairs}
+    return {
+        theirs: (np.asarray(weights[ours]).T if transpose else np.asarray(weights[ours]))
+        for ours, theirs, transpose in pairs
+    }
 
 
-def write(bundle: layout.Bundle, directory: str, kind: str, vocab_file: Optional[str] = None):
+def write(bundle: layout.Bundle, directory: str, kind: str, vocab_file: str | None = None):
     """Writes one HF directory: kind in model, discriminator, generator, token_classification."""
     w = bundle.weights
     d = bundle.discriminator
@@ -326,8 +395,10 @@ def write(bundle: layout.Bundle, directory: str, kind: str, vocab_file: Optional
         pairs = encoder_pairs(d, "electra", "electra", "electra.") + token_head_pairs()
         labels = bundle.id2label or {i: f"LABEL_{i}" for i in range(bundle.num_labels)}
         arch = "ElectraForTokenClassification"
-        extra = {"id2label": {str(k): v for k, v in labels.items()},
-                 "label2id": {v: int(k) for k, v in labels.items()}}
+        extra = {
+            "id2label": {str(k): v for k, v in labels.items()},
+            "label2id": {v: int(k) for k, v in labels.items()},
+        }
     else:
         raise ConversionError(f"Unknown HF kind {kind!r}")
     missing = [ours for ours, _, _ in pairs if ours not in w]

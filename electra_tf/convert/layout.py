@@ -10,12 +10,11 @@ anything is written.
 """
 
 import dataclasses
-from typing import Dict, Optional
 
 import numpy as np
 
-from electra_tf.config import ElectraConfig
 from electra_tf.convert.report import ConversionError, MismatchReport
+from electra_tf.model.config import ElectraConfig
 
 GLOBAL_STEP = "global_step"
 SLOT_SUFFIXES = ("adam_m", "adam_v")
@@ -25,24 +24,27 @@ TOKEN_HEAD = "task_specific/dense"
 
 @dataclasses.dataclass
 class Bundle:
-    weights: Dict[str, np.ndarray]
+    weights: dict[str, np.ndarray]
     discriminator: ElectraConfig
-    generator: Optional[ElectraConfig] = None
+    generator: ElectraConfig | None = None
     untied_generator_embeddings: bool = False
-    num_labels: Optional[int] = None
-    id2label: Optional[Dict[int, str]] = None
+    num_labels: int | None = None
+    id2label: dict[int, str] | None = None
     has_discriminator_head: bool = False
 
     @property
-    def global_step(self) -> Optional[int]:
+    def global_step(self) -> int | None:
         value = self.weights.get(GLOBAL_STEP)
         return None if value is None else int(np.asarray(value))
 
-    def model_weights(self) -> Dict[str, np.ndarray]:
-        return {k: v for k, v in self.weights.items()
-                if k != GLOBAL_STEP and k.rsplit("/", 1)[-1] not in SLOT_SUFFIXES}
+    def model_weights(self) -> dict[str, np.ndarray]:
+        return {
+            k: v
+            for k, v in self.weights.items()
+            if k != GLOBAL_STEP and k.rsplit("/", 1)[-1] not in SLOT_SUFFIXES
+        }
 
-    def slots(self) -> Dict[str, np.ndarray]:
+    def slots(self) -> dict[str, np.ndarray]:
         return {k: v for k, v in self.weights.items() if k.rsplit("/", 1)[-1] in SLOT_SUFFIXES}
 
 
@@ -56,7 +58,7 @@ def _layer_norm(out, scope, n):
     out[f"{scope}/beta"] = (n,)
 
 
-def encoder_shapes(config: ElectraConfig, scope: str, embeddings_scope: Optional[str]) -> dict:
+def encoder_shapes(config: ElectraConfig, scope: str, embeddings_scope: str | None) -> dict:
     """Names/shapes of one `BertModel` built under `scope` (modeling.py's rules).
 
     `embeddings_scope` is where its embedding block lives ("electra" when the
@@ -105,16 +107,26 @@ def expected_shapes(bundle: Bundle, discriminator_head=None) -> dict:
     return out
 
 
-def validate(bundle: Bundle, source: str, target: str, vocab_size: Optional[int] = None,
-             discriminator_head=None, allow_unexpected=False) -> None:
+def validate(
+    bundle: Bundle,
+    source: str,
+    target: str,
+    vocab_size: int | None = None,
+    discriminator_head=None,
+    allow_unexpected=False,
+) -> None:
     """Raises one ConversionError listing every missing/extra/misshapen variable."""
     report = MismatchReport(source, target)
     expected = expected_shapes(bundle, discriminator_head)
     found = {k: tuple(v.shape) for k, v in bundle.model_weights().items()}
     report.compare(expected, found, allow_unexpected=allow_unexpected)
     if vocab_size is not None and vocab_size != bundle.discriminator.vocab_size:
-        report.value("vocab_size (vocabulary file vs model)", vocab_size,
-                     bundle.discriminator.vocab_size, "vocabulary size differs")
+        report.value(
+            "vocab_size (vocabulary file vs model)",
+            vocab_size,
+            bundle.discriminator.vocab_size,
+            "vocabulary size differs",
+        )
     for name, slot in bundle.slots().items():
         var = name.rsplit("/", 1)[0]
         if var not in expected:
@@ -125,40 +137,61 @@ def validate(bundle: Bundle, source: str, target: str, vocab_size: Optional[int]
     if report:
         g = bundle.generator
         if g is not None and any(
-                r[0].startswith("generator") and r[3] == "shape differs" for r in report.rows):
+            r[0].startswith("generator") and r[3] == "shape differs" for r in report.rows
+        ):
             report.note(
                 f"The expected generator has hidden_size {g.hidden_size}, "
                 f"{g.num_hidden_layers} layer(s), intermediate_size {g.intermediate_size}: check "
                 "--generator_hidden_size / --generator_layers (fractions of the discriminator) "
                 "or the generator config you passed; a common case is a generator of the "
-                "discriminator's full width (e.g. 256) expected at 1/4 width (64), or the reverse.")
+                "discriminator's full width (e.g. 256) expected at 1/4 width (64), or the reverse."
+            )
     report.raise_if_any()
 
 
-def check_config_matches(expected: ElectraConfig, found: ElectraConfig, what: str,
-                         report: MismatchReport) -> None:
-    for field in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                  "intermediate_size", "embedding_dim", "max_position_embeddings",
-                  "type_vocab_size"):
+def check_config_matches(
+    expected: ElectraConfig, found: ElectraConfig, what: str, report: MismatchReport
+) -> None:
+    for field in (
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "embedding_dim",
+        "max_position_embeddings",
+        "type_vocab_size",
+    ):
         a, b = getattr(expected, field), getattr(found, field)
         if a != b:
             report.value(f"{what}.{field}", a, b, "config differs")
 
 
-def infer_encoder_config(shapes: dict, scope: str, embeddings_scope: str,
-                         num_attention_heads: Optional[int] = None, **extra) -> ElectraConfig:
+def infer_encoder_config(
+    shapes: dict,
+    scope: str,
+    embeddings_scope: str,
+    num_attention_heads: int | None = None,
+    **extra,
+) -> ElectraConfig:
     """An ElectraConfig from the shapes of one encoder's variables (original names)."""
     word = shapes.get(f"{embeddings_scope}/embeddings/word_embeddings")
     query = shapes.get(f"{scope}/encoder/layer_0/attention/self/query/kernel")
     inter = shapes.get(f"{scope}/encoder/layer_0/intermediate/dense/kernel")
-    missing = [n for n, s in ((f"{embeddings_scope}/embeddings/word_embeddings", word),
-                              (f"{scope}/encoder/layer_0/attention/self/query/kernel", query),
-                              (f"{scope}/encoder/layer_0/intermediate/dense/kernel", inter))
-               if s is None]
+    missing = [
+        n
+        for n, s in (
+            (f"{embeddings_scope}/embeddings/word_embeddings", word),
+            (f"{scope}/encoder/layer_0/attention/self/query/kernel", query),
+            (f"{scope}/encoder/layer_0/intermediate/dense/kernel", inter),
+        )
+        if s is None
+    ]
     if missing:
         raise ConversionError(
             f"Cannot infer the {scope!r} encoder's config: the checkpoint lacks {missing} "
-            f"(it holds {len(shapes)} variables, e.g. {sorted(shapes)[:5]}).")
+            f"(it holds {len(shapes)} variables, e.g. {sorted(shapes)[:5]})."
+        )
     layers = 0
     while f"{scope}/encoder/layer_{layers}/attention/self/query/kernel" in shapes:
         layers += 1
@@ -167,14 +200,20 @@ def infer_encoder_config(shapes: dict, scope: str, embeddings_scope: str,
     heads = num_attention_heads or max(1, hidden // 64)
     base = f"{embeddings_scope}/embeddings"
     values = dict(
-        vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
-        num_attention_heads=heads, intermediate_size=int(inter[1]),
+        vocab_size=vocab,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=int(inter[1]),
         embedding_size=None if emb == hidden else emb,
         max_position_embeddings=int(shapes.get(f"{base}/position_embeddings", (512,))[0]),
-        type_vocab_size=int(shapes.get(f"{base}/token_type_embeddings", (2,))[0]))
+        type_vocab_size=int(shapes.get(f"{base}/token_type_embeddings", (2,))[0]),
+    )
     values.update(extra)
     try:
         return ElectraConfig(**values)
     except ValueError as e:
-        raise ConversionError(f"The {scope!r} encoder's inferred config is invalid: {e}. "
-                              "Pass its number of attention heads explicitly.") from e
+        raise ConversionError(
+            f"The {scope!r} encoder's inferred config is invalid: {e}. "
+            "Pass its number of attention heads explicitly."
+        ) from e

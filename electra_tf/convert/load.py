@@ -21,15 +21,14 @@ agree name for name.
 import dataclasses
 import json
 import os
-from typing import Optional
 
 import tensorflow as tf
 
-from electra_tf import tokenization
-from electra_tf.config import ElectraConfig
 from electra_tf.convert import hf, layout, native, original, tf_models
 from electra_tf.convert.report import ConversionError
-from electra_tf.encoder import CONFIG_FILE, WEIGHTS_PREFIX, ElectraEncoder
+from electra_tf.data import tokenization
+from electra_tf.model.config import ElectraConfig
+from electra_tf.model.encoder import CONFIG_FILE, WEIGHTS_PREFIX, ElectraEncoder
 
 ELECTRA_TF, HF, ORIGINAL, TF_MODELS = "electra_tf", "hf", "original", "tf_models"
 VOCAB_FILE = "vocab.txt"
@@ -53,7 +52,8 @@ _LOOKED_FOR = (
     "  - a google-research/electra (TF1) checkpoint: a directory with a `checkpoint` file or one "
     f"<name>.index + <name>.data-*, or that prefix, holding {_ORIGINAL_QUERY}\n"
     "  - a tf-models-official / TF Hub BertEncoder checkpoint (object-based, "
-    "_transformer_layers/0/...) or SavedModel directory (variables/variables.index)")
+    "_transformer_layers/0/...) or SavedModel directory (variables/variables.index)"
+)
 
 
 class UnknownCheckpointFormat(ConversionError):
@@ -69,15 +69,17 @@ class CheckpointSource:
     (original, tf_models). `vocab_file` and `do_lower_case` are None where the
     checkpoint does not carry them.
     """
+
     format: str
     checkpoint: str
-    vocab_file: Optional[str] = None
-    do_lower_case: Optional[bool] = None
+    vocab_file: str | None = None
+    do_lower_case: bool | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class LoadedEncoder:
     """`load_encoder`'s result: our Keras encoder plus what its checkpoint said."""
+
     encoder: ElectraEncoder
     source: CheckpointSource
 
@@ -86,11 +88,11 @@ class LoadedEncoder:
         return self.encoder.config
 
     @property
-    def vocab_file(self) -> Optional[str]:
+    def vocab_file(self) -> str | None:
         return self.source.vocab_file
 
     @property
-    def do_lower_case(self) -> Optional[bool]:
+    def do_lower_case(self) -> bool | None:
         return self.source.do_lower_case
 
     @property
@@ -113,16 +115,19 @@ def read_config_file(path: str) -> ElectraConfig:
         with tf.io.gfile.GFile(path) as f:
             values = json.load(f)
     except json.JSONDecodeError as e:
-        raise ConversionError(f"{path} is not valid JSON ({e}); restore the file (re-download it "
-                              "or write it again with save_pretrained)") from None
+        raise ConversionError(
+            f"{path} is not valid JSON ({e}); restore the file (re-download it "
+            "or write it again with save_pretrained)"
+        ) from None
     try:
         return ElectraConfig.from_dict(values)
     except (TypeError, ValueError):
         try:
             return hf.electra_config(values)
         except KeyError as e:
-            raise ConversionError(f"{path} is neither an electra-tf nor an HF ELECTRA config: it "
-                                  f"lacks {e}") from None
+            raise ConversionError(
+                f"{path} is neither an electra-tf nor an HF ELECTRA config: it lacks {e}"
+            ) from None
 
 
 def find_checkpoint(path: str) -> CheckpointSource:
@@ -149,7 +154,8 @@ def find_checkpoint(path: str) -> CheckpointSource:
     if tf.io.gfile.exists(path):
         raise UnknownCheckpointFormat(
             f"{path} is a file, not a checkpoint: pass its directory or a TF checkpoint prefix "
-            f"(the path without .index / .data-*).\n{_LOOKED_FOR}")
+            f"(the path without .index / .data-*).\n{_LOOKED_FOR}"
+        )
     raise UnknownCheckpointFormat(f"{path} does not exist.\n{_LOOKED_FOR}")
 
 
@@ -162,7 +168,8 @@ def _find_in_directory(directory: str) -> CheckpointSource:
             raise ConversionError(
                 f"{directory}/{CONFIG_FILE} is missing: an electra-tf discriminator directory "
                 f"holds {CONFIG_FILE} beside {WEIGHTS_PREFIX}.*; copy it from the run that wrote "
-                "the weights (ElectraEncoder.save_pretrained writes both)")
+                "the weights (ElectraEncoder.save_pretrained writes both)"
+            )
         return CheckpointSource(ELECTRA_TF, directory, vocab)
     hf_weights = [f for f in _HF_WEIGHTS if f in files]
     if hf_weights:
@@ -170,20 +177,23 @@ def _find_in_directory(directory: str) -> CheckpointSource:
             raise ConversionError(
                 f"{directory}/{CONFIG_FILE} is missing: {hf_weights[0]} needs the model's "
                 f"{CONFIG_FILE} beside it (download it from the same model repository, or save "
-                "the model with model.save_pretrained(dir), which writes both)")
+                "the model with model.save_pretrained(dir), which writes both)"
+            )
         return CheckpointSource(HF, directory, vocab, _hf_do_lower_case(directory))
     other = [f for f in _HF_OTHER_WEIGHTS if f in files]
     if other:
         raise UnknownCheckpointFormat(
             f"{directory} holds HF weights only as {other[0]}, which load_encoder does not read: "
             "write safetensors with transformers, e.g. ElectraModel.from_pretrained(dir, "
-            f"from_tf=True).save_pretrained(dir).\n{_LOOKED_FOR}")
+            f"from_tf=True).save_pretrained(dir).\n{_LOOKED_FOR}"
+        )
     if _PRETRAINING_SETTINGS in files:
         raise UnknownCheckpointFormat(
             f"{directory} is a run_pretraining --model_dir (generator + discriminator): pass "
             f"{directory}/discriminator, which run_pretraining writes at the end, or write one "
             "from any checkpoint with python -m electra_tf.convert to-original / to-hf "
-            f"--model_dir={directory}.\n{_LOOKED_FOR}")
+            f"--model_dir={directory}.\n{_LOOKED_FOR}"
+        )
     if "saved_model.pb" in files:
         return _tf_checkpoint_source(f"{directory}/variables/variables", directory)
     return _tf_checkpoint_source(_checkpoint_prefix(directory, files), directory)
@@ -202,11 +212,13 @@ def _checkpoint_prefix(directory: str, files: set) -> str:
         raise ConversionError(
             f"{directory} holds {len(indexes)} TF checkpoints ({', '.join(indexes)}) and no "
             "`checkpoint` file naming the current one: pass the prefix of the one to load, e.g. "
-            f"{directory}/{indexes[-1]}")
+            f"{directory}/{indexes[-1]}"
+        )
     listing = ", ".join(sorted(files)[:12]) + (", ..." if len(files) > 12 else "")
     raise UnknownCheckpointFormat(
         f"{directory} holds no checkpoint load_encoder recognizes (it holds: "
-        f"{listing or 'nothing'}).\n{_LOOKED_FOR}")
+        f"{listing or 'nothing'}).\n{_LOOKED_FOR}"
+    )
 
 
 def _tf_checkpoint_source(prefix: str, directory: str) -> CheckpointSource:
@@ -215,28 +227,33 @@ def _tf_checkpoint_source(prefix: str, directory: str) -> CheckpointSource:
     except (*_UNREADABLE, ValueError) as e:
         raise ConversionError(
             f"Cannot read the TF checkpoint {prefix} ({_first_line(e)}): its .index or .data-* "
-            "file is damaged or incomplete; download or copy it again") from None
+            "file is damaged or incomplete; download or copy it again"
+        ) from None
     names = reader.get_variable_to_shape_map()
     vocab = _beside(directory, VOCAB_FILE)
     if _ORIGINAL_QUERY in names:
         return CheckpointSource(ORIGINAL, prefix, vocab)
     if _OBJECT_GRAPH in names and any(
-            p.endswith(_TF_MODELS_QUERY) for paths in tf_models._object_paths(reader).values()
-            for p in paths):
-        return CheckpointSource(TF_MODELS, prefix, vocab or _beside(f"{directory}/assets",
-                                                                      VOCAB_FILE))
+        p.endswith(_TF_MODELS_QUERY)
+        for paths in tf_models._object_paths(reader).values()
+        for p in paths
+    ):
+        return CheckpointSource(
+            TF_MODELS, prefix, vocab or _beside(f"{directory}/assets", VOCAB_FILE)
+        )
     sample = ", ".join(sorted(n for n in names if n != _OBJECT_GRAPH)[:6])
     raise UnknownCheckpointFormat(
         f"{prefix} is a TF checkpoint but not an ELECTRA encoder load_encoder knows (its first "
-        f"variables: {sample or 'none'}).\n{_LOOKED_FOR}")
+        f"variables: {sample or 'none'}).\n{_LOOKED_FOR}"
+    )
 
 
-def _beside(directory: str, name: str) -> Optional[str]:
+def _beside(directory: str, name: str) -> str | None:
     path = f"{directory}/{name}" if directory else name
     return path if tf.io.gfile.exists(path) else None
 
 
-def _hf_do_lower_case(directory: str) -> Optional[bool]:
+def _hf_do_lower_case(directory: str) -> bool | None:
     path = _beside(directory, HF_TOKENIZER_CONFIG)
     if path is None:
         return None
@@ -244,8 +261,10 @@ def _hf_do_lower_case(directory: str) -> Optional[bool]:
         try:
             value = json.load(f).get("do_lower_case")
         except json.JSONDecodeError as e:
-            raise ConversionError(f"{path} is not valid JSON ({e}); download it again, or "
-                                  "delete it and pass --do_lower_case yourself") from None
+            raise ConversionError(
+                f"{path} is not valid JSON ({e}); download it again, or "
+                "delete it and pass --do_lower_case yourself"
+            ) from None
     return None if value is None else bool(value)
 
 
@@ -254,7 +273,7 @@ def _first_line(error: Exception) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def load_encoder(path: str, num_attention_heads: Optional[int] = None) -> LoadedEncoder:
+def load_encoder(path: str, num_attention_heads: int | None = None) -> LoadedEncoder:
     """Our Keras `ElectraEncoder` from an electra-tf, HF, original TF1 or tf-models checkpoint.
 
     Args:
@@ -304,15 +323,18 @@ def load_encoder(path: str, num_attention_heads: Optional[int] = None) -> Loaded
         encoder = native.encoder_from_bundle(bundle, source.checkpoint)
     heads = encoder.config.num_attention_heads
     if num_attention_heads is not None and num_attention_heads != heads:
-        raise ConversionError(f"num_attention_heads={num_attention_heads} but {source.checkpoint} "
-                              f"has {heads} heads; leave num_attention_heads out")
+        raise ConversionError(
+            f"num_attention_heads={num_attention_heads} but {source.checkpoint} "
+            f"has {heads} heads; leave num_attention_heads out"
+        )
     if source.vocab_file is not None:
         vocab_size = len(tokenization.load_vocab(source.vocab_file))
         if vocab_size != encoder.config.vocab_size:
             raise ConversionError(
                 f"{source.vocab_file} has {vocab_size} tokens but the model in "
                 f"{source.checkpoint} has a vocabulary of {encoder.config.vocab_size}: put the "
-                "model's own vocab.txt beside it")
+                "model's own vocab.txt beside it"
+            )
     return LoadedEncoder(encoder, source)
 
 
@@ -320,13 +342,15 @@ def _read_electra_tf(directory: str) -> ElectraEncoder:
     try:
         return ElectraEncoder.from_pretrained(directory, name="electra")
     except ValueError as e:  # a config.json that does not parse
-        raise ConversionError(f"{e}; write the directory again with "
-                              "ElectraEncoder.save_pretrained") from None
+        raise ConversionError(
+            f"{e}; write the directory again with ElectraEncoder.save_pretrained"
+        ) from None
     except (*_UNREADABLE, AssertionError) as e:
         raise ConversionError(
             f"Cannot restore {directory}/{WEIGHTS_PREFIX} ({_first_line(e)}): the weights are "
             f"damaged or do not match {directory}/{CONFIG_FILE}; write the directory again with "
-            "ElectraEncoder.save_pretrained") from None
+            "ElectraEncoder.save_pretrained"
+        ) from None
 
 
 def _read(reader, checkpoint, *args, **kwargs) -> layout.Bundle:
@@ -335,10 +359,11 @@ def _read(reader, checkpoint, *args, **kwargs) -> layout.Bundle:
     except _UNREADABLE as e:
         raise ConversionError(
             f"Cannot read the TF checkpoint {checkpoint} ({_first_line(e)}): its .index or "
-            ".data-* file is damaged or incomplete; download or copy it again") from None
+            ".data-* file is damaged or incomplete; download or copy it again"
+        ) from None
 
 
-def _original_encoder_bundle(prefix: str, num_attention_heads: Optional[int]) -> layout.Bundle:
+def _original_encoder_bundle(prefix: str, num_attention_heads: int | None) -> layout.Bundle:
     """The discriminator's encoder from an original checkpoint; heads, optimizer slots,
     the generator and task heads are left in the file."""
     weights = _read(original.read_variables, prefix, keep=_is_encoder_weight)
@@ -351,8 +376,9 @@ def _original_encoder_bundle(prefix: str, num_attention_heads: Optional[int]) ->
         config = layout.infer_encoder_config(shapes, "electra", "electra", num_attention_heads)
         report_source = prefix
     bundle = layout.Bundle(weights=weights, discriminator=config)
-    layout.validate(bundle, report_source, "an ELECTRA encoder", discriminator_head=False,
-                    allow_unexpected=True)
+    layout.validate(
+        bundle, report_source, "an ELECTRA encoder", discriminator_head=False, allow_unexpected=True
+    )
     return bundle
 
 
@@ -375,6 +401,8 @@ def copy_encoder_weights(source: ElectraEncoder, target: ElectraEncoder) -> None
     copy_encoder_weights(loaded.encoder, model.encoder)
     ```
     """
-    native.assign(native.encoder_variables(target, "electra", "electra"),
-                  native.read_values(native.encoder_variables(source, "electra", "electra")),
-                  "the loaded encoder")
+    native.assign(
+        native.encoder_variables(target, "electra", "electra"),
+        native.read_values(native.encoder_variables(source, "electra", "electra")),
+        "the loaded encoder",
+    )

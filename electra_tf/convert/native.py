@@ -6,17 +6,16 @@ so the mapping does not depend on how Keras names scopes.
 
 import json
 import os
-from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
-from electra_tf import config as config_lib
-from electra_tf import tokenization
-from electra_tf.config import ElectraConfig
 from electra_tf.convert import layout
 from electra_tf.convert.report import ConversionError, MismatchReport
-from electra_tf.encoder import CONFIG_FILE, ElectraEncoder
+from electra_tf.data import tokenization
+from electra_tf.model import config as config_lib
+from electra_tf.model.config import ElectraConfig
+from electra_tf.model.encoder import CONFIG_FILE, ElectraEncoder
 
 SETTINGS_FILE = "pretraining_settings.json"
 FLAGFILE = "converted.flags"
@@ -35,7 +34,7 @@ def _norm(out, scope, layer):
     out[f"{scope}/beta"] = layer.beta
 
 
-def encoder_variables(encoder: ElectraEncoder, scope: str, embeddings_scope: Optional[str]):
+def encoder_variables(encoder: ElectraEncoder, scope: str, embeddings_scope: str | None):
     """Original name -> our variable, for one encoder."""
     out = {}
     if embeddings_scope is not None:
@@ -87,9 +86,11 @@ def _check_complete(variables: dict, model) -> None:
 
 def assign(variables: dict, weights: dict, source: str) -> None:
     report = MismatchReport(source, "our model")
-    report.compare({k: tuple(v.shape) for k, v in variables.items()},
-                   {k: tuple(np.shape(weights[k])) for k in weights if k in variables},
-                   allow_unexpected=True)
+    report.compare(
+        {k: tuple(v.shape) for k, v in variables.items()},
+        {k: tuple(np.shape(weights[k])) for k in weights if k in variables},
+        allow_unexpected=True,
+    )
     report.raise_if_any()
     for name, variable in variables.items():
         variable.assign(np.asarray(weights[name], dtype=np.float32))
@@ -101,18 +102,28 @@ def read_values(variables: dict) -> dict:
 
 # ---- encoder directories (ElectraEncoder.save_pretrained) ----
 
+
 def build_encoder(config: ElectraConfig) -> ElectraEncoder:
     encoder = ElectraEncoder(config, name="electra")
     encoder(encoder.dummy_inputs())
     return encoder
 
 
-def encoder_from_bundle(bundle: layout.Bundle, source: str = "the source",
-                        target: str = "an ElectraEncoder",
-                        vocab_size: Optional[int] = None) -> ElectraEncoder:
+def encoder_from_bundle(
+    bundle: layout.Bundle,
+    source: str = "the source",
+    target: str = "an ElectraEncoder",
+    vocab_size: int | None = None,
+) -> ElectraEncoder:
     """The discriminator's encoder, built and loaded; other weights in the bundle are ignored."""
-    layout.validate(bundle, source, target, vocab_size=vocab_size, discriminator_head=False,
-                    allow_unexpected=True)
+    layout.validate(
+        bundle,
+        source,
+        target,
+        vocab_size=vocab_size,
+        discriminator_head=False,
+        allow_unexpected=True,
+    )
     encoder = build_encoder(bundle.discriminator)
     variables = encoder_variables(encoder, "electra", "electra")
     _check_complete(variables, encoder)
@@ -120,9 +131,10 @@ def encoder_from_bundle(bundle: layout.Bundle, source: str = "the source",
     return encoder
 
 
-def write_encoder_dir(bundle: layout.Bundle, directory: str, vocab_file: Optional[str] = None):
-    encoder = encoder_from_bundle(bundle, target=f"an encoder directory {directory}",
-                                  vocab_size=_vocab_size(vocab_file))
+def write_encoder_dir(bundle: layout.Bundle, directory: str, vocab_file: str | None = None):
+    encoder = encoder_from_bundle(
+        bundle, target=f"an encoder directory {directory}", vocab_size=_vocab_size(vocab_file)
+    )
     encoder.save_pretrained(directory)
     if vocab_file:
         tf.io.gfile.copy(vocab_file, f"{directory}/vocab.txt", overwrite=True)
@@ -137,25 +149,33 @@ def read_encoder_dir(directory: str) -> layout.Bundle:
 
 # ---- token classifier directories ----
 
+
 def build_token_classifier(config: ElectraConfig, num_labels: int):
     try:
         from electra_tf.finetuning.models import ElectraForTokenClassification
     except ImportError as e:
         raise ConversionError(
             "Token classification needs electra_tf.finetuning.models."
-            f"ElectraForTokenClassification, which cannot be imported: {e}") from e
+            f"ElectraForTokenClassification, which cannot be imported: {e}"
+        ) from e
     model = ElectraForTokenClassification(config, num_labels)
     model.build()
     return model
 
 
-def write_token_classifier_dir(bundle: layout.Bundle, directory: str,
-                               vocab_file: Optional[str] = None):
+def write_token_classifier_dir(
+    bundle: layout.Bundle, directory: str, vocab_file: str | None = None
+):
     """The discriminator (encoder dir layout) plus `model.ckpt`: tf.train.Checkpoint(model=...)."""
     if bundle.num_labels is None:
         raise ConversionError("The source holds no token-classification head")
-    layout.validate(bundle, "the source", f"a token classifier in {directory}",
-                    vocab_size=_vocab_size(vocab_file), discriminator_head=False)
+    layout.validate(
+        bundle,
+        "the source",
+        f"a token classifier in {directory}",
+        vocab_size=_vocab_size(vocab_file),
+        discriminator_head=False,
+    )
     model = build_token_classifier(bundle.discriminator, bundle.num_labels)
     variables = token_classifier_variables(model)
     _check_complete(variables, model)
@@ -163,9 +183,15 @@ def write_token_classifier_dir(bundle: layout.Bundle, directory: str,
     model.encoder.save_pretrained(directory)
     tf.train.Checkpoint(model=model).write(f"{directory}/{TOKEN_CLASSIFIER_PREFIX}")
     with tf.io.gfile.GFile(f"{directory}/{TOKEN_CLASSIFIER_FILE}", "w") as f:
-        json.dump({"num_labels": bundle.num_labels,
-                   "id2label": {str(k): v for k, v in (bundle.id2label or {}).items()}},
-                  f, indent=2, sort_keys=True)
+        json.dump(
+            {
+                "num_labels": bundle.num_labels,
+                "id2label": {str(k): v for k, v in (bundle.id2label or {}).items()},
+            },
+            f,
+            indent=2,
+            sort_keys=True,
+        )
     if vocab_file:
         tf.io.gfile.copy(vocab_file, f"{directory}/vocab.txt", overwrite=True)
     return model
@@ -174,24 +200,31 @@ def write_token_classifier_dir(bundle: layout.Bundle, directory: str,
 def load_token_classifier(directory: str):
     with tf.io.gfile.GFile(f"{directory}/{TOKEN_CLASSIFIER_FILE}") as f:
         meta = json.load(f)
-    model = build_token_classifier(ElectraConfig.load(f"{directory}/{CONFIG_FILE}"),
-                                   meta["num_labels"])
+    model = build_token_classifier(
+        ElectraConfig.load(f"{directory}/{CONFIG_FILE}"), meta["num_labels"]
+    )
     tf.train.Checkpoint(model=model).read(
-        f"{directory}/{TOKEN_CLASSIFIER_PREFIX}").assert_consumed()
+        f"{directory}/{TOKEN_CLASSIFIER_PREFIX}"
+    ).assert_consumed()
     return model, {int(k): v for k, v in meta.get("id2label", {}).items()}
 
 
 def read_token_classifier_dir(directory: str) -> layout.Bundle:
     model, id2label = load_token_classifier(directory)
-    return layout.Bundle(weights=read_values(token_classifier_variables(model)),
-                         discriminator=model.config, num_labels=model.num_labels,
-                         id2label=id2label or None)
+    return layout.Bundle(
+        weights=read_values(token_classifier_variables(model)),
+        discriminator=model.config,
+        num_labels=model.num_labels,
+        id2label=id2label or None,
+    )
 
 
 # ---- pre-training model dirs (run_pretraining --model_dir) ----
 
-def pretraining_settings(disc: ElectraConfig, gen: ElectraConfig, untied: bool,
-                         max_seq_length: int) -> dict:
+
+def pretraining_settings(
+    disc: ElectraConfig, gen: ElectraConfig, untied: bool, max_seq_length: int
+) -> dict:
     """run_pretraining's architecture flags that rebuild exactly these configs.
 
     Raises ConversionError (listing what differs) when run_pretraining's
@@ -204,8 +237,13 @@ def pretraining_settings(disc: ElectraConfig, gen: ElectraConfig, untied: bool,
     for field, value in disc.to_dict().items():
         if field == "vocab_size":
             continue
-        if field in ("hidden_size", "num_hidden_layers", "num_attention_heads",
-                     "intermediate_size", "embedding_size") or value != getattr(defaults, field):
+        if field in (
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "embedding_size",
+        ) or value != getattr(defaults, field):
             overrides[field] = value
     settings = {
         "model_size": model_size,
@@ -221,9 +259,11 @@ def pretraining_settings(disc: ElectraConfig, gen: ElectraConfig, untied: bool,
     layout.check_config_matches(disc, rebuilt_disc, "discriminator", report)
     layout.check_config_matches(gen, rebuilt_gen, "generator", report)
     if report:
-        report.note("run_pretraining derives the generator from the discriminator "
-                    "(heads = hidden // 64, intermediate = 4 x hidden); this generator does not "
-                    "follow those rules, so it cannot be resumed with run_pretraining.")
+        report.note(
+            "run_pretraining derives the generator from the discriminator "
+            "(heads = hidden // 64, intermediate = 4 x hidden); this generator does not "
+            "follow those rules, so it cannot be resumed with run_pretraining."
+        )
     report.raise_if_any()
     return settings
 
@@ -235,31 +275,42 @@ def configs_from_settings(settings: dict, vocab_size: int):
         overrides["embedding_size"] = settings["embedding_size"]
     overrides["vocab_size"] = vocab_size
     disc = config_lib.preset(settings.get("model_size", "small"), **overrides)
-    gen = config_lib.generator_config(disc, settings["generator_hidden_size"],
-                                      settings["generator_layers"],
-                                      settings["untied_generator_embeddings"])
+    gen = config_lib.generator_config(
+        disc,
+        settings["generator_hidden_size"],
+        settings["generator_layers"],
+        settings["untied_generator_embeddings"],
+    )
     return disc, gen
 
 
 def build_pretrainer(disc, gen, untied, special=None, **kwargs):
     from electra_tf.pretraining.model import ElectraPretrainer
-    model = ElectraPretrainer(disc, gen, special or _DUMMY_SPECIAL,
-                              untied_generator_embeddings=untied, **kwargs)
+
+    model = ElectraPretrainer(
+        disc, gen, special or _DUMMY_SPECIAL, untied_generator_embeddings=untied, **kwargs
+    )
     model.build()
     return model
 
 
 def _checkpoint_objects(model, seed):
-    from electra_tf.optimization import AdamWeightDecay
-    from electra_tf.training import Trainer
+    from electra_tf.training.optimization import AdamWeightDecay
+    from electra_tf.training.trainer import Trainer
+
     optimizer = AdamWeightDecay(model.trainable_variables, lambda step: 0.0)
     trainer = Trainer(tf.distribute.get_strategy(), model, optimizer, jit_compile=False, seed=seed)
     return trainer.checkpoint_objects()
 
 
-def write_pretraining_dir(bundle: layout.Bundle, model_dir: str, vocab_file: str,
-                          max_seq_length: int = 128, include_optimizer: bool = True,
-                          seed: int = 0) -> str:
+def write_pretraining_dir(
+    bundle: layout.Bundle,
+    model_dir: str,
+    vocab_file: str,
+    max_seq_length: int = 128,
+    include_optimizer: bool = True,
+    seed: int = 0,
+) -> str:
     """A --model_dir that `python -m electra_tf.run_pretraining` resumes from.
 
     Writes the checkpoint (model, optimizer slots + step, RNG), the
@@ -267,19 +318,31 @@ def write_pretraining_dir(bundle: layout.Bundle, model_dir: str, vocab_file: str
     converted.flags (pass `--flagfile=<model_dir>/converted.flags`).
     """
     if bundle.generator is None:
-        raise ConversionError("A pre-training checkpoint needs a generator; the source has none "
-                              "(for HF, pass the generator's directory too)")
+        raise ConversionError(
+            "A pre-training checkpoint needs a generator; the source has none "
+            "(for HF, pass the generator's directory too)"
+        )
     vocab = tokenization.load_vocab(vocab_file)
-    layout.validate(bundle, "the source", f"a pre-training model_dir {model_dir}",
-                    vocab_size=len(vocab), discriminator_head=True)
-    settings = pretraining_settings(bundle.discriminator, bundle.generator,
-                                    bundle.untied_generator_embeddings, max_seq_length)
+    layout.validate(
+        bundle,
+        "the source",
+        f"a pre-training model_dir {model_dir}",
+        vocab_size=len(vocab),
+        discriminator_head=True,
+    )
+    settings = pretraining_settings(
+        bundle.discriminator, bundle.generator, bundle.untied_generator_embeddings, max_seq_length
+    )
     if tf.io.gfile.exists(f"{model_dir}/checkpoint"):
-        raise ConversionError(f"{model_dir} already holds a checkpoint; convert into a new "
-                              "directory")
-    model = build_pretrainer(bundle.discriminator, bundle.generator,
-                             bundle.untied_generator_embeddings,
-                             tokenization.special_token_ids(vocab))
+        raise ConversionError(
+            f"{model_dir} already holds a checkpoint; convert into a new directory"
+        )
+    model = build_pretrainer(
+        bundle.discriminator,
+        bundle.generator,
+        bundle.untied_generator_embeddings,
+        tokenization.special_token_ids(vocab),
+    )
     variables = pretrainer_variables(model)
     _check_complete(variables, model)
     assign(variables, bundle.weights, "the source")
@@ -299,22 +362,32 @@ def write_pretraining_dir(bundle: layout.Bundle, model_dir: str, vocab_file: str
     checkpoint = tf.train.Checkpoint(**objects)
     manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=None)
     saved = manager.save(checkpoint_number=int(optimizer.iterations.numpy()))
-    all_settings = {**settings, "vocab_file": os.path.abspath(vocab_file),
-                    "vocab_size": len(vocab), "seed": seed}
+    all_settings = {
+        **settings,
+        "vocab_file": os.path.abspath(vocab_file),
+        "vocab_size": len(vocab),
+        "seed": seed,
+    }
     with tf.io.gfile.GFile(f"{model_dir}/{SETTINGS_FILE}", "w") as f:
         f.write(json.dumps(all_settings, indent=2, sort_keys=True) + "\n")
     with tf.io.gfile.GFile(f"{model_dir}/{FLAGFILE}", "w") as f:
-        for name in ("model_size", "model_hparam_overrides", "max_seq_length",
-                     "generator_hidden_size", "generator_layers"):
+        for name in (
+            "model_size",
+            "model_hparam_overrides",
+            "max_seq_length",
+            "generator_hidden_size",
+            "generator_layers",
+        ):
             f.write(f"--{name}={settings[name]}\n")
-        f.write(f"--{'' if settings['untied_generator_embeddings'] else 'no'}"
-                "untied_generator_embeddings\n")
+        f.write(
+            f"--{'' if settings['untied_generator_embeddings'] else 'no'}"
+            "untied_generator_embeddings\n"
+        )
     tf.io.gfile.copy(vocab_file, f"{model_dir}/vocab.txt", overwrite=True)
     return saved
 
 
-def load_pretraining(model_dir: str, checkpoint: Optional[str] = None,
-                     vocab_file: Optional[str] = None):
+def load_pretraining(model_dir: str, checkpoint: str | None = None, vocab_file: str | None = None):
     """(model, optimizer, settings) restored from a run_pretraining --model_dir."""
     with tf.io.gfile.GFile(f"{model_dir}/{SETTINGS_FILE}") as f:
         settings = json.load(f)
@@ -324,11 +397,13 @@ def load_pretraining(model_dir: str, checkpoint: Optional[str] = None,
     vocab_size = _settings_vocab_size(model_dir, settings, vocab_file)
     if vocab_size is None:
         reader = tf.train.load_checkpoint(path)
-        bias = [s for k, s in reader.get_variable_to_shape_map().items()
-                if k.endswith("generator_predictions/output_bias/.ATTRIBUTES/VARIABLE_VALUE")]
+        bias = [
+            s
+            for k, s in reader.get_variable_to_shape_map().items()
+            if k.endswith("generator_predictions/output_bias/.ATTRIBUTES/VARIABLE_VALUE")
+        ]
         if not bias:
-            raise ConversionError(f"Cannot tell the vocabulary size of {path}: pass "
-                                  "--vocab_file")
+            raise ConversionError(f"Cannot tell the vocabulary size of {path}: pass --vocab_file")
         vocab_size = int(bias[0][0])
     disc, gen = configs_from_settings(settings, vocab_size)
     untied = settings["untied_generator_embeddings"]
@@ -338,8 +413,9 @@ def load_pretraining(model_dir: str, checkpoint: Optional[str] = None,
     return model, objects["optimizer"], settings
 
 
-def read_pretraining_dir(model_dir: str, checkpoint: Optional[str] = None,
-                         include_optimizer: bool = True) -> layout.Bundle:
+def read_pretraining_dir(
+    model_dir: str, checkpoint: str | None = None, include_optimizer: bool = True
+) -> layout.Bundle:
     model, optimizer, _ = load_pretraining(model_dir, checkpoint)
     variables = pretrainer_variables(model)
     weights = read_values(variables)
@@ -349,13 +425,16 @@ def read_pretraining_dir(model_dir: str, checkpoint: Optional[str] = None,
             weights[f"{by_path[path]}/adam_m"] = optimizer.m[i].numpy()
             weights[f"{by_path[path]}/adam_v"] = optimizer.v[i].numpy()
         weights[layout.GLOBAL_STEP] = np.asarray(optimizer.iterations.numpy(), np.int64)
-    return layout.Bundle(weights=weights, discriminator=model.discriminator_config,
-                         generator=model.generator_config,
-                         untied_generator_embeddings=model.untied_generator_embeddings,
-                         has_discriminator_head=True)
+    return layout.Bundle(
+        weights=weights,
+        discriminator=model.discriminator_config,
+        generator=model.generator_config,
+        untied_generator_embeddings=model.untied_generator_embeddings,
+        has_discriminator_head=True,
+    )
 
 
-def _vocab_size(vocab_file: Optional[str]) -> Optional[int]:
+def _vocab_size(vocab_file: str | None) -> int | None:
     return None if not vocab_file else len(tokenization.load_vocab(vocab_file))
 
 
@@ -364,8 +443,11 @@ def _settings_vocab_size(model_dir, settings, vocab_file):
         return len(tokenization.load_vocab(vocab_file))
     if settings.get("vocab_size"):
         return int(settings["vocab_size"])
-    for candidate in (settings.get("vocab_file"), f"{model_dir}/vocab.txt",
-                      f"{model_dir}/discriminator/vocab.txt"):
+    for candidate in (
+        settings.get("vocab_file"),
+        f"{model_dir}/vocab.txt",
+        f"{model_dir}/discriminator/vocab.txt",
+    ):
         if candidate and tf.io.gfile.exists(candidate):
             return len(tokenization.load_vocab(candidate))
     return None

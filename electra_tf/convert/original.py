@@ -7,14 +7,14 @@ Names follow model/modeling.py (`electra/embeddings/...`,
 (`<variable>/adam_m`, `<variable>/adam_v`, `global_step`).
 """
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.config import ElectraConfig
 from electra_tf.convert import layout
 from electra_tf.convert.report import ConversionError
+from electra_tf.model.config import ElectraConfig
 
 # Variables the original graph may hold that carry no model state.
 _IGNORED = ("temperature",)
@@ -25,28 +25,38 @@ def checkpoint_path(path: str) -> str:
     if tf.io.gfile.isdir(path):
         latest = tf.train.latest_checkpoint(path)
         if latest is None:
-            raise ConversionError(f"{path} is a directory without a `checkpoint` state file; "
-                                  "pass the checkpoint prefix (e.g. .../model.ckpt-1000000)")
+            raise ConversionError(
+                f"{path} is a directory without a `checkpoint` state file; "
+                "pass the checkpoint prefix (e.g. .../model.ckpt-1000000)"
+            )
         return latest
     if not tf.io.gfile.exists(path + ".index"):
         raise ConversionError(f"No TF checkpoint at {path} ({path}.index does not exist)")
     return path
 
 
-def read_variables(path: str, keep: Optional[Callable[[str], bool]] = None) -> dict:
+def read_variables(path: str, keep: Callable[[str], bool] | None = None) -> dict:
     """Every variable by name, or those `keep(name)` accepts (the others are never read)."""
     reader = tf.train.load_checkpoint(checkpoint_path(path))
     names = reader.get_variable_to_shape_map()
-    return {name: reader.get_tensor(name) for name in names
-            if name not in _IGNORED and not name.startswith("_CHECKPOINTABLE")
-            and (keep is None or keep(name))}
+    return {
+        name: reader.get_tensor(name)
+        for name in names
+        if name not in _IGNORED
+        and not name.startswith("_CHECKPOINTABLE")
+        and (keep is None or keep(name))
+    }
 
 
-def read(path: str, num_attention_heads: Optional[int] = None,
-         generator_num_attention_heads: Optional[int] = None,
-         expected_discriminator: Optional[ElectraConfig] = None,
-         expected_generator: Optional[ElectraConfig] = None,
-         include_optimizer: bool = True, vocab_size: Optional[int] = None) -> layout.Bundle:
+def read(
+    path: str,
+    num_attention_heads: int | None = None,
+    generator_num_attention_heads: int | None = None,
+    expected_discriminator: ElectraConfig | None = None,
+    expected_generator: ElectraConfig | None = None,
+    include_optimizer: bool = True,
+    vocab_size: int | None = None,
+) -> layout.Bundle:
     """A Bundle from an original checkpoint, its configs inferred from the shapes.
 
     Heads cannot be seen in the shapes: they default to hidden_size // 64 (the
@@ -66,14 +76,21 @@ def read(path: str, num_attention_heads: Optional[int] = None,
         gen = expected_generator
     elif has_generator:
         gen = layout.infer_encoder_config(
-            shapes, "generator", "generator" if untied else "electra",
-            generator_num_attention_heads)
+            shapes, "generator", "generator" if untied else "electra", generator_num_attention_heads
+        )
     if not include_optimizer:
-        weights = {k: v for k, v in weights.items()
-                   if k != layout.GLOBAL_STEP and k.rsplit("/", 1)[-1] not in layout.SLOT_SUFFIXES}
+        weights = {
+            k: v
+            for k, v in weights.items()
+            if k != layout.GLOBAL_STEP and k.rsplit("/", 1)[-1] not in layout.SLOT_SUFFIXES
+        }
     bundle = layout.Bundle(
-        weights=weights, discriminator=disc, generator=gen, untied_generator_embeddings=untied,
-        has_discriminator_head="discriminator_predictions/dense/kernel" in shapes)
+        weights=weights,
+        discriminator=disc,
+        generator=gen,
+        untied_generator_embeddings=untied,
+        has_discriminator_head="discriminator_predictions/dense/kernel" in shapes,
+    )
     layout.validate(bundle, path, "the expected model", vocab_size=vocab_size)
     return bundle
 
@@ -89,9 +106,14 @@ def write(bundle: layout.Bundle, path: str, include_optimizer: bool = True) -> s
     weights = bundle.weights if include_optimizer else bundle.model_weights()
     tf.io.gfile.makedirs(path.rsplit("/", 1)[0] if "/" in path else ".")
     names = sorted(weights)
-    tensors = [tf.constant(np.asarray(weights[n]).astype(
-        np.int64 if n == layout.GLOBAL_STEP else np.float32)) for n in names]
+    tensors = [
+        tf.constant(
+            np.asarray(weights[n]).astype(np.int64 if n == layout.GLOBAL_STEP else np.float32)
+        )
+        for n in names
+    ]
     # SaveV2 is what TF1's tf.train.Saver writes: a name-based checkpoint.
-    tf.raw_ops.SaveV2(prefix=path, tensor_names=names, shape_and_slices=[""] * len(names),
-                      tensors=tensors)
+    tf.raw_ops.SaveV2(
+        prefix=path, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors
+    )
     return path

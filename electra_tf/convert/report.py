@@ -1,6 +1,6 @@
 """One readable report of everything that differs between a checkpoint and a model."""
 
-from typing import List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 
 class ConversionError(ValueError):
@@ -20,8 +20,8 @@ class MismatchReport:
     def __init__(self, source: str, target: str):
         self.source = source
         self.target = target
-        self.rows: List[Tuple[str, Optional[Sequence[int]], Optional[Sequence[int]], str]] = []
-        self.notes: List[str] = []
+        self.rows: list[tuple[str, Sequence[int] | None, Sequence[int] | None, str]] = []
+        self.notes: list[str] = []
 
     def missing(self, name, expected_shape):
         self.rows.append((name, expected_shape, None, "missing"))
@@ -54,9 +54,11 @@ class MismatchReport:
 
     def message(self) -> str:
         width = max([len("name")] + [len(r[0]) for r in self.rows])
-        lines = [f"Cannot convert {self.source} to {self.target}: {len(self.rows)} difference(s) "
-                 "between what the target expects and what the source holds:",
-                 f"  {'name'.ljust(width)}  {'expected':<18}  {'found':<18}  problem"]
+        lines = [
+            f"Cannot convert {self.source} to {self.target}: {len(self.rows)} difference(s) "
+            "between what the target expects and what the source holds:",
+            f"  {'name'.ljust(width)}  {'expected':<18}  {'found':<18}  problem",
+        ]
         for name, expected, found, why in self.rows:
             exp = _shape(expected) if not isinstance(expected, (str, int, float)) else str(expected)
             fnd = _shape(found) if not isinstance(found, (str, int, float)) else str(found)

@@ -14,18 +14,19 @@ uses exact GELU, so a model trained with the default differs slightly.
 
 import os
 import re
-from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.config import ElectraConfig
 from electra_tf.convert import layout
 from electra_tf.convert.report import ConversionError, MismatchReport
+from electra_tf.model.config import ElectraConfig
+
 
 def _object_paths(reader):
     """checkpoint key -> every object-graph path that reaches it."""
     from tensorflow.core.protobuf import trackable_object_graph_pb2
+
     graph = trackable_object_graph_pb2.TrackableObjectGraph()
     graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
     paths = {}
@@ -59,8 +60,9 @@ def _resolve(path: str):
     return path
 
 
-def read(path: str, num_attention_heads: Optional[int] = None,
-         vocab_size: Optional[int] = None) -> layout.Bundle:
+def read(
+    path: str, num_attention_heads: int | None = None, vocab_size: int | None = None
+) -> layout.Bundle:
     reader = tf.train.load_checkpoint(_resolve(path))
     paths = _object_paths(reader)
     by_path = {}
@@ -68,12 +70,23 @@ def read(path: str, num_attention_heads: Optional[int] = None,
         for p in prefixes:
             by_path[p.lstrip("/")] = key
     # The encoder's prefix: where its first transformer layer's query lives.
-    query = [p for p in by_path if re.search(r"(^|/)_transformer_layers/0/_attention_layer/"
-                                             r"_query_dense/kernel$", p)]
+    query = [
+        p
+        for p in by_path
+        if re.search(
+            r"(^|/)_transformer_layers/0/_attention_layer/"
+            r"_query_dense/kernel$",
+            p,
+        )
+    ]
     if not query:
-        raise ConversionError(f"{path} does not look like a BertEncoder checkpoint: no "
-                              "_transformer_layers/0/_attention_layer/_query_dense/kernel")
-    prefix = min(query, key=len)[: -len("_transformer_layers/0/_attention_layer/_query_dense/kernel")]
+        raise ConversionError(
+            f"{path} does not look like a BertEncoder checkpoint: no "
+            "_transformer_layers/0/_attention_layer/_query_dense/kernel"
+        )
+    prefix = min(query, key=len)[
+        : -len("_transformer_layers/0/_attention_layer/_query_dense/kernel")
+    ]
 
     def get(rel):
         key = by_path.get(prefix + rel)
@@ -97,19 +110,33 @@ def read(path: str, num_attention_heads: Optional[int] = None,
         emb = sorted(n for n, v in indexed.items() if set(v) == {"embeddings"})
         if len(emb) >= 3:
             word = reader.get_tensor(indexed[emb[0]]["embeddings"]) if word is None else word
-            position = reader.get_tensor(indexed[emb[1]]["embeddings"]) if position is None else position
-            token_type = reader.get_tensor(indexed[emb[2]]["embeddings"]) if token_type is None else token_type
+            position = (
+                reader.get_tensor(indexed[emb[1]]["embeddings"]) if position is None else position
+            )
+            token_type = (
+                reader.get_tensor(indexed[emb[2]]["embeddings"])
+                if token_type is None
+                else token_type
+            )
             norm_index = [n for n, v in indexed.items() if set(v) == {"gamma", "beta"}]
             first_norm = min(norm_index) if norm_index else None
-            if first_norm is not None and first_norm + 1 in indexed and set(
-                    indexed[first_norm + 1]) == {"kernel", "bias"} and proj_kernel is None:
+            if (
+                first_norm is not None
+                and first_norm + 1 in indexed
+                and set(indexed[first_norm + 1]) == {"kernel", "bias"}
+                and proj_kernel is None
+            ):
                 k = reader.get_tensor(indexed[first_norm + 1]["kernel"])
                 if k.ndim == 2 and k.shape[0] == word.shape[1] and k.shape[1] != k.shape[0]:
                     proj_kernel = k
                     proj_bias = reader.get_tensor(indexed[first_norm + 1]["bias"])
-    for name, value in (("word embeddings", word), ("position embeddings", position),
-                        ("type embeddings", token_type), ("embedding LayerNorm gamma", norm_gamma),
-                        ("embedding LayerNorm beta", norm_beta)):
+    for name, value in (
+        ("word embeddings", word),
+        ("position embeddings", position),
+        ("type embeddings", token_type),
+        ("embedding LayerNorm gamma", norm_gamma),
+        ("embedding LayerNorm beta", norm_beta),
+    ):
         if value is None:
             report.missing(name, None)
     report.raise_if_any()
@@ -123,10 +150,15 @@ def read(path: str, num_attention_heads: Optional[int] = None,
         report.value("num_attention_heads", num_attention_heads, heads, "differs")
     inter = get("_transformer_layers/0/_intermediate_dense/kernel")
     config = ElectraConfig(
-        vocab_size=int(word.shape[0]), hidden_size=hidden, num_hidden_layers=layers,
-        num_attention_heads=heads, intermediate_size=int(inter.shape[1]),
+        vocab_size=int(word.shape[0]),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=int(inter.shape[1]),
         embedding_size=None if word.shape[1] == hidden else int(word.shape[1]),
-        max_position_embeddings=int(position.shape[0]), type_vocab_size=int(token_type.shape[0]))
+        max_position_embeddings=int(position.shape[0]),
+        type_vocab_size=int(token_type.shape[0]),
+    )
     weights = {
         "electra/embeddings/word_embeddings": word,
         "electra/embeddings/position_embeddings": position,
@@ -140,28 +172,39 @@ def read(path: str, num_attention_heads: Optional[int] = None,
     for i in range(layers):
         src = f"_transformer_layers/{i}/"
         dst = f"electra/encoder/layer_{i}/"
-        for theirs, ours in (("_query_dense", "attention/self/query"),
-                             ("_key_dense", "attention/self/key"),
-                             ("_value_dense", "attention/self/value")):
+        for theirs, ours in (
+            ("_query_dense", "attention/self/query"),
+            ("_key_dense", "attention/self/key"),
+            ("_value_dense", "attention/self/value"),
+        ):
             k = get(f"{src}_attention_layer/{theirs}/kernel")
             b = get(f"{src}_attention_layer/{theirs}/bias")
             weights[dst + ours + "/kernel"] = None if k is None else k.reshape(hidden, -1)
             weights[dst + ours + "/bias"] = None if b is None else b.reshape(-1)
         k = get(f"{src}_attention_layer/_output_dense/kernel")
-        weights[dst + "attention/output/dense/kernel"] = None if k is None else k.reshape(-1, hidden)
-        weights[dst + "attention/output/dense/bias"] = get(f"{src}_attention_layer/_output_dense/bias")
-        for theirs, ours in (("_attention_layer_norm", "attention/output/LayerNorm"),
-                             ("_output_layer_norm", "output/LayerNorm")):
+        weights[dst + "attention/output/dense/kernel"] = (
+            None if k is None else k.reshape(-1, hidden)
+        )
+        weights[dst + "attention/output/dense/bias"] = get(
+            f"{src}_attention_layer/_output_dense/bias"
+        )
+        for theirs, ours in (
+            ("_attention_layer_norm", "attention/output/LayerNorm"),
+            ("_output_layer_norm", "output/LayerNorm"),
+        ):
             weights[dst + ours + "/gamma"] = get(f"{src}{theirs}/gamma")
             weights[dst + ours + "/beta"] = get(f"{src}{theirs}/beta")
-        for theirs, ours in (("_intermediate_dense", "intermediate/dense"),
-                             ("_output_dense", "output/dense")):
+        for theirs, ours in (
+            ("_intermediate_dense", "intermediate/dense"),
+            ("_output_dense", "output/dense"),
+        ):
             weights[dst + ours + "/kernel"] = get(f"{src}{theirs}/kernel")
             weights[dst + ours + "/bias"] = get(f"{src}{theirs}/bias")
     for name in sorted(n for n, v in weights.items() if v is None):
         report.missing(name, None)
     report.raise_if_any()
-    bundle = layout.Bundle(weights={k: np.asarray(v, np.float32) for k, v in weights.items()},
-                           discriminator=config)
+    bundle = layout.Bundle(
+        weights={k: np.asarray(v, np.float32) for k, v in weights.items()}, discriminator=config
+    )
     layout.validate(bundle, path, "an ELECTRA encoder", vocab_size=vocab_size)
     return bundle

@@ -39,8 +39,8 @@ import time
 
 from absl import app, flags, logging
 
-from electra_tf import config as config_lib
 from electra_tf.finetuning import conll
+from electra_tf.model import config as config_lib
 from electra_tf.pretraining import flops as flops_lib
 from electra_tf.pretraining import model as model_lib
 from electra_tf.pretraining import two_stage
@@ -66,33 +66,50 @@ VARIANTS = {
     "shared_all": ["--embedding_sharing=all", "--generator_hidden_size=1.0"],
 }
 
-flags.DEFINE_list("variants", ["electra", "mlm"], f"Variants to compare: {sorted(VARIANTS)} "
-                  "or names given in --variant_flags.")
-flags.DEFINE_string("variant_flags", "{}", 'JSON {"name": ["--flag=value", ...]} adding or '
-                    "overriding variants.")
+flags.DEFINE_list(
+    "variants",
+    ["electra", "mlm"],
+    f"Variants to compare: {sorted(VARIANTS)} or names given in --variant_flags.",
+)
+flags.DEFINE_string(
+    "variant_flags", "{}", 'JSON {"name": ["--flag=value", ...]} adding or overriding variants.'
+)
 flags.DEFINE_float("flops_budget", 1.5e13, "Pre-training FLOPs per variant.")
-flags.DEFINE_integer("num_points", 3, "FLOPs points (equally spaced up to the budget) whose "
-                     "discriminators are fine-tuned.")
+flags.DEFINE_integer(
+    "num_points",
+    3,
+    "FLOPs points (equally spaced up to the budget) whose discriminators are fine-tuned.",
+)
 FINETUNE_TASKS = ("chunk", "pos", "sst-2")
-flags.DEFINE_list("finetune_tasks", ["chunk"], f"Downstream tasks, any of {FINETUNE_TASKS}: "
-                  "CoNLL-2000 chunking (dev = its test file), UD English EWT UPOS tagging "
-                  "(train/dev files), SST-2.")
+flags.DEFINE_list(
+    "finetune_tasks",
+    ["chunk"],
+    f"Downstream tasks, any of {FINETUNE_TASKS}: "
+    "CoNLL-2000 chunking (dev = its test file), UD English EWT UPOS tagging "
+    "(train/dev files), SST-2.",
+)
 flags.DEFINE_list("seeds", ["1", "2", "3"], "Fine-tuning seeds.")
 flags.DEFINE_string("output_dir", "docs/compare", "results.md, results.json, the plot.")
 flags.DEFINE_string("work_dir", "runs/compare", "Checkpoints and fine-tuning runs.")
 # Data.
 flags.DEFINE_string("data_dir", "runs/compare_data", "Vocabulary and TFRecords (built once).")
-flags.DEFINE_list("corpus_files", ["/work/shared/data/pretrain_en_wikipedia/wiki_en_000.txt.gz"],
-                  "Pre-training corpus files (one sentence/paragraph a line, blank lines "
-                  "between documents).")
+flags.DEFINE_list(
+    "corpus_files",
+    ["/work/shared/data/pretrain_en_wikipedia/wiki_en_000.txt.gz"],
+    "Pre-training corpus files (one sentence/paragraph a line, blank lines between documents).",
+)
 flags.DEFINE_integer("vocab_size", 8192, "WordPiece vocabulary size to learn.")
 flags.DEFINE_integer("vocab_max_lines", 40000, "Lines the vocabulary is learned from.")
-flags.DEFINE_string("downstream_dir", "/work/shared/data", "Holds conll2000_chunking/, ud_english_ewt/ and "
-                    "glue/.")
+flags.DEFINE_string(
+    "downstream_dir", "/work/shared/data", "Holds conll2000_chunking/, ud_english_ewt/ and glue/."
+)
 # Pre-training (shared by every variant).
 flags.DEFINE_string("model_size", "small", "--model_size of run_pretraining.")
-flags.DEFINE_string("model_hparam_overrides", '{"hidden_size": 128, "num_hidden_layers": 2}',
-                    "--model_hparam_overrides of run_pretraining.")
+flags.DEFINE_string(
+    "model_hparam_overrides",
+    '{"hidden_size": 128, "num_hidden_layers": 2}',
+    "--model_hparam_overrides of run_pretraining.",
+)
 flags.DEFINE_integer("embedding_size", None, "--embedding_size of run_pretraining.")
 flags.DEFINE_integer("max_seq_length", 128, "Pre-training sequence length.")
 flags.DEFINE_integer("train_batch_size", 32, "Pre-training batch.")
@@ -100,13 +117,22 @@ flags.DEFINE_float("learning_rate", 1e-3, "Pre-training peak learning rate.")
 flags.DEFINE_float("warmup_fraction", 0.1, "Warmup steps as a fraction of each run's steps.")
 flags.DEFINE_integer("iterations_per_loop", 100, "Pre-training steps per host call.")
 flags.DEFINE_list("pretrain_extra_flags", [], "More flags for every pre-training run.")
-flags.DEFINE_bool("use_xla", None, "--use_xla for pre-training and fine-tuning (default: "
-                  "the runners' own, by device).")
+flags.DEFINE_bool(
+    "use_xla",
+    None,
+    "--use_xla for pre-training and fine-tuning (default: the runners' own, by device).",
+)
 # Fine-tuning.
-flags.DEFINE_integer("finetune_train_examples", 1000, "Training sentences/examples used "
-                     "(the first N; 0: the whole training set).")
-flags.DEFINE_integer("finetune_dev_examples", 500, "Dev sentences/examples scored (the first N; "
-                     "0: the whole dev set).")
+flags.DEFINE_integer(
+    "finetune_train_examples",
+    1000,
+    "Training sentences/examples used (the first N; 0: the whole training set).",
+)
+flags.DEFINE_integer(
+    "finetune_dev_examples",
+    500,
+    "Dev sentences/examples scored (the first N; 0: the whole dev set).",
+)
 flags.DEFINE_float("finetune_epochs", 2.0, "Fine-tuning epochs.")
 flags.DEFINE_float("finetune_learning_rate", 3e-4, "Fine-tuning learning rate.")
 flags.DEFINE_integer("finetune_max_seq_length", 64, "Fine-tuning sequence length.")
@@ -149,14 +175,28 @@ def prepare_pretraining_data():
             os.symlink(os.path.abspath(path), link)
     log = os.path.join(FLAGS.work_dir, "logs", "data.log")
     if not os.path.exists(vocab):
-        _run(_module("electra_tf.build_vocab") + [
-            f"--input_files={','.join(os.path.join(corpus, os.path.basename(p)) for p in FLAGS.corpus_files)}",
-            f"--vocab_file={vocab}", f"--vocab_size={FLAGS.vocab_size}",
-            f"--max_lines={FLAGS.vocab_max_lines}"], log)
+        _run(
+            _module("electra_tf.build_vocab")
+            + [
+                f"--input_files={','.join(os.path.join(corpus, os.path.basename(p)) for p in FLAGS.corpus_files)}",
+                f"--vocab_file={vocab}",
+                f"--vocab_size={FLAGS.vocab_size}",
+                f"--max_lines={FLAGS.vocab_max_lines}",
+            ],
+            log,
+        )
     if not os.path.exists(os.path.join(records, "dataset_info.json")):
-        _run(_module("electra_tf.build_pretraining_dataset") + [
-            f"--corpus_dir={corpus}", f"--vocab_file={vocab}", f"--output_dir={records}",
-            f"--max_seq_length={FLAGS.max_seq_length}", "--num_out_files=4"], log)
+        _run(
+            _module("electra_tf.build_pretraining_dataset")
+            + [
+                f"--corpus_dir={corpus}",
+                f"--vocab_file={vocab}",
+                f"--output_dir={records}",
+                f"--max_seq_length={FLAGS.max_seq_length}",
+                "--num_out_files=4",
+            ],
+            log,
+        )
     return vocab, os.path.join(records, "pretrain_data.tfrecord*")
 
 
@@ -171,8 +211,10 @@ def write_tagging_file(sentences, path):
         for sentence in sentences:
             for word, tag in zip(sentence.words, sentence.labels):
                 if not word or any(c.isspace() for c in word):
-                    raise ValueError(f"{sentence.path}: the word {word!r} is empty or holds "
-                                     "whitespace, which a CoNLL column cannot carry")
+                    raise ValueError(
+                        f"{sentence.path}: the word {word!r} is empty or holds "
+                        "whitespace, which a CoNLL column cannot carry"
+                    )
                 f.write(f"{word}\t{tag}\n")
             f.write("\n")
 
@@ -188,8 +230,10 @@ TAGGING_SOURCES = {
 
 def prepare_finetuning_data(task):
     """The task's train/dev sets (or their first N examples) written once; run_finetuning flags."""
-    out = os.path.join(FLAGS.work_dir, f"finetune_data_{task}_{FLAGS.finetune_train_examples}_"
-                       f"{FLAGS.finetune_dev_examples}")
+    out = os.path.join(
+        FLAGS.work_dir,
+        f"finetune_data_{task}_{FLAGS.finetune_train_examples}_{FLAGS.finetune_dev_examples}",
+    )
     os.makedirs(out, exist_ok=True)
     counts = {"train": FLAGS.finetune_train_examples, "dev": FLAGS.finetune_dev_examples}
     if task in TAGGING_SOURCES:
@@ -200,8 +244,11 @@ def prepare_finetuning_data(task):
                 sentences = conll.read_conll(os.path.join(FLAGS.downstream_dir, folder, source))
                 write_tagging_file(_first(sentences, counts[split]), target + ".tmp")
                 os.replace(target + ".tmp", target)
-        return [f"--task_name={task_name}", f"--train_file={targets['train']}",
-                f"--dev_file={targets['dev']}"]
+        return [
+            f"--task_name={task_name}",
+            f"--train_file={targets['train']}",
+            f"--dev_file={targets['dev']}",
+        ]
     source = os.path.join(FLAGS.downstream_dir, "glue", "SST-2")
     for split, count in counts.items():
         target = os.path.join(out, f"{split}.tsv")
@@ -247,7 +294,9 @@ def discriminator_config(vocab_size):
 def write_random_init_discriminator(config, vocab, directory, seed=0):
     """An untrained discriminator of `config` saved the way run_pretraining saves a trained one."""
     import keras
-    from electra_tf.encoder import ElectraEncoder
+
+    from electra_tf.model.encoder import ElectraEncoder
+
     keras.utils.set_random_seed(seed)
     encoder = ElectraEncoder(config)
     encoder(encoder.dummy_inputs())
@@ -266,29 +315,44 @@ def variant_flops(name, vocab_size):
     sharing = _flag_value(extra, "embedding_sharing", None)
     untied = bool(_flag_value(extra, "untied_generator_embeddings", False))
     sharing = model_lib.resolve_embedding_sharing(
-        sharing, untied, bool(_flag_value(extra, "untied_generator", True)))
+        sharing, untied, bool(_flag_value(extra, "untied_generator", True))
+    )
     generator = config_lib.generator_config(
-        discriminator, float(_flag_value(extra, "generator_hidden_size", 0.25)),
-        float(_flag_value(extra, "generator_layers", 1.0)), sharing == "none")
-    max_predictions = int((float(_flag_value(extra, "mask_prob", 0.15)) + 0.005)
-                          * FLAGS.max_seq_length)
+        discriminator,
+        float(_flag_value(extra, "generator_hidden_size", 0.25)),
+        float(_flag_value(extra, "generator_layers", 1.0)),
+        sharing == "none",
+    )
+    max_predictions = int(
+        (float(_flag_value(extra, "mask_prob", 0.15)) + 0.005) * FLAGS.max_seq_length
+    )
     training = _flag_value(extra, "generator_training", "mle")
 
     def accounting(num_train_steps):
         switch = two_stage.switch_step(
-            float(_flag_value(extra, "two_stage_generator_fraction", 0.5)), num_train_steps)
+            float(_flag_value(extra, "two_stage_generator_fraction", 0.5)), num_train_steps
+        )
         return flops_lib.variant_train_flops(
-            discriminator, generator, seq_length=FLAGS.max_seq_length,
-            batch_size=FLAGS.train_batch_size, max_predictions=max_predictions,
-            objective=_flag_value(extra, "objective", "electra"), generator_training=training,
+            discriminator,
+            generator,
+            seq_length=FLAGS.max_seq_length,
+            batch_size=FLAGS.train_batch_size,
+            max_predictions=max_predictions,
+            objective=_flag_value(extra, "objective", "electra"),
+            generator_training=training,
             uniform_generator=bool(_flag_value(extra, "uniform_generator", False)),
-            embedding_sharing=sharing, two_stage_switch_step=switch)
+            embedding_sharing=sharing,
+            two_stage_switch_step=switch,
+        )
 
     # two_stage's stages cost differently and the switch depends on the total:
     # find the smallest total whose cumulative FLOPs reach the budget.
     steps = accounting(1).steps_for(FLAGS.flops_budget)
-    while training == "two_stage" and accounting(steps).cumulative(steps) > FLAGS.flops_budget \
-            and steps > 1:
+    while (
+        training == "two_stage"
+        and accounting(steps).cumulative(steps) > FLAGS.flops_budget
+        and steps > 1
+    ):
         steps -= 1
     while accounting(steps).cumulative(steps) < FLAGS.flops_budget:
         steps += 1
@@ -316,14 +380,26 @@ def pretrain(name, vocab, records):
         if not os.path.exists(os.path.join(snapshot, "config.json")):
             os.makedirs(os.path.dirname(snapshot), exist_ok=True)
             write_random_init_discriminator(discriminator_config(vocab_size), vocab, snapshot)
-        return {"total_steps": 0, "flops_per_step": 0.0,
-                "points": [{"point": 0, "step": 0, "flops": 0.0, "discriminator": snapshot,
-                            "segment_seconds": None}]}
+        return {
+            "total_steps": 0,
+            "flops_per_step": 0.0,
+            "points": [
+                {
+                    "point": 0,
+                    "step": 0,
+                    "flops": 0.0,
+                    "discriminator": snapshot,
+                    "segment_seconds": None,
+                }
+            ],
+        }
     accounting, total_steps = variant_flops(name, vocab_size)
     model_dir = os.path.join(FLAGS.work_dir, name, "pretrain")
     log = os.path.join(FLAGS.work_dir, "logs", f"pretrain_{name}.log")
     base = _module("electra_tf.run_pretraining") + [
-        f"--pretrain_tfrecords={records}", f"--vocab_file={vocab}", f"--model_dir={model_dir}",
+        f"--pretrain_tfrecords={records}",
+        f"--vocab_file={vocab}",
+        f"--model_dir={model_dir}",
         f"--model_size={FLAGS.model_size}",
         f"--model_hparam_overrides={FLAGS.model_hparam_overrides}",
         f"--max_seq_length={FLAGS.max_seq_length}",
@@ -332,8 +408,10 @@ def pretrain(name, vocab, records):
         f"--num_train_steps={total_steps}",
         f"--num_warmup_steps={int(FLAGS.warmup_fraction * total_steps)}",
         f"--iterations_per_loop={FLAGS.iterations_per_loop}",
-        f"--save_checkpoints_steps={total_steps + 1}", "--keep_checkpoint_max=2",
-        *_xla_flags()]
+        f"--save_checkpoints_steps={total_steps + 1}",
+        "--keep_checkpoint_max=2",
+        *_xla_flags(),
+    ]
     if FLAGS.embedding_size is not None:
         base.append(f"--embedding_size={FLAGS.embedding_size}")
     base += variant_flags(name) + list(FLAGS.pretrain_extra_flags)
@@ -348,17 +426,30 @@ def pretrain(name, vocab, records):
                 seconds = _run(base + [f"--max_train_steps_this_run={target - current}"], log)
             reached = _latest_step(model_dir)
             if reached != target:
-                raise RuntimeError(f"{name}: pre-training stopped at step {reached}, "
-                                   f"expected {target} (see {log})")
+                raise RuntimeError(
+                    f"{name}: pre-training stopped at step {reached}, expected {target} (see {log})"
+                )
             if os.path.exists(snapshot):
                 shutil.rmtree(snapshot)
             shutil.copytree(os.path.join(model_dir, "discriminator"), snapshot)
-        points.append({"point": k, "step": target, "flops": accounting.cumulative(target),
-                       "discriminator": snapshot, "segment_seconds": seconds})
-        logging.info("%s: point %d at step %d/%d, %s FLOPs", name, k, target, total_steps,
-                     flops_lib.describe(accounting.cumulative(target)))
-    return {"total_steps": total_steps, "flops_per_step": accounting.per_step,
-            "points": points}
+        points.append(
+            {
+                "point": k,
+                "step": target,
+                "flops": accounting.cumulative(target),
+                "discriminator": snapshot,
+                "segment_seconds": seconds,
+            }
+        )
+        logging.info(
+            "%s: point %d at step %d/%d, %s FLOPs",
+            name,
+            k,
+            target,
+            total_steps,
+            flops_lib.describe(accounting.cumulative(target)),
+        )
+    return {"total_steps": total_steps, "flops_per_step": accounting.per_step, "points": points}
 
 
 # --------------------------------------------------------------------- fine-tuning
@@ -370,15 +461,22 @@ def finetune(name, point, task, data_flags):
     if not os.path.exists(results):
         if os.path.exists(model_dir):
             shutil.rmtree(model_dir)
-        _run(_module("electra_tf.run_finetuning") + data_flags + [
-            f"--init_checkpoint={point['discriminator']}", f"--model_dir={model_dir}",
-            f"--seeds={','.join(FLAGS.seeds)}",
-            f"--max_seq_length={FLAGS.finetune_max_seq_length}",
-            f"--learning_rate={FLAGS.finetune_learning_rate}",
-            f"--num_train_epochs={FLAGS.finetune_epochs}",
-            f"--train_batch_size={FLAGS.finetune_batch_size}",
-            *_xla_flags()] + list(FLAGS.finetune_extra_flags),
-            os.path.join(FLAGS.work_dir, "logs", f"finetune_{name}_{point['point']}_{task}.log"))
+        _run(
+            _module("electra_tf.run_finetuning")
+            + data_flags
+            + [
+                f"--init_checkpoint={point['discriminator']}",
+                f"--model_dir={model_dir}",
+                f"--seeds={','.join(FLAGS.seeds)}",
+                f"--max_seq_length={FLAGS.finetune_max_seq_length}",
+                f"--learning_rate={FLAGS.finetune_learning_rate}",
+                f"--num_train_epochs={FLAGS.finetune_epochs}",
+                f"--train_batch_size={FLAGS.finetune_batch_size}",
+                *_xla_flags(),
+            ]
+            + list(FLAGS.finetune_extra_flags),
+            os.path.join(FLAGS.work_dir, "logs", f"finetune_{name}_{point['point']}_{task}.log"),
+        )
     with open(results) as f:
         return json.load(f)
 
@@ -402,15 +500,39 @@ def final_rows(rows, task):
 def write_report(rows, metrics, wall_seconds):
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     with open(os.path.join(FLAGS.output_dir, "results.json"), "w") as f:
-        json.dump({"flags": {name: FLAGS[name].value for name in (
-            "variants", "flops_budget", "num_points", "finetune_tasks", "seeds",
-            "model_size", "model_hparam_overrides", "max_seq_length", "train_batch_size",
-            "learning_rate", "finetune_train_examples", "finetune_dev_examples",
-            "finetune_epochs", "finetune_learning_rate", "finetune_max_seq_length",
-            "finetune_batch_size")},
-            "metrics": metrics, "rows": rows, "wall_seconds": wall_seconds}, f, indent=2)
+        json.dump(
+            {
+                "flags": {
+                    name: FLAGS[name].value
+                    for name in (
+                        "variants",
+                        "flops_budget",
+                        "num_points",
+                        "finetune_tasks",
+                        "seeds",
+                        "model_size",
+                        "model_hparam_overrides",
+                        "max_seq_length",
+                        "train_batch_size",
+                        "learning_rate",
+                        "finetune_train_examples",
+                        "finetune_dev_examples",
+                        "finetune_epochs",
+                        "finetune_learning_rate",
+                        "finetune_max_seq_length",
+                        "finetune_batch_size",
+                    )
+                },
+                "metrics": metrics,
+                "rows": rows,
+                "wall_seconds": wall_seconds,
+            },
+            f,
+            indent=2,
+        )
     lines = [
-        f"# Compute-matched comparison: {', '.join(FLAGS.variants)}", "",
+        f"# Compute-matched comparison: {', '.join(FLAGS.variants)}",
+        "",
         f"Downstream: {', '.join(f'{t} ({m})' for t, m in metrics.items())}; "
         f"{_count(FLAGS.finetune_train_examples)} training examples, "
         f"{_count(FLAGS.finetune_dev_examples)} dev examples (chunk: CoNLL-2000 test.txt; pos: "
@@ -423,20 +545,32 @@ def write_report(rows, metrics, wall_seconds):
         "generator included; see electra_tf/pretraining/flops.py). Each variant's LR schedule "
         "spans its whole budget, so earlier points are mid-schedule checkpoints. "
         f"{RANDOM_INIT} is not pre-trained (0 FLOPs): an untrained discriminator of the same "
-        "configuration and vocabulary."]
+        "configuration and vocabulary.",
+    ]
     for task, metric in metrics.items():
-        lines += ["", f"## {task} ({metric})", "",
-                  "| variant | pre-training FLOPs | steps | median | std | scores (seeds "
-                  f"{','.join(FLAGS.seeds)}) |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## {task} ({metric})",
+            "",
+            "| variant | pre-training FLOPs | steps | median | std | scores (seeds "
+            f"{','.join(FLAGS.seeds)}) |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in (r for r in rows if r["task"] == task):
-            lines.append(f"| {r['variant']} | {r['flops']:.3e} | {r['step']} | "
-                         f"{r['median']:.4f} | {r['std']:.4f} | "
-                         f"{', '.join(f'{s:.4f}' for s in r['scores'])} |")
+            lines.append(
+                f"| {r['variant']} | {r['flops']:.3e} | {r['step']} | "
+                f"{r['median']:.4f} | {r['std']:.4f} | "
+                f"{', '.join(f'{s:.4f}' for s in r['scores'])} |"
+            )
         lines += ["", "At the full budget (median ± std over seeds):"]
         for name, r in sorted(final_rows(rows, task).items(), key=lambda kv: -kv[1]["median"]):
             lines.append(f"- {name}: {r['median']:.4f} ± {r['std']:.4f}")
-    lines += ["", f"Wall time: {wall_seconds / 60:.1f} min. Raw numbers: results.json; "
-              "plot: score_vs_flops.png.", ""]
+    lines += [
+        "",
+        f"Wall time: {wall_seconds / 60:.1f} min. Raw numbers: results.json; "
+        "plot: score_vs_flops.png.",
+        "",
+    ]
     with open(os.path.join(FLAGS.output_dir, "results.md"), "w") as f:
         f.write("\n".join(lines))
     plot(rows, metrics)
@@ -444,25 +578,40 @@ def write_report(rows, metrics, wall_seconds):
 
 def plot(rows, metrics):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), squeeze=False)
     for ax, (task, metric) in zip(axes[0], metrics.items()):
         for name in FLAGS.variants:
-            points = sorted((r for r in rows if r["variant"] == name and r["task"] == task),
-                            key=lambda r: r["flops"])
+            points = sorted(
+                (r for r in rows if r["variant"] == name and r["task"] == task),
+                key=lambda r: r["flops"],
+            )
             if not points:
                 continue
             if name == RANDOM_INIT:
                 # 0 FLOPs has no place on a log axis: the baseline is a band across it.
                 r = points[0]
-                line = ax.axhline(r["median"], color="gray", linestyle="--",
-                                  label=f"{name} (0 FLOPs)")
-                ax.axhspan(r["median"] - r["std"], r["median"] + r["std"],
-                           color=line.get_color(), alpha=0.15)
+                line = ax.axhline(
+                    r["median"], color="gray", linestyle="--", label=f"{name} (0 FLOPs)"
+                )
+                ax.axhspan(
+                    r["median"] - r["std"],
+                    r["median"] + r["std"],
+                    color=line.get_color(),
+                    alpha=0.15,
+                )
                 continue
-            ax.errorbar([r["flops"] for r in points], [r["median"] for r in points],
-                        yerr=[r["std"] for r in points], marker="o", capsize=3, label=name)
+            ax.errorbar(
+                [r["flops"] for r in points],
+                [r["median"] for r in points],
+                yerr=[r["std"] for r in points],
+                marker="o",
+                capsize=3,
+                label=name,
+            )
         ax.set_xscale("log")
         ax.set_xlabel("pre-training FLOPs")
         ax.set_ylabel(f"{task} dev {metric} (median over seeds)")
@@ -480,8 +629,10 @@ def main(argv):
     if FLAGS.num_points < 1 or FLAGS.flops_budget <= 0:
         raise app.UsageError("--num_points and --flops_budget must be positive")
     if FLAGS.finetune_train_examples < 0 or FLAGS.finetune_dev_examples < 0:
-        raise app.UsageError("--finetune_train_examples/--finetune_dev_examples: a count "
-                             "(0: the whole set), not negative")
+        raise app.UsageError(
+            "--finetune_train_examples/--finetune_dev_examples: a count "
+            "(0: the whole set), not negative"
+        )
     unknown = [t for t in FLAGS.finetune_tasks if t not in FINETUNE_TASKS]
     if unknown or not FLAGS.finetune_tasks:
         raise app.UsageError(f"--finetune_tasks: unknown {unknown}; choose from {FINETUNE_TASKS}")
@@ -498,17 +649,26 @@ def main(argv):
                 result = finetune(name, point, task, data_flags[task])
                 metrics[task] = result["metric"]
                 scores = [float(s) for s in result["scores"].values()]
-                rows.append({"variant": name, "task": task, "point": point["point"],
-                             "step": point["step"], "flops": point["flops"],
-                             "median": float(statistics.median(scores)),
-                             "std": float(statistics.pstdev(scores)) if len(scores) > 1 else 0.0,
-                             "scores": scores, "seeds": list(result["scores"]),
-                             "majority_baseline": result.get("majority_baseline"),
-                             "finetune_steps": result.get("steps")})
+                rows.append(
+                    {
+                        "variant": name,
+                        "task": task,
+                        "point": point["point"],
+                        "step": point["step"],
+                        "flops": point["flops"],
+                        "median": float(statistics.median(scores)),
+                        "std": float(statistics.pstdev(scores)) if len(scores) > 1 else 0.0,
+                        "scores": scores,
+                        "seeds": list(result["scores"]),
+                        "majority_baseline": result.get("majority_baseline"),
+                        "finetune_steps": result.get("steps"),
+                    }
+                )
                 write_report(rows, metrics, time.time() - start)
     logging.info("Wrote %s", os.path.join(FLAGS.output_dir, "results.md"))
-    finals = {task: {name: r["median"] for name, r in final_rows(rows, task).items()}
-              for task in metrics}
+    finals = {
+        task: {name: r["median"] for name, r in final_rows(rows, task).items()} for task in metrics
+    }
     logging.info("Full-budget medians: %s", finals)
     if not all(math.isfinite(v) for medians in finals.values() for v in medians.values()):
         raise SystemExit("A score is not finite")

@@ -4,7 +4,7 @@
         --output=docs/rtd_reference/curves.jsonl --num_train_steps=4000 \
         --flags=--learning_rate=1e-3
 
-Both train on the same TFRecords, read in the same order (electra_tf.pretrain_data
+Both train on the same TFRecords, read in the same order (electra_tf.data.pretraining_input
 with the same seed), from the same flagfile (--base_flagfile, default the
 demo's) and flags:
   - "ours": the real CLI, `python -m electra_tf.run_pretraining`; its windows
@@ -24,13 +24,12 @@ discriminator accuracy and disc AUC over that window (the same histogram AUC).
 """
 
 import json
-import math
 import os
 import re
 import time
 
-from absl import app, flags, logging
 import numpy as np
+from absl import app, flags, logging
 
 from electra_tf.experiments import rtd_sweep
 from electra_tf.pretraining.metrics import AUC_BINS, histogram_auc
@@ -59,7 +58,7 @@ class _Settings:
     """The run_pretraining flags the reference needs, with the CLI's defaults."""
 
     def __init__(self, values, vocab_size):
-        from electra_tf import config as config_lib
+        from electra_tf.model import config as config_lib
 
         overrides = json.loads(values.get("model_hparam_overrides", "{}"))
         if "embedding_size" in values:
@@ -67,12 +66,18 @@ class _Settings:
         overrides["vocab_size"] = vocab_size
         self.discriminator = config_lib.preset(values.get("model_size", "small"), **overrides)
         self.generator = config_lib.generator_config(
-            self.discriminator, float(values.get("generator_hidden_size", 0.25)),
-            float(values.get("generator_layers", 1.0)), untied_embeddings=False)
+            self.discriminator,
+            float(values.get("generator_hidden_size", 0.25)),
+            float(values.get("generator_layers", 1.0)),
+            untied_embeddings=False,
+        )
         self.max_seq_length = int(values.get("max_seq_length", 128))
         self.mask_prob = float(values.get("mask_prob", 0.15))
-        self.max_predictions = int(values.get(
-            "max_predictions_per_seq", int((self.mask_prob + 0.005) * self.max_seq_length)))
+        self.max_predictions = int(
+            values.get(
+                "max_predictions_per_seq", int((self.mask_prob + 0.005) * self.max_seq_length)
+            )
+        )
         self.learning_rate = float(values.get("learning_rate", 5e-4))
         self.num_warmup_steps = int(values.get("num_warmup_steps", 10000))
         self.weight_decay_rate = float(values.get("weight_decay_rate", 0.01))
@@ -87,31 +92,41 @@ def _hf_config(config, architecture):
     import transformers
 
     return transformers.ElectraConfig(
-        vocab_size=config.vocab_size, embedding_size=config.embedding_dim,
-        hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers,
+        vocab_size=config.vocab_size,
+        embedding_size=config.embedding_dim,
+        hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_hidden_layers,
         num_attention_heads=config.num_attention_heads,
-        intermediate_size=config.intermediate_size, hidden_act="gelu",
+        intermediate_size=config.intermediate_size,
+        hidden_act="gelu",
         hidden_dropout_prob=config.hidden_dropout_prob,
         attention_probs_dropout_prob=config.attention_probs_dropout_prob,
         max_position_embeddings=config.max_position_embeddings,
-        type_vocab_size=config.type_vocab_size, initializer_range=config.initializer_range,
-        layer_norm_eps=config.layer_norm_eps, architectures=[architecture])
+        type_vocab_size=config.type_vocab_size,
+        initializer_range=config.initializer_range,
+        layer_norm_eps=config.layer_norm_eps,
+        architectures=[architecture],
+    )
 
 
 class OriginalAdamW:
     """google-research/electra's AdamWeightDecayOptimizer, for torch parameters."""
 
-    def __init__(self, named_parameters, weight_decay_rate, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-6):
+    def __init__(self, named_parameters, weight_decay_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-6):
         import torch
 
         self.params = [(name, p) for name, p in named_parameters if p.requires_grad]
-        self.decay = {name: not re.search(r"LayerNorm|layer_norm|bias", name)
-                      for name, _ in self.params}
+        self.decay = {
+            name: not re.search(r"LayerNorm|layer_norm|bias", name) for name, _ in self.params
+        }
         self.m = {name: torch.zeros_like(p) for name, p in self.params}
         self.v = {name: torch.zeros_like(p) for name, p in self.params}
         self.weight_decay_rate, self.beta_1, self.beta_2, self.epsilon = (
-            weight_decay_rate, beta_1, beta_2, epsilon)
+            weight_decay_rate,
+            beta_1,
+            beta_2,
+            epsilon,
+        )
 
     def step(self, learning_rate):
         import torch
@@ -170,9 +185,11 @@ def train_reference(settings, special, dataset, num_train_steps, log_every, seed
 
     torch.manual_seed(seed)
     generator = transformers.ElectraForMaskedLM(
-        _hf_config(settings.generator, "ElectraForMaskedLM"))
+        _hf_config(settings.generator, "ElectraForMaskedLM")
+    )
     discriminator = transformers.ElectraForPreTraining(
-        _hf_config(settings.discriminator, "ElectraForPreTraining"))
+        _hf_config(settings.discriminator, "ElectraForPreTraining")
+    )
     # The whole embedding block is shared; the generator's output layer is
     # tied to its (now shared) word embeddings.
     generator.electra.embeddings = discriminator.electra.embeddings
@@ -192,8 +209,9 @@ def train_reference(settings, special, dataset, num_train_steps, log_every, seed
         input_mask = torch.from_numpy(batch["input_mask"]).long()
         segment_ids = torch.from_numpy(batch["segment_ids"]).long()
         positions, original, weights, masked = _mask(input_ids, input_mask, special, settings, rng)
-        hidden = generator.electra(input_ids=masked, attention_mask=input_mask,
-                                   token_type_ids=segment_ids).last_hidden_state
+        hidden = generator.electra(
+            input_ids=masked, attention_mask=input_mask, token_type_ids=segment_ids
+        ).last_hidden_state
         # ElectraForMaskedLM's head, applied only where the loss is taken.
         hidden = torch.gather(hidden, 1, positions[..., None].expand(-1, -1, hidden.shape[-1]))
         logits = generator.generator_lm_head(generator.generator_predictions(hidden))
@@ -201,25 +219,34 @@ def train_reference(settings, special, dataset, num_train_steps, log_every, seed
         mlm_loss = (nll * weights).sum() / weights.sum().clamp(min=1.0)
         with torch.no_grad():
             probs = torch.softmax(logits / settings.temperature, dim=-1)
-            sampled = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1,
-                                        generator=rng).reshape(original.shape)
+            sampled = torch.multinomial(
+                probs.reshape(-1, probs.shape[-1]), 1, generator=rng
+            ).reshape(original.shape)
             fake = input_ids.clone()
             rows = torch.arange(input_ids.shape[0])[:, None].expand_as(positions)
             keep = weights.bool()
             fake[rows[keep], positions[keep]] = sampled[keep]
             labels = (fake != input_ids).float() * input_mask.float()
-        disc_logits = discriminator(input_ids=fake, attention_mask=input_mask,
-                                    token_type_ids=segment_ids).logits
+        disc_logits = discriminator(
+            input_ids=fake, attention_mask=input_mask, token_type_ids=segment_ids
+        ).logits
         real = input_mask.float()
-        bce = torch.nn.functional.binary_cross_entropy_with_logits(disc_logits, labels,
-                                                                   reduction="none")
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(
+            disc_logits, labels, reduction="none"
+        )
         disc_loss = (bce * real).sum() / real.sum()
         loss = settings.gen_weight * mlm_loss + settings.disc_weight * disc_loss
         loss.backward()
         optimizer.step(_learning_rate(step - 1, settings, num_train_steps))
         with torch.no_grad():
-            window.add(logits.argmax(-1) == original, weights, disc_logits, labels, real,
-                       sampled == original)
+            window.add(
+                logits.argmax(-1) == original,
+                weights,
+                disc_logits,
+                labels,
+                real,
+                sampled == original,
+            )
         if step % log_every == 0:
             emit({"step": step, "seconds": round(time.time() - start, 1), **window.metrics()})
             window = _Window()
@@ -229,8 +256,9 @@ class _Window:
     """Metric sums over a window, defined as the pre-training metrics are."""
 
     def __init__(self):
-        self.sums = dict(masked=0.0, mlm_correct=0.0, sampled_correct=0.0, real=0.0,
-                         disc_correct=0.0)
+        self.sums = dict(
+            masked=0.0, mlm_correct=0.0, sampled_correct=0.0, real=0.0, disc_correct=0.0
+        )
         self.positive = np.zeros(AUC_BINS)
         self.negative = np.zeros(AUC_BINS)
 
@@ -241,20 +269,25 @@ class _Window:
         self.sums["mlm_correct"] += float((mlm_hits.float() * weights).sum())
         self.sums["sampled_correct"] += float((sampled_hits.float() * weights).sum())
         self.sums["real"] += float(real.sum())
-        self.sums["disc_correct"] += float((((disc_logits > 0).float() == labels).float()
-                                            * real).sum())
+        self.sums["disc_correct"] += float(
+            (((disc_logits > 0).float() == labels).float() * real).sum()
+        )
         bins = torch.clamp((torch.sigmoid(disc_logits) * AUC_BINS).long(), max=AUC_BINS - 1)
-        self.positive += np.bincount(bins.flatten().numpy(), (labels * real).flatten().numpy(),
-                                     minlength=AUC_BINS)
-        self.negative += np.bincount(bins.flatten().numpy(),
-                                     ((1 - labels) * real).flatten().numpy(), minlength=AUC_BINS)
+        self.positive += np.bincount(
+            bins.flatten().numpy(), (labels * real).flatten().numpy(), minlength=AUC_BINS
+        )
+        self.negative += np.bincount(
+            bins.flatten().numpy(), ((1 - labels) * real).flatten().numpy(), minlength=AUC_BINS
+        )
 
     def metrics(self):
         s = self.sums
-        return {"masked_lm_accuracy": s["mlm_correct"] / s["masked"],
-                "sampled_masked_lm_accuracy": s["sampled_correct"] / s["masked"],
-                "disc_accuracy": s["disc_correct"] / s["real"],
-                "disc_auc": histogram_auc(self.positive, self.negative)}
+        return {
+            "masked_lm_accuracy": s["mlm_correct"] / s["masked"],
+            "sampled_masked_lm_accuracy": s["sampled_correct"] / s["masked"],
+            "disc_accuracy": s["disc_correct"] / s["real"],
+            "disc_auc": histogram_auc(self.positive, self.negative),
+        }
 
 
 def main(argv):
@@ -265,31 +298,45 @@ def main(argv):
     unknown = set(FLAGS.sides) - {"ours", "hf_torch"}
     if unknown:
         raise app.UsageError(f"--sides: unknown {sorted(unknown)}; use ours and/or hf_torch")
-    common = [f"--num_train_steps={FLAGS.num_train_steps}",
-              f"--iterations_per_loop={FLAGS.log_every}", *FLAGS.flags]
+    common = [
+        f"--num_train_steps={FLAGS.num_train_steps}",
+        f"--iterations_per_loop={FLAGS.log_every}",
+        *FLAGS.flags,
+    ]
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     if "hf_torch" in FLAGS.sides:
         import tensorflow as tf
         import torch
 
-        from electra_tf import pretrain_data, tokenization
+        from electra_tf.data import pretraining_input, tokenization
 
         tf.config.set_visible_devices([], "GPU")
         torch.set_num_threads(FLAGS.threads_per_run)
         vocab = tokenization.load_vocab(os.path.join(FLAGS.data_root, "vocab.txt"))
         settings = _Settings(_parse_flagfile(FLAGS.base_flagfile, common), len(vocab))
         # The CLI's order: seed + start step (0), one file pipeline.
-        dataset = pretrain_data.pretraining_dataset(
-            os.path.join(FLAGS.data_root, FLAGS.data, "pretrain_data.tfrecord*"),
-            settings.max_seq_length, settings.batch_size, is_training=True, seed=settings.seed)
+        dataset = pretraining_input.pretraining_dataset(
+            os.path.join(FLAGS.data_root, FLAGS.data, "pretraining_input.tfrecord*"),
+            settings.max_seq_length,
+            settings.batch_size,
+            is_training=True,
+            seed=settings.seed,
+        )
 
         def emit(row):
             with open(FLAGS.output, "a") as f:
                 f.write(json.dumps({"run": "hf_torch", **row}) + "\n")
             logging.info("hf_torch %s", row)
 
-        train_reference(settings, tokenization.special_token_ids(vocab), dataset,
-                        FLAGS.num_train_steps, FLAGS.log_every, FLAGS.reference_seed, emit)
+        train_reference(
+            settings,
+            tokenization.special_token_ids(vocab),
+            dataset,
+            FLAGS.num_train_steps,
+            FLAGS.log_every,
+            FLAGS.reference_seed,
+            emit,
+        )
     if "ours" in FLAGS.sides:
         rtd_sweep.run_one({"name": "ours", "data": FLAGS.data, "flags": common}, FLAGS.output)
 

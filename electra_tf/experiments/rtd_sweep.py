@@ -32,13 +32,20 @@ flags.DEFINE_string("spec", None, "JSON list of runs: name, data subfolder, flag
 flags.DEFINE_string("data_root", None, "Folder with vocab.txt and one TFRecord folder per data.")
 flags.DEFINE_string("output", None, "JSONL file the windows are appended to.")
 flags.DEFINE_string("runs_dir", "runs/rtd_sweep", "Model directories of the runs.")
-flags.DEFINE_string("base_flagfile", str(pathlib.Path(__file__).resolve().parents[2]
-                                         / "configs" / "demo.flags"), "Flags every run starts from.")
+flags.DEFINE_string(
+    "base_flagfile",
+    str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "demo.flags"),
+    "Flags every run starts from.",
+)
 flags.DEFINE_integer("parallel", 1, "Runs at a time.")
 flags.DEFINE_integer("threads_per_run", 1, "CPU threads of each run.")
 flags.DEFINE_list("only", [], "Run only these names from the spec.")
-flags.DEFINE_bool("collect_only", False, "Record the windows already logged in --runs_dir "
-                  "(runs stopped early) without training.")
+flags.DEFINE_bool(
+    "collect_only",
+    False,
+    "Record the windows already logged in --runs_dir (runs stopped early) without training.",
+)
+
 
 def cpu_model():
     try:
@@ -61,37 +68,67 @@ def finished_runs(output):
 def run_one(run, output):
     model_dir = os.path.join(FLAGS.runs_dir, run["name"])
     data_dir = os.path.join(FLAGS.data_root, run["data"])
-    command = [sys.executable, "-m", "electra_tf.run_pretraining",
-               f"--flagfile={FLAGS.base_flagfile}",
-               f"--pretrain_tfrecords={data_dir}/pretrain_data.tfrecord*",
-               f"--vocab_file={FLAGS.data_root}/{run.get('vocab', 'vocab.txt')}",
-               f"--model_dir={model_dir}", *run["flags"]]
+    command = [
+        sys.executable,
+        "-m",
+        "electra_tf.run_pretraining",
+        f"--flagfile={FLAGS.base_flagfile}",
+        f"--pretrain_tfrecords={data_dir}/pretrain_data.tfrecord*",
+        f"--vocab_file={FLAGS.data_root}/{run.get('vocab', 'vocab.txt')}",
+        f"--model_dir={model_dir}",
+        *run["flags"],
+    ]
     threads = str(FLAGS.threads_per_run)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_NUM_INTRAOP_THREADS": threads,
-           "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": threads}
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "TF_NUM_INTRAOP_THREADS": threads,
+        "TF_NUM_INTEROP_THREADS": "1",
+        "OMP_NUM_THREADS": threads,
+    }
     os.makedirs(model_dir, exist_ok=True)
     start = time.time()
     returncode = None
     if not FLAGS.collect_only:
         with open(os.path.join(model_dir, "log.txt"), "a") as log:
-            returncode = subprocess.run(command, env=env, stdout=log,
-                                        stderr=subprocess.STDOUT).returncode
+            returncode = subprocess.run(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT
+            ).returncode
     windows = curves.read_windows(os.path.join(model_dir, "train"))
     first_wall = windows[0]["wall_time"] if windows else start
-    rows = [{"run": run["name"], "seconds": round(w["wall_time"] - first_wall, 1),
-             **{k: v for k, v in w.items() if k != "wall_time"}} for w in windows]
-    rows.append({"run": run["name"], "final": True, "returncode": returncode,
-                 "flags": run["flags"], "data": run["data"],
-                 "wall_seconds": round(time.time() - start, 1),
-                 "threads": FLAGS.threads_per_run, "parallel": FLAGS.parallel,
-                 "cpu": cpu_model()})
+    rows = [
+        {
+            "run": run["name"],
+            "seconds": round(w["wall_time"] - first_wall, 1),
+            **{k: v for k, v in w.items() if k != "wall_time"},
+        }
+        for w in windows
+    ]
+    rows.append(
+        {
+            "run": run["name"],
+            "final": True,
+            "returncode": returncode,
+            "flags": run["flags"],
+            "data": run["data"],
+            "wall_seconds": round(time.time() - start, 1),
+            "threads": FLAGS.threads_per_run,
+            "parallel": FLAGS.parallel,
+            "cpu": cpu_model(),
+        }
+    )
     with open(output, "a") as f:
         for row in rows:
             f.write(json.dumps(row) + "\n")
     last = rows[-2] if len(rows) > 1 else {}
-    logging.info("%s: exit %s, step %s, disc_auc %s, masked_lm_accuracy %s", run["name"],
-                 returncode, last.get("step"), last.get("disc_auc"),
-                 last.get("masked_lm_accuracy"))
+    logging.info(
+        "%s: exit %s, step %s, disc_auc %s, masked_lm_accuracy %s",
+        run["name"],
+        returncode,
+        last.get("step"),
+        last.get("disc_auc"),
+        last.get("masked_lm_accuracy"),
+    )
 
 
 def main(argv):
@@ -102,7 +139,9 @@ def main(argv):
     with open(FLAGS.spec) as f:
         runs = json.load(f)
     done = finished_runs(FLAGS.output)
-    todo = [r for r in runs if r["name"] not in done and (not FLAGS.only or r["name"] in FLAGS.only)]
+    todo = [
+        r for r in runs if r["name"] not in done and (not FLAGS.only or r["name"] in FLAGS.only)
+    ]
     logging.info("%d run(s) to do, %d already in %s", len(todo), len(done), FLAGS.output)
     with concurrent.futures.ThreadPoolExecutor(FLAGS.parallel) as pool:
         for future in [pool.submit(run_one, run, FLAGS.output) for run in todo]:

@@ -6,7 +6,7 @@ head under a "task_specific" block, the original's scope for task heads (the
 layer-wise learning-rate decay treats everything there as the top).
 
 Besides `call(features, training=False)` (logits for inference) each model
-implements the `electra_tf.training.Trainer` task interface:
+implements the `electra_tf.training.trainer.Trainer` task interface:
 `loss_denominators`, `compute_loss_and_stats` and `trainable_variables`.
 Dropout is driven by the step key, as in pre-training.
 
@@ -20,11 +20,11 @@ averaged over the examples of the global batch.
 import keras
 import tensorflow as tf
 
-from electra_tf import tokenization
-from electra_tf.config import ElectraConfig
-from electra_tf.encoder import CONFIG_FILE, WEIGHTS_PREFIX, ElectraEncoder
-from electra_tf.layers.dropout import example_keys, stateless_dropout
-from electra_tf.layers.transformer import _dense, exact_gelu
+from electra_tf.data import tokenization
+from electra_tf.model.config import ElectraConfig
+from electra_tf.model.encoder import CONFIG_FILE, WEIGHTS_PREFIX, ElectraEncoder
+from electra_tf.model.layers.dropout import example_keys, stateless_dropout
+from electra_tf.model.layers.transformer import _dense, exact_gelu
 
 _ENCODER_SALT, _HEAD_SALT = 0, 1
 
@@ -57,7 +57,9 @@ class _FinetuningModel(keras.Model):
 
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
-        self.config = config if isinstance(config, ElectraConfig) else ElectraConfig.from_dict(config)
+        self.config = (
+            config if isinstance(config, ElectraConfig) else ElectraConfig.from_dict(config)
+        )
         self.encoder = ElectraEncoder(self.config, dtype=self.dtype_policy, name="electra")
 
     def _head_shapes(self):
@@ -72,8 +74,10 @@ class _FinetuningModel(keras.Model):
         """(encoder, head) dropout keys, one per example (see `example_keys`)."""
         if not training or key is None:
             return None, None
-        return (example_keys(key, _ENCODER_SALT, example_index),
-                example_keys(key, _HEAD_SALT, example_index))
+        return (
+            example_keys(key, _ENCODER_SALT, example_index),
+            example_keys(key, _HEAD_SALT, example_index),
+        )
 
     def _dropout(self, x, key):
         return stateless_dropout(x, self.config.hidden_dropout_prob, key)
@@ -99,17 +103,27 @@ class _FinetuningModel(keras.Model):
             if not tf.io.gfile.exists(path):
                 raise FileNotFoundError(
                     f"{path} does not exist; a discriminator directory holds {CONFIG_FILE} and "
-                    f"{WEIGHTS_PREFIX}.* (written by run_pretraining in <model_dir>/discriminator)")
+                    f"{WEIGHTS_PREFIX}.* (written by run_pretraining in <model_dir>/discriminator)"
+                )
         saved = ElectraConfig.load(config_path)
-        differing = [f"{name}: model {getattr(self.config, name)} vs {config_path} "
-                     f"{getattr(saved, name)}"
-                     for name in ("vocab_size", "hidden_size", "num_hidden_layers",
-                                  "num_attention_heads", "intermediate_size", "embedding_dim",
-                                  "max_position_embeddings", "type_vocab_size")
-                     if getattr(saved, name) != getattr(self.config, name)]
+        differing = [
+            f"{name}: model {getattr(self.config, name)} vs {config_path} {getattr(saved, name)}"
+            for name in (
+                "vocab_size",
+                "hidden_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "intermediate_size",
+                "embedding_dim",
+                "max_position_embeddings",
+                "type_vocab_size",
+            )
+            if getattr(saved, name) != getattr(self.config, name)
+        ]
         if differing:
             raise EncoderMismatchError(
-                f"The discriminator in {directory} does not fit this model: " + "; ".join(differing))
+                f"The discriminator in {directory} does not fit this model: " + "; ".join(differing)
+            )
         if vocab_file is None and tf.io.gfile.exists(f"{directory}/vocab.txt"):
             vocab_file = f"{directory}/vocab.txt"
         if vocab_file is not None:
@@ -128,7 +142,8 @@ def check_vocab_size(model_vocab_size, vocab_file, model_directory=None):
         where = f" (from {model_directory})" if model_directory else ""
         raise EncoderMismatchError(
             f"model vocab {model_vocab_size}{where} vs {vocab_file} {size}: the vocabulary "
-            "must be the one the discriminator was pre-trained with")
+            "must be the one the discriminator was pre-trained with"
+        )
 
 
 def _xent(labels, logits):
@@ -148,9 +163,14 @@ class ElectraForTokenClassification(_FinetuningModel):
         super().__init__(config, **kwargs)
         self.num_labels = int(num_labels)
         self.task_specific = _TaskSpecific(
-            {"dense": _dense(self.num_labels, self.config.initializer_range, "dense",
-                             self.dtype_policy)},
-            dtype=self.dtype_policy, name="task_specific")
+            {
+                "dense": _dense(
+                    self.num_labels, self.config.initializer_range, "dense", self.dtype_policy
+                )
+            },
+            dtype=self.dtype_policy,
+            name="task_specific",
+        )
 
     def _head_shapes(self):
         return {"dense": (None, None, self.config.hidden_size)}
@@ -172,12 +192,20 @@ class ElectraForTokenClassification(_FinetuningModel):
         token_loss = _xent(features["label_ids"], logits) * weights
         loss_sum = tf.reduce_sum(token_loss)
         loss = loss_sum / tf.maximum(denominators["examples"], 1.0)
-        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
-                                   tf.cast(features["label_ids"], tf.int32)), tf.float32)
-        return loss, {"loss": loss, "loss_sum": loss_sum,
-                      "examples": tf.cast(tf.shape(logits)[0], tf.float32),
-                      "labeled_tokens": tf.reduce_sum(weights),
-                      "correct": tf.reduce_sum(correct * weights)}
+        correct = tf.cast(
+            tf.equal(
+                tf.argmax(logits, -1, output_type=tf.int32),
+                tf.cast(features["label_ids"], tf.int32),
+            ),
+            tf.float32,
+        )
+        return loss, {
+            "loss": loss,
+            "loss_sum": loss_sum,
+            "examples": tf.cast(tf.shape(logits)[0], tf.float32),
+            "labeled_tokens": tf.reduce_sum(weights),
+            "correct": tf.reduce_sum(correct * weights),
+        }
 
     def get_config(self):
         return {**super().get_config(), "num_labels": self.num_labels}
@@ -197,9 +225,14 @@ class ElectraForSequenceClassification(_FinetuningModel):
         self.is_regression = bool(is_regression)
         self.num_labels = 1 if self.is_regression else int(num_labels)
         self.task_specific = _TaskSpecific(
-            {"dense": _dense(self.num_labels, self.config.initializer_range, "dense",
-                             self.dtype_policy)},
-            dtype=self.dtype_policy, name="task_specific")
+            {
+                "dense": _dense(
+                    self.num_labels, self.config.initializer_range, "dense", self.dtype_policy
+                )
+            },
+            dtype=self.dtype_policy,
+            name="task_specific",
+        )
 
     def _head_shapes(self):
         return {"dense": (None, self.config.hidden_size)}
@@ -224,16 +257,24 @@ class ElectraForSequenceClassification(_FinetuningModel):
         else:
             labels = tf.cast(features["label_ids"], tf.int32)
             per_example = _xent(labels, logits)
-            correct = tf.reduce_sum(tf.cast(
-                tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32))
+            correct = tf.reduce_sum(
+                tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32)
+            )
         loss_sum = tf.reduce_sum(per_example)
         loss = loss_sum / tf.maximum(denominators["examples"], 1.0)
-        return loss, {"loss": loss, "loss_sum": loss_sum,
-                      "examples": tf.cast(tf.shape(logits)[0], tf.float32), "correct": correct}
+        return loss, {
+            "loss": loss,
+            "loss_sum": loss_sum,
+            "examples": tf.cast(tf.shape(logits)[0], tf.float32),
+            "correct": correct,
+        }
 
     def get_config(self):
-        return {**super().get_config(), "num_labels": self.num_labels,
-                "is_regression": self.is_regression}
+        return {
+            **super().get_config(),
+            "num_labels": self.num_labels,
+            "is_regression": self.is_regression,
+        }
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -257,11 +298,14 @@ class ElectraForQuestionAnswering(_FinetuningModel):
         super().__init__(config, **kwargs)
         self.version_2 = bool(version_2)
         c, policy = self.config, self.dtype_policy
-        layers = {"start_logits": _dense(1, c.initializer_range, "start_logits", policy),
-                  "end_logits": _dense(1, c.initializer_range, "end_logits", policy)}
+        layers = {
+            "start_logits": _dense(1, c.initializer_range, "start_logits", policy),
+            "end_logits": _dense(1, c.initializer_range, "end_logits", policy),
+        }
         if self.version_2:
-            layers["answerable_hidden"] = _dense(512, c.initializer_range, "answerable_hidden",
-                                                 policy, activation=exact_gelu)
+            layers["answerable_hidden"] = _dense(
+                512, c.initializer_range, "answerable_hidden", policy, activation=exact_gelu
+            )
             layers["answerable_logit"] = _dense(1, c.initializer_range, "answerable_logit", policy)
         self.task_specific = _TaskSpecific(layers, dtype=policy, name="task_specific")
 
@@ -276,9 +320,9 @@ class ElectraForQuestionAnswering(_FinetuningModel):
     def _outputs(self, features, encoder_key=None):
         hidden = self._encode(features, encoder_key)
         seq_length = tf.shape(hidden)[1]
-        answer_mask = (tf.cast(features["input_mask"], tf.float32)
-                       * tf.cast(features["segment_ids"], tf.float32)
-                       + tf.one_hot(0, seq_length))
+        answer_mask = tf.cast(features["input_mask"], tf.float32) * tf.cast(
+            features["segment_ids"], tf.float32
+        ) + tf.one_hot(0, seq_length)
         penalty = 1000.0 * (answer_mask - 1.0)
         head = self.task_specific
         start = tf.cast(tf.squeeze(head.start_logits(hidden), -1), tf.float32) + penalty
@@ -289,7 +333,8 @@ class ElectraForQuestionAnswering(_FinetuningModel):
             start_feature = tf.reduce_sum(start_p[..., None] * hidden, axis=1)
             rep = tf.concat([hidden[:, 0], start_feature], -1)
             outputs["answerable_logit"] = tf.cast(
-                tf.squeeze(head.answerable_logit(head.answerable_hidden(rep)), -1), tf.float32)
+                tf.squeeze(head.answerable_logit(head.answerable_hidden(rep)), -1), tf.float32
+            )
         return outputs
 
     def call(self, features, training=False):
@@ -301,16 +346,22 @@ class ElectraForQuestionAnswering(_FinetuningModel):
     def compute_loss_and_stats(self, features, denominators, key, example_index, training=True):
         encoder_key, _ = self._keys(key, example_index, training)
         out = self._outputs(features, encoder_key)
-        per_example = 0.5 * (_xent(features["start_positions"], out["start_logits"])
-                             + _xent(features["end_positions"], out["end_logits"]))
+        per_example = 0.5 * (
+            _xent(features["start_positions"], out["start_logits"])
+            + _xent(features["end_positions"], out["end_logits"])
+        )
         if self.version_2:
             per_example += self.answerable_weight * tf.nn.sigmoid_cross_entropy_with_logits(
                 labels=tf.cast(features["is_impossible"], tf.float32),
-                logits=out["answerable_logit"])
+                logits=out["answerable_logit"],
+            )
         loss_sum = tf.reduce_sum(per_example)
         loss = loss_sum / tf.maximum(denominators["examples"], 1.0)
-        return loss, {"loss": loss, "loss_sum": loss_sum,
-                      "examples": tf.cast(tf.shape(per_example)[0], tf.float32)}
+        return loss, {
+            "loss": loss,
+            "loss_sum": loss_sum,
+            "examples": tf.cast(tf.shape(per_example)[0], tf.float32),
+        }
 
     def get_config(self):
         return {**super().get_config(), "version_2": self.version_2}

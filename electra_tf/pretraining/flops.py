@@ -21,17 +21,16 @@ Two conventions (`Convention`):
 """
 
 import dataclasses
-from typing import Optional
 
-DROPOUT_FLOPS = 4        # draw, compare, mask multiply, 1/(1-rate) multiply
-LAYER_NORM_FLOPS = 5     # mean, variance (square + sum), scale, shift
-ACTIVATION_FLOPS = 8     # GELU (tanh form)
-SOFTMAX_FLOPS = 5        # max, subtract, exp, sum, divide
+DROPOUT_FLOPS = 4  # draw, compare, mask multiply, 1/(1-rate) multiply
+LAYER_NORM_FLOPS = 5  # mean, variance (square + sum), scale, shift
+ACTIVATION_FLOPS = 8  # GELU (tanh form)
+SOFTMAX_FLOPS = 5  # max, subtract, exp, sum, divide
 
 
 @dataclasses.dataclass(frozen=True)
 class Convention:
-    trained_multiplier: float = 3.0    # forward + backward, in forward passes
+    trained_multiplier: float = 3.0  # forward + backward, in forward passes
     dense_embedding_lookup: bool = False
 
 
@@ -42,13 +41,14 @@ PAPER = Convention(trained_multiplier=2.0, dense_embedding_lookup=True)
 @dataclasses.dataclass(frozen=True)
 class Encoder:
     """Forward FLOPs per example of one transformer encoder of sequence length s."""
+
     hidden: int
     layers: int
     seq_length: int
     vocab_size: int
-    embedding: Optional[int] = None
-    intermediate: Optional[int] = None
-    heads: Optional[int] = None
+    embedding: int | None = None
+    intermediate: int | None = None
+    heads: int | None = None
 
     @property
     def e(self):
@@ -66,22 +66,31 @@ class Encoder:
         """One transformer layer, all positions."""
         h, s, i, n = self.hidden, self.seq_length, self.i, self.num_heads
         per_token = (
-            3 * 2 * h * h + 3 * h                       # q, k, v projections + biases
-            + 2 * h * s                                 # scores q.k
-            + (SOFTMAX_FLOPS + DROPOUT_FLOPS + 1) * s * n   # softmax, dropout, 1/sqrt(d) scale
-            + 2 * h * s                                 # probabilities x values
-            + 2 * h * h + h                             # attention output + bias
-            + (DROPOUT_FLOPS + 1 + LAYER_NORM_FLOPS) * h    # dropout, residual, LayerNorm
-            + 2 * h * i + i + ACTIVATION_FLOPS * i      # intermediate + bias + GELU
-            + 2 * h * i + h                             # output + bias
-            + (DROPOUT_FLOPS + 1 + LAYER_NORM_FLOPS) * h)   # dropout, residual, LayerNorm
+            3 * 2 * h * h
+            + 3 * h  # q, k, v projections + biases
+            + 2 * h * s  # scores q.k
+            + (SOFTMAX_FLOPS + DROPOUT_FLOPS + 1) * s * n  # softmax, dropout, 1/sqrt(d) scale
+            + 2 * h * s  # probabilities x values
+            + 2 * h * h
+            + h  # attention output + bias
+            + (DROPOUT_FLOPS + 1 + LAYER_NORM_FLOPS) * h  # dropout, residual, LayerNorm
+            + 2 * h * i
+            + i
+            + ACTIVATION_FLOPS * i  # intermediate + bias + GELU
+            + 2 * h * i
+            + h  # output + bias
+            + (DROPOUT_FLOPS + 1 + LAYER_NORM_FLOPS) * h
+        )  # dropout, residual, LayerNorm
         return per_token * s
 
     def embeddings(self, convention):
         """Input embeddings (+ the E -> H projection when they differ), all positions."""
         e, h, s = self.e, self.hidden, self.seq_length
-        per_token = (2 * e * (s + 2)                    # token type + position (the paper's count)
-                     + 2 * e + (LAYER_NORM_FLOPS + DROPOUT_FLOPS) * e)
+        per_token = (
+            2 * e * (s + 2)  # token type + position (the paper's count)
+            + 2 * e
+            + (LAYER_NORM_FLOPS + DROPOUT_FLOPS) * e
+        )
         if convention.dense_embedding_lookup:
             per_token += 2 * e * self.vocab_size
         if e != h:
@@ -94,9 +103,13 @@ class Encoder:
 
 def mlm_head(input_size, embedding, vocab_size, positions):
     """dense(input -> E) + GELU + LayerNorm + E x V logits + softmax at `positions` positions."""
-    per_position = (2 * input_size * embedding + embedding
-                    + (ACTIVATION_FLOPS + LAYER_NORM_FLOPS) * embedding
-                    + 2 * embedding * vocab_size + (SOFTMAX_FLOPS + 2) * vocab_size)
+    per_position = (
+        2 * input_size * embedding
+        + embedding
+        + (ACTIVATION_FLOPS + LAYER_NORM_FLOPS) * embedding
+        + 2 * embedding * vocab_size
+        + (SOFTMAX_FLOPS + 2) * vocab_size
+    )
     return per_position * positions
 
 
@@ -106,17 +119,23 @@ def binary_head(hidden, positions):
 
 
 def encoder_from_config(config, seq_length):
-    return Encoder(hidden=config.hidden_size, layers=config.num_hidden_layers,
-                   seq_length=seq_length, vocab_size=config.vocab_size,
-                   embedding=config.embedding_dim, intermediate=config.intermediate_size,
-                   heads=config.num_attention_heads)
+    return Encoder(
+        hidden=config.hidden_size,
+        layers=config.num_hidden_layers,
+        seq_length=seq_length,
+        vocab_size=config.vocab_size,
+        embedding=config.embedding_dim,
+        intermediate=config.intermediate_size,
+        heads=config.num_attention_heads,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class VariantFlops:
     """Training FLOPs per optimizer step; two_stage's two stages cost differently."""
-    per_step: float                       # every step (stage two's for two_stage)
-    first_stage_per_step: Optional[float] = None
+
+    per_step: float  # every step (stage two's for two_stage)
+    first_stage_per_step: float | None = None
     switch_step: int = 0
 
     def cumulative(self, step):
@@ -135,10 +154,20 @@ class VariantFlops:
         return int(-(-flops // self.per_step))
 
 
-def variant_train_flops(discriminator_config, generator_config, *, seq_length, batch_size,
-                        max_predictions, objective="electra", generator_training="mle",
-                        uniform_generator=False, embedding_sharing="embeddings",
-                        two_stage_switch_step=0, convention=DEFAULT):
+def variant_train_flops(
+    discriminator_config,
+    generator_config,
+    *,
+    seq_length,
+    batch_size,
+    max_predictions,
+    objective="electra",
+    generator_training="mle",
+    uniform_generator=False,
+    embedding_sharing="embeddings",
+    two_stage_switch_step=0,
+    convention=DEFAULT,
+):
     """FLOPs per optimizer step (global batch) of one variant (see ElectraPretrainer).
 
     Generator heads run at the masked positions only (max_predictions per
@@ -150,7 +179,8 @@ def variant_train_flops(discriminator_config, generator_config, *, seq_length, b
     trained = c.trained_multiplier
     if embedding_sharing == "all" or generator_training == "two_stage":
         generator_config = discriminator_config.replace(
-            embedding_size=discriminator_config.embedding_dim)
+            embedding_size=discriminator_config.embedding_dim
+        )
     d = encoder_from_config(discriminator_config, s)
     g = encoder_from_config(generator_config, s)
     v = discriminator_config.vocab_size
@@ -158,7 +188,7 @@ def variant_train_flops(discriminator_config, generator_config, *, seq_length, b
     def generator_forward():
         if objective == "mlm" or uniform_generator:
             return 0.0
-        if objective == "electric":   # two towers, cloze head over 2H at every position
+        if objective == "electric":  # two towers, cloze head over 2H at every position
             return 2 * g.forward(c) + mlm_head(2 * g.hidden, g.e, v, s)
         return g.forward(c) + mlm_head(g.hidden, g.e, v, m)
 
@@ -173,35 +203,62 @@ def variant_train_flops(discriminator_config, generator_config, *, seq_length, b
 
     gen = generator_forward()
     if generator_training == "two_stage":
-        return VariantFlops(per_step=batch_size * (gen + trained * disc),
-                            first_stage_per_step=batch_size * trained * gen,
-                            switch_step=two_stage_switch_step)
+        return VariantFlops(
+            per_step=batch_size * (gen + trained * disc),
+            first_stage_per_step=batch_size * trained * gen,
+            switch_step=two_stage_switch_step,
+        )
     return VariantFlops(per_step=batch_size * trained * (gen + disc))
 
 
 # --------------------------------------------------------------------- the paper's totals
 
 
-def paper_transformer_train_flops(hidden, layers, batch_size, train_steps, *, seq_length=512,
-                                  vocab_size=30522, embedding=None, discriminator=False,
-                                  output_frac=0.15625):
+def paper_transformer_train_flops(
+    hidden,
+    layers,
+    batch_size,
+    train_steps,
+    *,
+    seq_length=512,
+    vocab_size=30522,
+    embedding=None,
+    discriminator=False,
+    output_frac=0.15625,
+):
     """The original's TransformerHparams(...).get_train_flops: PAPER convention."""
     enc = Encoder(hidden, layers, seq_length, vocab_size, embedding)
-    head = (binary_head(hidden, seq_length) if discriminator else
-            mlm_head(hidden, enc.e, vocab_size, output_frac * seq_length))
+    head = (
+        binary_head(hidden, seq_length)
+        if discriminator
+        else mlm_head(hidden, enc.e, vocab_size, output_frac * seq_length)
+    )
     return PAPER.trained_multiplier * batch_size * train_steps * (enc.forward(PAPER) + head)
 
 
-def paper_electra_train_flops(h_d, l_d, h_g, l_g, batch_size, train_steps, tied_embeddings,
-                              e=None, s=512, output_frac=0.15625):
+def paper_electra_train_flops(
+    h_d, l_d, h_g, l_g, batch_size, train_steps, tied_embeddings, e=None, s=512, output_frac=0.15625
+):
     """The original's get_electra_train_flops."""
     e = h_d if e is None else e
-    return (paper_transformer_train_flops(h_d, l_d, batch_size, train_steps, seq_length=s,
-                                          embedding=e, discriminator=True,
-                                          output_frac=output_frac)
-            + paper_transformer_train_flops(h_g, l_g, batch_size, train_steps, seq_length=s,
-                                            embedding=e if tied_embeddings else None,
-                                            output_frac=output_frac))
+    return paper_transformer_train_flops(
+        h_d,
+        l_d,
+        batch_size,
+        train_steps,
+        seq_length=s,
+        embedding=e,
+        discriminator=True,
+        output_frac=output_frac,
+    ) + paper_transformer_train_flops(
+        h_g,
+        l_g,
+        batch_size,
+        train_steps,
+        seq_length=s,
+        embedding=e if tied_embeddings else None,
+        output_frac=output_frac,
+    )
 
 
 def describe(flops):

@@ -11,16 +11,16 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from electra_tf import stateless_random
+from electra_tf.training import stateless_random
 
 
 class MaskedInputs(NamedTuple):
-    input_ids: tf.Tensor            # [B, L] with [MASK] (or kept) tokens at masked positions
-    input_mask: tf.Tensor           # [B, L]
-    segment_ids: tf.Tensor          # [B, L]
+    input_ids: tf.Tensor  # [B, L] with [MASK] (or kept) tokens at masked positions
+    input_mask: tf.Tensor  # [B, L]
+    segment_ids: tf.Tensor  # [B, L]
     masked_lm_positions: tf.Tensor  # [B, N] int32, 0 where unused
-    masked_lm_ids: tf.Tensor        # [B, N] int32 original ids, 0 where unused
-    masked_lm_weights: tf.Tensor    # [B, N] float32 1/0
+    masked_lm_ids: tf.Tensor  # [B, N] int32 original ids, 0 where unused
+    masked_lm_weights: tf.Tensor  # [B, N] float32 1/0
 
 
 def per_example_uniform(key, example_index, shape):
@@ -46,9 +46,12 @@ def num_to_mask(input_ids, input_mask, never_mask_ids, mask_prob, max_prediction
     be all-reduced before the forward pass.
     """
     length = tf.reduce_sum(tf.cast(input_mask, tf.float32), axis=-1)
-    count = tf.maximum(1, tf.minimum(max_predictions, tf.cast(tf.round(length * mask_prob), tf.int32)))
+    count = tf.maximum(
+        1, tf.minimum(max_predictions, tf.cast(tf.round(length * mask_prob), tf.int32))
+    )
     candidates = tf.reduce_sum(
-        tf.cast(masking_candidates(input_ids, input_mask, never_mask_ids), tf.int32), axis=-1)
+        tf.cast(masking_candidates(input_ids, input_mask, never_mask_ids), tf.int32), axis=-1
+    )
     return tf.minimum(count, candidates)
 
 
@@ -69,8 +72,18 @@ def replace_at(input_ids, positions, weights, new_ids):
     return tf.where(hit, scattered, input_ids)
 
 
-def mask_inputs(features, special, *, mask_prob, max_predictions, key, example_index,
-                mask_token_ratio=0.85, random_token_ratio=0.0, vocab_size=None):
+def mask_inputs(
+    features,
+    special,
+    *,
+    mask_prob,
+    max_predictions,
+    key,
+    example_index,
+    mask_token_ratio=0.85,
+    random_token_ratio=0.0,
+    vocab_size=None,
+):
     """Chooses positions and corrupts them: the original's dynamic masking.
 
     Exactly `num_to_mask` positions per example, sampled without replacement
@@ -94,20 +107,27 @@ def mask_inputs(features, special, *, mask_prob, max_predictions, key, example_i
     positions = positions * tf.cast(weights, tf.int32)
     original_ids = tf.gather(input_ids, positions, batch_dims=1) * tf.cast(weights, tf.int32)
 
-    action = per_example_uniform(stateless_random.fold(key, 1),
-                                 example_index, [max_predictions])
+    action = per_example_uniform(stateless_random.fold(key, 1), example_index, [max_predictions])
     corrupted = tf.where(action < mask_token_ratio, special.mask, original_ids)
     if random_token_ratio > 0.0:
-        random_ids = tf.cast(tf.math.floor(
-            per_example_uniform(stateless_random.fold(key, 2),
-                                example_index, [max_predictions]) * vocab_size), tf.int32)
+        random_ids = tf.cast(
+            tf.math.floor(
+                per_example_uniform(stateless_random.fold(key, 2), example_index, [max_predictions])
+                * vocab_size
+            ),
+            tf.int32,
+        )
         use_random = (action >= mask_token_ratio) & (action < mask_token_ratio + random_token_ratio)
         corrupted = tf.where(use_random, random_ids, corrupted)
 
     return MaskedInputs(
         input_ids=tf.stop_gradient(replace_at(input_ids, positions, weights, corrupted)),
-        input_mask=input_mask, segment_ids=features["segment_ids"],
-        masked_lm_positions=positions, masked_lm_ids=original_ids, masked_lm_weights=weights)
+        input_mask=input_mask,
+        segment_ids=features["segment_ids"],
+        masked_lm_positions=positions,
+        masked_lm_ids=original_ids,
+        masked_lm_weights=weights,
+    )
 
 
 def sampling_logits(logits, temperature=1.0, disallow_ids=None):

@@ -16,15 +16,15 @@ import math
 import keras
 import tensorflow as tf
 
-from electra_tf.config import ElectraConfig
-from electra_tf.encoder import ElectraEncoder
-from electra_tf.layers.dropout import example_keys, fold_seed
-from electra_tf.layers.embeddings import ElectraEmbeddings
-from electra_tf.layers.heads import DiscriminatorHead, MaskedLMHead
+from electra_tf.data.tokenization import SpecialTokens
+from electra_tf.model.config import ElectraConfig
+from electra_tf.model.encoder import ElectraEncoder
+from electra_tf.model.layers.dropout import example_keys, fold_seed
+from electra_tf.model.layers.embeddings import ElectraEmbeddings
+from electra_tf.model.layers.heads import DiscriminatorHead, MaskedLMHead
 from electra_tf.pretraining import gdes, masking
 from electra_tf.pretraining.metrics import AUC_BINS
 from electra_tf.pretraining.two_tower import TwoTowerGenerator
-from electra_tf.tokenization import SpecialTokens
 
 # Salts that split one step key into independent streams.
 _MASK_SALT, _SAMPLE_SALT, _GEN_DROPOUT_SALT, _DISC_DROPOUT_SALT = range(4)
@@ -40,8 +40,9 @@ _TOKEN_OBJECTIVES = ("replace_mlm", "all_tokens_mlm", "mlm")
 BERT_MASK_TOKEN_RATIO, BERT_RANDOM_TOKEN_RATIO = 0.8, 0.1
 
 
-def resolve_embedding_sharing(embedding_sharing=None, untied_generator_embeddings=False,
-                              untied_generator=True):
+def resolve_embedding_sharing(
+    embedding_sharing=None, untied_generator_embeddings=False, untied_generator=True
+):
     """The sharing mode from the new flag and its two legacy aliases; raises if they disagree.
 
     `untied_generator_embeddings=True` is an alias of "none" and
@@ -55,16 +56,21 @@ def resolve_embedding_sharing(embedding_sharing=None, untied_generator_embedding
         implied.append(("untied_generator=False", "all"))
     if embedding_sharing is None:
         if len(implied) > 1:
-            raise ValueError("untied_generator_embeddings=True (no sharing) contradicts "
-                             "untied_generator=False (share all weights)")
+            raise ValueError(
+                "untied_generator_embeddings=True (no sharing) contradicts "
+                "untied_generator=False (share all weights)"
+            )
         return implied[0][1] if implied else "embeddings"
     if embedding_sharing not in EMBEDDING_SHARING:
-        raise ValueError(f"embedding_sharing must be one of {EMBEDDING_SHARING}, "
-                         f"got {embedding_sharing!r}")
+        raise ValueError(
+            f"embedding_sharing must be one of {EMBEDDING_SHARING}, got {embedding_sharing!r}"
+        )
     for flag, mode in implied:
         if mode != embedding_sharing:
-            raise ValueError(f"{flag} means embedding_sharing={mode!r}, but "
-                             f"embedding_sharing={embedding_sharing!r} was given")
+            raise ValueError(
+                f"{flag} means embedding_sharing={mode!r}, but "
+                f"embedding_sharing={embedding_sharing!r} was given"
+            )
     return embedding_sharing
 
 
@@ -78,62 +84,93 @@ def _needs_same_size(generator_training, embedding_sharing):
     return generator_training == "two_stage" or embedding_sharing == "all"
 
 
-def validate_variant(objective, generator_training, uniform_generator, embedding_sharing,
-                     discriminator_config, generator_config):
+def validate_variant(
+    objective,
+    generator_training,
+    uniform_generator,
+    embedding_sharing,
+    discriminator_config,
+    generator_config,
+):
     """Raises ValueError naming the first unsupported combination."""
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     if generator_training not in GENERATOR_TRAINING:
-        raise ValueError(f"generator_training must be one of {GENERATOR_TRAINING}, "
-                         f"got {generator_training!r}")
+        raise ValueError(
+            f"generator_training must be one of {GENERATOR_TRAINING}, got {generator_training!r}"
+        )
     if embedding_sharing not in EMBEDDING_SHARING:
-        raise ValueError(f"embedding_sharing must be one of {EMBEDDING_SHARING}, "
-                         f"got {embedding_sharing!r}")
+        raise ValueError(
+            f"embedding_sharing must be one of {EMBEDDING_SHARING}, got {embedding_sharing!r}"
+        )
     if objective == "mlm":
         if uniform_generator or generator_training != "mle" or embedding_sharing in ("all", "gdes"):
-            raise ValueError("objective='mlm' has no generator: it takes neither "
-                             "uniform_generator, generator_training other than 'mle', nor "
-                             "embedding_sharing 'all'/'gdes'")
+            raise ValueError(
+                "objective='mlm' has no generator: it takes neither "
+                "uniform_generator, generator_training other than 'mle', nor "
+                "embedding_sharing 'all'/'gdes'"
+            )
         return
     if uniform_generator:
         if generator_training != "mle" or objective == "electric":
-            raise ValueError("uniform_generator has no parameters to train: it needs "
-                             "generator_training='mle' and an objective other than 'electric'")
+            raise ValueError(
+                "uniform_generator has no parameters to train: it needs "
+                "generator_training='mle' and an objective other than 'electric'"
+            )
         if embedding_sharing in ("all", "gdes"):
-            raise ValueError("uniform_generator has no weights to share "
-                             f"(embedding_sharing={embedding_sharing!r})")
+            raise ValueError(
+                "uniform_generator has no weights to share "
+                f"(embedding_sharing={embedding_sharing!r})"
+            )
         return
-    if objective == "electric" and (generator_training != "mle"
-                                    or embedding_sharing not in ("none", "embeddings")):
-        raise ValueError("objective='electric' (two-tower generator) supports "
-                         "generator_training='mle' and embedding_sharing 'none'/'embeddings'")
-    if generator_training in ("two_stage", "adversarial") and objective not in ("electra",
-                                                                               "electra_15"):
-        raise ValueError(f"generator_training={generator_training!r} needs objective "
-                         "'electra' or 'electra_15'")
+    if objective == "electric" and (
+        generator_training != "mle" or embedding_sharing not in ("none", "embeddings")
+    ):
+        raise ValueError(
+            "objective='electric' (two-tower generator) supports "
+            "generator_training='mle' and embedding_sharing 'none'/'embeddings'"
+        )
+    if generator_training in ("two_stage", "adversarial") and objective not in (
+        "electra",
+        "electra_15",
+    ):
+        raise ValueError(
+            f"generator_training={generator_training!r} needs objective 'electra' or 'electra_15'"
+        )
     if generator_training == "two_stage":
         if embedding_sharing not in ("none", "embeddings"):
-            raise ValueError("generator_training='two_stage' needs embedding_sharing "
-                             "'none' or 'embeddings'")
+            raise ValueError(
+                "generator_training='two_stage' needs embedding_sharing 'none' or 'embeddings'"
+            )
         if not _same_architecture(discriminator_config, generator_config):
             raise ValueError(
                 "generator_training='two_stage' initializes the discriminator from the "
                 "generator, so they must be the same size: use generator_hidden_size=1.0 and "
                 f"generator_layers=1.0 (generator {generator_config.hidden_size}x"
                 f"{generator_config.num_hidden_layers}, discriminator "
-                f"{discriminator_config.hidden_size}x{discriminator_config.num_hidden_layers})")
+                f"{discriminator_config.hidden_size}x{discriminator_config.num_hidden_layers})"
+            )
     if generator_training == "adversarial" and embedding_sharing == "all":
-        raise ValueError("generator_training='adversarial' needs a generator with its own "
-                         "transformer (embedding_sharing other than 'all')")
-    if embedding_sharing == "all" and not _same_architecture(discriminator_config,
-                                                             generator_config):
-        raise ValueError("embedding_sharing='all' (untied_generator=False) shares every weight, "
-                         "so the generator must be the discriminator's size: "
-                         "generator_hidden_size=1.0 and generator_layers=1.0")
-    if embedding_sharing == "gdes" and generator_config.embedding_dim != \
-            discriminator_config.embedding_dim:
-        raise ValueError("embedding_sharing='gdes' needs the generator's embedding size to be "
-                         "the discriminator's")
+        raise ValueError(
+            "generator_training='adversarial' needs a generator with its own "
+            "transformer (embedding_sharing other than 'all')"
+        )
+    if embedding_sharing == "all" and not _same_architecture(
+        discriminator_config, generator_config
+    ):
+        raise ValueError(
+            "embedding_sharing='all' (untied_generator=False) shares every weight, "
+            "so the generator must be the discriminator's size: "
+            "generator_hidden_size=1.0 and generator_layers=1.0"
+        )
+    if (
+        embedding_sharing == "gdes"
+        and generator_config.embedding_dim != discriminator_config.embedding_dim
+    ):
+        raise ValueError(
+            "embedding_sharing='gdes' needs the generator's embedding size to be "
+            "the discriminator's"
+        )
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -171,12 +208,27 @@ class ElectraPretrainer(keras.Model):
         (G is D's encoder, original untied_generator=False) | gdes.
     """
 
-    def __init__(self, discriminator_config, generator_config, special_token_ids, *,
-                 mask_prob=0.15, max_predictions_per_seq=19, gen_weight=1.0, disc_weight=50.0,
-                 temperature=1.0, disallow_correct=False, untied_generator_embeddings=False,
-                 objective="electra", generator_training="mle", uniform_generator=False,
-                 untied_generator=True, embedding_sharing=None, two_stage_switch_step=0,
-                 **kwargs):
+    def __init__(
+        self,
+        discriminator_config,
+        generator_config,
+        special_token_ids,
+        *,
+        mask_prob=0.15,
+        max_predictions_per_seq=19,
+        gen_weight=1.0,
+        disc_weight=50.0,
+        temperature=1.0,
+        disallow_correct=False,
+        untied_generator_embeddings=False,
+        objective="electra",
+        generator_training="mle",
+        uniform_generator=False,
+        untied_generator=True,
+        embedding_sharing=None,
+        two_stage_switch_step=0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.discriminator_config = _as_config(discriminator_config)
         self.generator_config = _as_config(generator_config)
@@ -188,18 +240,26 @@ class ElectraPretrainer(keras.Model):
         self.temperature = temperature
         self.disallow_correct = disallow_correct
         self.embedding_sharing = resolve_embedding_sharing(
-            embedding_sharing, untied_generator_embeddings, untied_generator)
+            embedding_sharing, untied_generator_embeddings, untied_generator
+        )
         self.untied_generator_embeddings = self.embedding_sharing == "none"
         self.untied_generator = self.embedding_sharing != "all"
         self.objective = objective
         self.generator_training = generator_training
         self.uniform_generator = bool(uniform_generator)
         self.two_stage_switch_step = int(two_stage_switch_step)
-        validate_variant(objective, generator_training, self.uniform_generator,
-                         self.embedding_sharing, self.discriminator_config, self.generator_config)
+        validate_variant(
+            objective,
+            generator_training,
+            self.uniform_generator,
+            self.embedding_sharing,
+            self.discriminator_config,
+            self.generator_config,
+        )
         if _needs_same_size(generator_training, self.embedding_sharing):
             self.generator_config = self.discriminator_config.replace(
-                embedding_size=self.discriminator_config.embedding_dim)
+                embedding_size=self.discriminator_config.embedding_dim
+            )
 
         policy = self.dtype_policy
         d_config, g_config = self.discriminator_config, self.generator_config
@@ -212,48 +272,78 @@ class ElectraPretrainer(keras.Model):
         if self.embedding_sharing == "gdes":
             # G owns E_G; D reads stop_gradient(E_G) + E_delta.
             shared = ElectraEmbeddings(
-                g_config.vocab_size, g_config.embedding_dim, g_config.max_position_embeddings,
-                g_config.type_vocab_size, g_config.initializer_range, g_config.layer_norm_eps,
-                g_config.hidden_dropout_prob, dtype=policy, name="embeddings")
+                g_config.vocab_size,
+                g_config.embedding_dim,
+                g_config.max_position_embeddings,
+                g_config.type_vocab_size,
+                g_config.initializer_range,
+                g_config.layer_norm_eps,
+                g_config.hidden_dropout_prob,
+                dtype=policy,
+                name="embeddings",
+            )
             self.discriminator = ElectraEncoder(
-                d_config, embeddings=gdes.GDESEmbeddings(shared, dtype=policy,
-                                                         name="gdes_embeddings"),
-                dtype=policy, name="electra")
-            self.generator = ElectraEncoder(g_config, embeddings=shared, dtype=policy,
-                                            name="generator")
+                d_config,
+                embeddings=gdes.GDESEmbeddings(shared, dtype=policy, name="gdes_embeddings"),
+                dtype=policy,
+                name="electra",
+            )
+            self.generator = ElectraEncoder(
+                g_config, embeddings=shared, dtype=policy, name="generator"
+            )
         else:
             self.discriminator = ElectraEncoder(d_config, dtype=policy, name="electra")
             shared = None if self.embedding_sharing == "none" else self.discriminator.embeddings
             if has_generator and objective == "electric":
-                self.two_tower = TwoTowerGenerator(g_config, embeddings=shared, dtype=policy,
-                                                   name="generator")
+                self.two_tower = TwoTowerGenerator(
+                    g_config, embeddings=shared, dtype=policy, name="generator"
+                )
             elif has_generator and self.embedding_sharing == "all":
                 self.generator = self.discriminator
             elif has_generator:
-                self.generator = ElectraEncoder(g_config, embeddings=shared, dtype=policy,
-                                                name="generator")
+                self.generator = ElectraEncoder(
+                    g_config, embeddings=shared, dtype=policy, name="generator"
+                )
         if has_generator:
             table = (self.two_tower or self.generator).embeddings
             self.generator_predictions = MaskedLMHead(
-                table, g_config.initializer_range, g_config.layer_norm_eps, dtype=policy,
-                name="generator_predictions")
+                table,
+                g_config.initializer_range,
+                g_config.layer_norm_eps,
+                dtype=policy,
+                name="generator_predictions",
+            )
         if objective in _TOKEN_OBJECTIVES:
             self.mlm_predictions = MaskedLMHead(
-                self.discriminator.embeddings, d_config.initializer_range,
-                d_config.layer_norm_eps, dtype=policy, name="mlm_predictions")
+                self.discriminator.embeddings,
+                d_config.initializer_range,
+                d_config.layer_norm_eps,
+                dtype=policy,
+                name="mlm_predictions",
+            )
         if objective in _RTD_OBJECTIVES or objective == "all_tokens_mlm":
             # all_tokens_mlm uses it as the copy-probability head.
             self.discriminator_predictions = DiscriminatorHead(
-                d_config.hidden_size, d_config.initializer_range, dtype=policy,
-                name="discriminator_predictions")
+                d_config.hidden_size,
+                d_config.initializer_range,
+                dtype=policy,
+                name="discriminator_predictions",
+            )
         if generator_training == "two_stage":
             # The sampler of stage two: a frozen copy of G (its own embeddings),
             # so the optimizer's weight decay cannot move it.
-            self.frozen_generator = ElectraEncoder(g_config.replace(
-                embedding_size=g_config.embedding_dim), dtype=policy, name="frozen_generator")
+            self.frozen_generator = ElectraEncoder(
+                g_config.replace(embedding_size=g_config.embedding_dim),
+                dtype=policy,
+                name="frozen_generator",
+            )
             self.frozen_generator_predictions = MaskedLMHead(
-                self.frozen_generator.embeddings, g_config.initializer_range,
-                g_config.layer_norm_eps, dtype=policy, name="frozen_generator_predictions")
+                self.frozen_generator.embeddings,
+                g_config.initializer_range,
+                g_config.layer_norm_eps,
+                dtype=policy,
+                name="frozen_generator_predictions",
+            )
 
     def build(self, input_shape=None):
         g_hidden = self.generator_config.hidden_size
@@ -270,28 +360,35 @@ class ElectraPretrainer(keras.Model):
             self.mlm_predictions.build((None, None, self.discriminator_config.hidden_size))
         if self.discriminator_predictions is not None:
             self.discriminator_predictions.build(
-                (None, None, self.discriminator_config.hidden_size))
+                (None, None, self.discriminator_config.hidden_size)
+            )
         if self.generator_training == "two_stage":
             self.frozen_generator.build()
             self.frozen_generator_predictions.build((None, None, g_hidden))
             # The setter (unlike the constructor argument) reaches every sublayer.
             self.frozen_generator.trainable = False
             self.frozen_generator_predictions.trainable = False
-            self.stage = self.add_weight(name="two_stage_stage", shape=(), dtype="int32",
-                                         initializer="zeros", trainable=False)
+            self.stage = self.add_weight(
+                name="two_stage_stage",
+                shape=(),
+                dtype="int32",
+                initializer="zeros",
+                trainable=False,
+            )
         if self.generator_training == "adversarial":
             # REINFORCE baseline: the previous step's mean reward over the global batch
             # (`after_step`), so every replica and micro-batch uses the same one.
             self.reward_baseline = self.add_weight(
-                name="adversarial_reward_baseline", shape=(), initializer="zeros",
-                trainable=False)
+                name="adversarial_reward_baseline", shape=(), initializer="zeros", trainable=False
+            )
         self.built = True
 
     def after_step(self, stats):
         """Called by the Trainer with a step's stats summed over the global batch."""
         if self.generator_training == "adversarial":
-            self.reward_baseline.assign(stats["adversarial_reward_sum"]
-                                        / tf.maximum(stats["masked_tokens"], 1.0))
+            self.reward_baseline.assign(
+                stats["adversarial_reward_sum"] / tf.maximum(stats["masked_tokens"], 1.0)
+            )
 
     # ----------------------------------------------------------------- two_stage
     def start_second_stage(self):
@@ -299,8 +396,9 @@ class ElectraPretrainer(keras.Model):
         if self.generator_training != "two_stage":
             raise ValueError("start_second_stage() is only for generator_training='two_stage'")
         gdes.copy_encoder_weights(self.generator, self.frozen_generator)
-        for source, target in zip(self.generator_predictions.weights,
-                                  self.frozen_generator_predictions.weights):
+        for source, target in zip(
+            self.generator_predictions.weights, self.frozen_generator_predictions.weights
+        ):
             target.assign(source)
         gdes.copy_encoder_weights(self.generator, self.discriminator)
         self.stage.assign(1)
@@ -318,13 +416,26 @@ class ElectraPretrainer(keras.Model):
     def loss_denominators(self, features):
         """Per-replica counts the losses are normalized by; all-reduced before the step."""
         never_mask = (self.special.cls, self.special.sep, self.special.mask, self.special.pad)
-        masked = masking.num_to_mask(features["input_ids"], features["input_mask"], never_mask,
-                                     self.mask_prob, self.max_predictions_per_seq)
-        denominators = {"masked_tokens": tf.cast(tf.reduce_sum(masked), tf.float32),
-                        "real_tokens": tf.reduce_sum(tf.cast(features["input_mask"], tf.float32))}
+        masked = masking.num_to_mask(
+            features["input_ids"],
+            features["input_mask"],
+            never_mask,
+            self.mask_prob,
+            self.max_predictions_per_seq,
+        )
+        denominators = {
+            "masked_tokens": tf.cast(tf.reduce_sum(masked), tf.float32),
+            "real_tokens": tf.reduce_sum(tf.cast(features["input_mask"], tf.float32)),
+        }
         if self.objective == "electric":
-            denominators["cloze_tokens"] = tf.reduce_sum(tf.cast(masking.masking_candidates(
-                features["input_ids"], features["input_mask"], never_mask), tf.float32))
+            denominators["cloze_tokens"] = tf.reduce_sum(
+                tf.cast(
+                    masking.masking_candidates(
+                        features["input_ids"], features["input_mask"], never_mask
+                    ),
+                    tf.float32,
+                )
+            )
         return denominators
 
     def compute_loss_and_stats(self, features, denominators, key, example_index, training=True):
@@ -333,6 +444,7 @@ class ElectraPretrainer(keras.Model):
         `denominators` are global (summed over replicas and accumulation
         micro-batches), so per-replica losses add up to the global loss.
         """
+
         def dropout_key(salt):
             return example_keys(key, salt, example_index) if training else None
 
@@ -352,17 +464,35 @@ class ElectraPretrainer(keras.Model):
         with tf.init_scope():
             return bool(int(self.stage.numpy()))
 
-    def _step(self, features, denominators, key, example_index, dropout_key,
-              generator_only=False, frozen_generator=False):
+    def _step(
+        self,
+        features,
+        denominators,
+        key,
+        example_index,
+        dropout_key,
+        generator_only=False,
+        frozen_generator=False,
+    ):
         objective = self.objective
         bert_corruption = objective == "mlm"
         masked = masking.mask_inputs(
-            features, self.special, mask_prob=self.mask_prob,
+            features,
+            self.special,
+            mask_prob=self.mask_prob,
             max_predictions=self.max_predictions_per_seq,
-            key=fold_seed(key, _MASK_SALT), example_index=example_index,
-            **(dict(mask_token_ratio=BERT_MASK_TOKEN_RATIO,
+            key=fold_seed(key, _MASK_SALT),
+            example_index=example_index,
+            **(
+                dict(
+                    mask_token_ratio=BERT_MASK_TOKEN_RATIO,
                     random_token_ratio=BERT_RANDOM_TOKEN_RATIO,
-                    vocab_size=self.discriminator_config.vocab_size) if bert_corruption else {}))
+                    vocab_size=self.discriminator_config.vocab_size,
+                )
+                if bert_corruption
+                else {}
+            ),
+        )
         weights = masked.masked_lm_weights
         masked_denominator = tf.maximum(denominators["masked_tokens"], 1.0)
         real_denominator = tf.maximum(denominators["real_tokens"], 1.0)
@@ -370,12 +500,15 @@ class ElectraPretrainer(keras.Model):
 
         if objective == "mlm":
             # BERT: the full-size model is the masked LM; nothing else.
-            hidden = self.discriminator(masked._asdict(),
-                                        dropout_key=dropout_key(_DISC_DROPOUT_SALT))
-            logits = self.mlm_predictions(tf.gather(hidden, masked.masked_lm_positions,
-                                                    batch_dims=1))
+            hidden = self.discriminator(
+                masked._asdict(), dropout_key=dropout_key(_DISC_DROPOUT_SALT)
+            )
+            logits = self.mlm_predictions(
+                tf.gather(hidden, masked.masked_lm_positions, batch_dims=1)
+            )
             nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=masked.masked_lm_ids, logits=logits)
+                labels=masked.masked_lm_ids, logits=logits
+            )
             mlm_loss_sum = tf.reduce_sum(nll * weights)
             loss = mlm_loss_sum / masked_denominator
             stats = _mlm_stats(loss, mlm_loss_sum, logits, None, masked)
@@ -386,47 +519,63 @@ class ElectraPretrainer(keras.Model):
         cloze_loss = None
         if self.uniform_generator:
             mlm_logits = tf.zeros_like(weights)[..., None] + tf.zeros(
-                [self.discriminator_config.vocab_size])
+                [self.discriminator_config.vocab_size]
+            )
         elif objective == "electric":
             cloze_hidden = self.two_tower(features, dropout_key=dropout_key(_GEN_DROPOUT_SALT))
-            cloze_logits = self.generator_predictions(cloze_hidden)          # [B, L, V]
-            never_mask = (self.special.cls, self.special.sep, self.special.mask,
-                          self.special.pad)
-            candidates = tf.cast(masking.masking_candidates(
-                features["input_ids"], features["input_mask"], never_mask), tf.float32)
+            cloze_logits = self.generator_predictions(cloze_hidden)  # [B, L, V]
+            never_mask = (self.special.cls, self.special.sep, self.special.mask, self.special.pad)
+            candidates = tf.cast(
+                masking.masking_candidates(
+                    features["input_ids"], features["input_mask"], never_mask
+                ),
+                tf.float32,
+            )
             cloze_nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=features["input_ids"], logits=cloze_logits)
+                labels=features["input_ids"], logits=cloze_logits
+            )
             cloze_loss_sum = tf.reduce_sum(cloze_nll * candidates)
             cloze_loss = cloze_loss_sum / tf.maximum(denominators["cloze_tokens"], 1.0)
             mlm_logits = tf.gather(cloze_logits, masked.masked_lm_positions, batch_dims=1)
         else:
-            generator, head = ((self.frozen_generator, self.frozen_generator_predictions)
-                               if frozen_generator else
-                               (self.generator, self.generator_predictions))
+            generator, head = (
+                (self.frozen_generator, self.frozen_generator_predictions)
+                if frozen_generator
+                else (self.generator, self.generator_predictions)
+            )
             gen_hidden = generator(masked._asdict(), dropout_key=dropout_key(_GEN_DROPOUT_SALT))
             gen_hidden = tf.gather(gen_hidden, masked.masked_lm_positions, batch_dims=1)
             mlm_logits = head(gen_hidden)
             if frozen_generator:
                 mlm_logits = tf.stop_gradient(mlm_logits)
         mlm_nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=masked.masked_lm_ids, logits=mlm_logits)
+            labels=masked.masked_lm_ids, logits=mlm_logits
+        )
 
         disallow_ids = masked.masked_lm_ids if self.disallow_correct else None
         sampled_ids = masking.sample_tokens(
-            mlm_logits, fold_seed(key, _SAMPLE_SALT), example_index, self.temperature,
-            disallow_ids=disallow_ids)
+            mlm_logits,
+            fold_seed(key, _SAMPLE_SALT),
+            example_index,
+            self.temperature,
+            disallow_ids=disallow_ids,
+        )
         mlm_loss_sum = tf.reduce_sum(mlm_nll * weights)
         mlm_loss = mlm_loss_sum / masked_denominator
 
-        if generator_only:   # two_stage, stage one: the generator's MLM alone
+        if generator_only:  # two_stage, stage one: the generator's MLM alone
             stats = _mlm_stats(mlm_loss, mlm_loss_sum, mlm_logits, sampled_ids, masked)
             stats.update(_zero_disc_stats(input_mask))
             return mlm_loss, stats
 
-        fake_ids = masking.replace_at(features["input_ids"], masked.masked_lm_positions, weights,
-                                      sampled_ids)
-        disc_features = {"input_ids": fake_ids, "input_mask": features["input_mask"],
-                         "segment_ids": features["segment_ids"]}
+        fake_ids = masking.replace_at(
+            features["input_ids"], masked.masked_lm_positions, weights, sampled_ids
+        )
+        disc_features = {
+            "input_ids": fake_ids,
+            "input_mask": features["input_mask"],
+            "segment_ids": features["segment_ids"],
+        }
         disc_hidden = self.discriminator(disc_features, dropout_key=dropout_key(_DISC_DROPOUT_SALT))
 
         extra_stats = {}
@@ -435,21 +584,26 @@ class ElectraPretrainer(keras.Model):
             if objective == "electric":
                 # Energy-based cloze: D's logit is an energy correction to q.
                 log_q = -tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels=fake_ids, logits=cloze_logits)
+                    labels=fake_ids, logits=cloze_logits
+                )
                 disc_logits += tf.stop_gradient(log_q)
                 disc_logits += math.log(self.mask_prob / (1.0 - self.mask_prob))
-                _, hit = masking.scatter_positions(weights, masked.masked_lm_positions, weights,
-                                                   tf.shape(fake_ids)[1])
+                _, hit = masking.scatter_positions(
+                    weights, masked.masked_lm_positions, weights, tf.shape(fake_ids)[1]
+                )
                 disc_labels = tf.cast(hit, tf.float32) * input_mask
             else:
                 # A sample equal to the original is not a replacement.
-                disc_labels = tf.cast(tf.not_equal(fake_ids, features["input_ids"]),
-                                      tf.float32) * input_mask
-            disc_xent = tf.nn.sigmoid_cross_entropy_with_logits(labels=disc_labels,
-                                                                logits=disc_logits)
+                disc_labels = (
+                    tf.cast(tf.not_equal(fake_ids, features["input_ids"]), tf.float32) * input_mask
+                )
+            disc_xent = tf.nn.sigmoid_cross_entropy_with_logits(
+                labels=disc_labels, logits=disc_logits
+            )
             if objective == "electra_15":
-                _, hit = masking.scatter_positions(weights, masked.masked_lm_positions, weights,
-                                                   tf.shape(fake_ids)[1])
+                _, hit = masking.scatter_positions(
+                    weights, masked.masked_lm_positions, weights, tf.shape(fake_ids)[1]
+                )
                 disc_weights = tf.cast(hit, tf.float32) * input_mask
                 disc_denominator = masked_denominator
             else:
@@ -459,16 +613,20 @@ class ElectraPretrainer(keras.Model):
             disc_stats = _disc_stats(disc_loss_sum, disc_logits, disc_labels, disc_weights)
         else:
             token_nll, token_weights, token_logits, token_labels = self._token_prediction(
-                disc_hidden, fake_ids, features, masked, input_mask)
+                disc_hidden, fake_ids, features, masked, input_mask
+            )
             token_loss_sum = tf.reduce_sum(token_nll * token_weights)
-            disc_loss = token_loss_sum / (masked_denominator if objective == "replace_mlm"
-                                          else real_denominator)
+            disc_loss = token_loss_sum / (
+                masked_denominator if objective == "replace_mlm" else real_denominator
+            )
             token_preds = tf.argmax(token_logits, axis=-1, output_type=tf.int32)
             extra_stats = {
                 "disc_mlm_loss_sum": token_loss_sum,
                 "disc_mlm_tokens": tf.reduce_sum(token_weights),
                 "disc_mlm_correct": tf.reduce_sum(
-                    tf.cast(tf.equal(token_preds, token_labels), tf.float32) * token_weights)}
+                    tf.cast(tf.equal(token_preds, token_labels), tf.float32) * token_weights
+                ),
+            }
             disc_stats = _zero_disc_stats(input_mask)
 
         # ---- generator loss
@@ -478,14 +636,19 @@ class ElectraPretrainer(keras.Model):
             gen_loss = self.gen_weight * cloze_loss
         elif self.generator_training == "adversarial":
             # REINFORCE: the reward of a sampled token is D's loss at its position.
-            reward = tf.stop_gradient(tf.gather(disc_xent, masked.masked_lm_positions,
-                                                batch_dims=1))
+            reward = tf.stop_gradient(
+                tf.gather(disc_xent, masked.masked_lm_positions, batch_dims=1)
+            )
             baseline = tf.cast(self.reward_baseline, reward.dtype)
             # The policy is the distribution the tokens were drawn from.
-            log_policy = tf.nn.log_softmax(masking.sampling_logits(
-                mlm_logits, self.temperature, disallow_ids))
-            log_prob = tf.reduce_sum(log_policy * tf.one_hot(
-                sampled_ids, tf.shape(mlm_logits)[-1], dtype=log_policy.dtype), axis=-1)
+            log_policy = tf.nn.log_softmax(
+                masking.sampling_logits(mlm_logits, self.temperature, disallow_ids)
+            )
+            log_prob = tf.reduce_sum(
+                log_policy
+                * tf.one_hot(sampled_ids, tf.shape(mlm_logits)[-1], dtype=log_policy.dtype),
+                axis=-1,
+            )
             adversarial_sum = -tf.reduce_sum((reward - baseline) * log_prob * weights)
             gen_loss = self.gen_weight * adversarial_sum / masked_denominator
             extra_stats["adversarial_reward_sum"] = tf.reduce_sum(reward * weights)
@@ -502,38 +665,49 @@ class ElectraPretrainer(keras.Model):
         """(nll, weights, logits, labels) of replace_mlm / all_tokens_mlm's token predictions."""
         if self.objective == "replace_mlm":
             logits = self.mlm_predictions(
-                tf.gather(disc_hidden, masked.masked_lm_positions, batch_dims=1))
+                tf.gather(disc_hidden, masked.masked_lm_positions, batch_dims=1)
+            )
             nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=masked.masked_lm_ids, logits=logits)
+                labels=masked.masked_lm_ids, logits=logits
+            )
             return nll, masked.masked_lm_weights, logits, masked.masked_lm_ids
         # all_tokens_mlm: every real token, with the copy mechanism
         # p(x_t) = c_t * 1[x_t == input_t] + (1 - c_t) * softmax(logits_t)[x_t].
         labels = features["input_ids"]
-        logits = self.mlm_predictions(disc_hidden)                            # [B, L, V]
-        copy_logit = self.discriminator_predictions(disc_hidden)             # [B, L]
+        logits = self.mlm_predictions(disc_hidden)  # [B, L, V]
+        copy_logit = self.discriminator_predictions(disc_hidden)  # [B, L]
         log_softmax_label = -tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=labels, logits=logits)
+            labels=labels, logits=logits
+        )
         generate = tf.math.log_sigmoid(-copy_logit) + log_softmax_label
         copy = tf.math.log_sigmoid(copy_logit)
-        log_p = tf.where(tf.equal(fake_ids, labels), tf.reduce_logsumexp(
-            tf.stack([copy, generate], axis=-1), axis=-1), generate)
+        log_p = tf.where(
+            tf.equal(fake_ids, labels),
+            tf.reduce_logsumexp(tf.stack([copy, generate], axis=-1), axis=-1),
+            generate,
+        )
         return -log_p, input_mask, logits, labels
 
     def get_config(self):
-        return {**super().get_config(),
-                "discriminator_config": self.discriminator_config.to_dict(),
-                "generator_config": self.generator_config.to_dict(),
-                "special_token_ids": self.special._asdict(),
-                "mask_prob": self.mask_prob,
-                "max_predictions_per_seq": self.max_predictions_per_seq,
-                "gen_weight": self.gen_weight, "disc_weight": self.disc_weight,
-                "temperature": self.temperature, "disallow_correct": self.disallow_correct,
-                "untied_generator_embeddings": self.untied_generator_embeddings,
-                "objective": self.objective, "generator_training": self.generator_training,
-                "uniform_generator": self.uniform_generator,
-                "untied_generator": self.untied_generator,
-                "embedding_sharing": self.embedding_sharing,
-                "two_stage_switch_step": self.two_stage_switch_step}
+        return {
+            **super().get_config(),
+            "discriminator_config": self.discriminator_config.to_dict(),
+            "generator_config": self.generator_config.to_dict(),
+            "special_token_ids": self.special._asdict(),
+            "mask_prob": self.mask_prob,
+            "max_predictions_per_seq": self.max_predictions_per_seq,
+            "gen_weight": self.gen_weight,
+            "disc_weight": self.disc_weight,
+            "temperature": self.temperature,
+            "disallow_correct": self.disallow_correct,
+            "untied_generator_embeddings": self.untied_generator_embeddings,
+            "objective": self.objective,
+            "generator_training": self.generator_training,
+            "uniform_generator": self.uniform_generator,
+            "untied_generator": self.untied_generator,
+            "embedding_sharing": self.embedding_sharing,
+            "two_stage_switch_step": self.two_stage_switch_step,
+        }
 
 
 def _zero_gradient_anchor(variables):
@@ -544,14 +718,20 @@ def _zero_gradient_anchor(variables):
 def _mlm_stats(loss, mlm_loss_sum, mlm_logits, sampled_ids, masked):
     weights = masked.masked_lm_weights
     mlm_preds = tf.argmax(mlm_logits, axis=-1, output_type=tf.int32)
-    sampled_correct = (tf.zeros([]) if sampled_ids is None else tf.reduce_sum(
-        tf.cast(tf.equal(sampled_ids, masked.masked_lm_ids), tf.float32) * weights))
+    sampled_correct = (
+        tf.zeros([])
+        if sampled_ids is None
+        else tf.reduce_sum(
+            tf.cast(tf.equal(sampled_ids, masked.masked_lm_ids), tf.float32) * weights
+        )
+    )
     return {
         "loss": loss,
         "masked_lm_loss_sum": mlm_loss_sum,
         "masked_tokens": tf.reduce_sum(weights),
         "masked_lm_correct": tf.reduce_sum(
-            tf.cast(tf.equal(mlm_preds, masked.masked_lm_ids), tf.float32) * weights),
+            tf.cast(tf.equal(mlm_preds, masked.masked_lm_ids), tf.float32) * weights
+        ),
         "sampled_correct": sampled_correct,
     }
 
@@ -563,8 +743,9 @@ def _disc_stats(disc_loss_sum, disc_logits, disc_labels, disc_weights):
     return {
         "disc_loss_sum": disc_loss_sum,
         "real_tokens": tf.reduce_sum(disc_weights),
-        "disc_correct": tf.reduce_sum(tf.cast(tf.equal(disc_preds, disc_labels), tf.float32)
-                                      * disc_weights),
+        "disc_correct": tf.reduce_sum(
+            tf.cast(tf.equal(disc_preds, disc_labels), tf.float32) * disc_weights
+        ),
         "disc_true_positives": tf.reduce_sum(disc_preds * disc_labels * disc_weights),
         "disc_predicted_positives": tf.reduce_sum(disc_preds * disc_weights),
         "disc_label_positives": tf.reduce_sum(disc_labels * disc_weights),
@@ -575,11 +756,16 @@ def _disc_stats(disc_loss_sum, disc_logits, disc_labels, disc_weights):
 
 def _zero_disc_stats(input_mask):
     zero = tf.zeros([])
-    return {"disc_loss_sum": zero, "real_tokens": tf.reduce_sum(input_mask),
-            "disc_correct": zero, "disc_true_positives": zero,
-            "disc_predicted_positives": zero, "disc_label_positives": zero,
-            "disc_positive_histogram": tf.zeros([AUC_BINS]),
-            "disc_negative_histogram": tf.zeros([AUC_BINS])}
+    return {
+        "disc_loss_sum": zero,
+        "real_tokens": tf.reduce_sum(input_mask),
+        "disc_correct": zero,
+        "disc_true_positives": zero,
+        "disc_predicted_positives": zero,
+        "disc_label_positives": zero,
+        "disc_positive_histogram": tf.zeros([AUC_BINS]),
+        "disc_negative_histogram": tf.zeros([AUC_BINS]),
+    }
 
 
 def _as_config(config):

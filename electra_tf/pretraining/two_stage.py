@@ -29,8 +29,10 @@ def restart_command(argv, remaining_steps_this_run=None):
 
 def restart(argv, remaining_steps_this_run=None):
     command = restart_command(argv, remaining_steps_this_run)
-    logging.info("two_stage: the discriminator stage starts; restarting to retrace the step: %s",
-                 " ".join(command))
+    logging.info(
+        "two_stage: the discriminator stage starts; restarting to retrace the step: %s",
+        " ".join(command),
+    )
     logging.flush()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -9,9 +9,9 @@ for every position (the original's TwoTowerClozeTransformer).
 import keras
 import tensorflow as tf
 
-from electra_tf.encoder import ElectraEncoder
-from electra_tf.layers.dropout import fold_seed
-from electra_tf.layers.transformer import attention_bias_from_mask
+from electra_tf.model.encoder import ElectraEncoder
+from electra_tf.model.layers.dropout import fold_seed
+from electra_tf.model.layers.transformer import attention_bias_from_mask
 
 
 def directional_attention_bias(input_mask, direction, dtype):
@@ -19,7 +19,7 @@ def directional_attention_bias(input_mask, direction, dtype):
     padding = attention_bias_from_mask(input_mask, tf.float32)
     length = tf.shape(input_mask)[1]
     lower = tf.linalg.band_part(tf.ones([length, length], tf.float32), -1, 0)  # j <= i
-    allowed = lower if direction == "ltr" else tf.transpose(lower)            # j >= i for rtl
+    allowed = lower if direction == "ltr" else tf.transpose(lower)  # j >= i for rtl
     return tf.cast(padding + (1.0 - allowed)[tf.newaxis, tf.newaxis] * -10000.0, dtype)
 
 
@@ -47,11 +47,13 @@ class TwoTowerGenerator(keras.layers.Layer):
     def __init__(self, config, embeddings=None, **kwargs):
         super().__init__(**kwargs)
         policy = self.dtype_policy
-        self.ltr = DirectionalEncoder(config, "ltr", embeddings=embeddings, dtype=policy,
-                                      name="generator_ltr")
+        self.ltr = DirectionalEncoder(
+            config, "ltr", embeddings=embeddings, dtype=policy, name="generator_ltr"
+        )
         # Both towers read one table (the original's get_embedding_table is the ltr one).
-        self.rtl = DirectionalEncoder(config, "rtl", embeddings=self.ltr.embeddings,
-                                      dtype=policy, name="generator_rtl")
+        self.rtl = DirectionalEncoder(
+            config, "rtl", embeddings=self.ltr.embeddings, dtype=policy, name="generator_rtl"
+        )
         self.embeddings = self.ltr.embeddings
         self.config = config
 
@@ -61,8 +63,12 @@ class TwoTowerGenerator(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, dropout_key=None):
-        ltr = self.ltr(inputs, dropout_key=None if dropout_key is None else fold_seed(dropout_key, 0))
-        rtl = self.rtl(inputs, dropout_key=None if dropout_key is None else fold_seed(dropout_key, 1))
+        ltr = self.ltr(
+            inputs, dropout_key=None if dropout_key is None else fold_seed(dropout_key, 0)
+        )
+        rtl = self.rtl(
+            inputs, dropout_key=None if dropout_key is None else fold_seed(dropout_key, 1)
+        )
         # Shift so position t holds ltr(t-1) and rtl(t+1) (rolled, as the original).
         ltr = tf.concat([ltr[:, -1:], ltr[:, :-1]], axis=1)
         rtl = tf.concat([rtl[:, 1:], rtl[:, :1]], axis=1)

@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-from typing import Optional
 
 import tensorflow as tf
 
@@ -21,7 +20,7 @@ class ElectraConfig:
     num_attention_heads: int = 4
     intermediate_size: int = 1024
     # None means "same as hidden_size"; ELECTRA-Small factorizes to 128.
-    embedding_size: Optional[int] = None
+    embedding_size: int | None = None
     hidden_act: str = "gelu"
     hidden_dropout_prob: float = 0.1
     attention_probs_dropout_prob: float = 0.1
@@ -31,17 +30,26 @@ class ElectraConfig:
     layer_norm_eps: float = 1e-12
 
     def __post_init__(self):
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers",
-                     "num_attention_heads", "intermediate_size",
-                     "max_position_embeddings", "type_vocab_size"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "type_vocab_size",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"ElectraConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size {self.hidden_size} is not divisible by "
-                f"num_attention_heads {self.num_attention_heads}")
+                f"num_attention_heads {self.num_attention_heads}"
+            )
         if self.hidden_act != "gelu":
-            raise ValueError(f"Only hidden_act='gelu' (exact erf GELU) is supported, got {self.hidden_act!r}")
+            raise ValueError(
+                f"Only hidden_act='gelu' (exact erf GELU) is supported, got {self.hidden_act!r}"
+            )
 
     @property
     def embedding_dim(self) -> int:
@@ -58,7 +66,9 @@ class ElectraConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"Unknown ElectraConfig fields {unknown}; known fields: {sorted(known)}")
+            raise ValueError(
+                f"Unknown ElectraConfig fields {unknown}; known fields: {sorted(known)}"
+            )
         return cls(**values)
 
     def save(self, path: str) -> None:
@@ -77,13 +87,18 @@ class ElectraConfig:
         return cls.from_dict(values)
 
 
-def _sized(hidden_size: int, num_hidden_layers: int, embedding_size: Optional[int] = None,
-           **overrides) -> ElectraConfig:
+def _sized(
+    hidden_size: int, num_hidden_layers: int, embedding_size: int | None = None, **overrides
+) -> ElectraConfig:
     # The original derives heads and FFN width from the hidden size
     # (util/training_utils.get_bert_config).
-    values = dict(hidden_size=hidden_size, num_hidden_layers=num_hidden_layers,
-                  num_attention_heads=max(1, hidden_size // 64),
-                  intermediate_size=4 * hidden_size, embedding_size=embedding_size)
+    values = dict(
+        hidden_size=hidden_size,
+        num_hidden_layers=num_hidden_layers,
+        num_attention_heads=max(1, hidden_size // 64),
+        intermediate_size=4 * hidden_size,
+        embedding_size=embedding_size,
+    )
     values.update(overrides)
     return ElectraConfig(**values)
 
@@ -109,8 +124,12 @@ def preset(model_size: str, **overrides) -> ElectraConfig:
     return config.replace(**rest) if rest else config
 
 
-def generator_config(discriminator: ElectraConfig, hidden_fraction: float,
-                     layers_fraction: float, untied_embeddings: bool) -> ElectraConfig:
+def generator_config(
+    discriminator: ElectraConfig,
+    hidden_fraction: float,
+    layers_fraction: float,
+    untied_embeddings: bool,
+) -> ElectraConfig:
     """The generator's config, derived from the discriminator's as the original does.
 
     Heads and FFN width follow the generator's own hidden size. With tied
@@ -121,13 +140,17 @@ def generator_config(discriminator: ElectraConfig, hidden_fraction: float,
     if not 0.0 < hidden_fraction <= 1.0 or not 0.0 < layers_fraction <= 1.0:
         raise ValueError(
             f"generator_hidden_size ({hidden_fraction}) and generator_layers "
-            f"({layers_fraction}) are fractions of the discriminator and must be in (0, 1]")
+            f"({layers_fraction}) are fractions of the discriminator and must be in (0, 1]"
+        )
     hidden = int(round(discriminator.hidden_size * hidden_fraction))
     layers = max(1, int(round(discriminator.num_hidden_layers * layers_fraction)))
     heads = max(1, hidden // 64)
     if hidden % heads:
         raise ValueError(f"generator hidden size {hidden} is not divisible by its {heads} heads")
     return discriminator.replace(
-        hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
         intermediate_size=4 * hidden,
-        embedding_size=None if untied_embeddings else discriminator.embedding_dim)
+        embedding_size=None if untied_embeddings else discriminator.embedding_dim,
+    )

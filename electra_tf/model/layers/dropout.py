@@ -11,7 +11,7 @@ layers' per-site folds apply element-wise.
 
 import tensorflow as tf
 
-from electra_tf import stateless_random
+from electra_tf.training import stateless_random
 
 
 def fold_seed(key, salt: int):

@@ -3,8 +3,8 @@
 import keras
 import tensorflow as tf
 
-from electra_tf.layers.normalization import LayerNorm
-from electra_tf.layers.transformer import _dense, exact_gelu
+from electra_tf.model.layers.normalization import LayerNorm
+from electra_tf.model.layers.transformer import _dense, exact_gelu
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -20,16 +20,23 @@ class MaskedLMHead(keras.layers.Layer):
         self.embeddings = embeddings
         self.initializer_range = initializer_range
         self.layer_norm_eps = layer_norm_eps
-        self.dense = _dense(embeddings.embedding_size, initializer_range, "dense",
-                            self.dtype_policy, activation=exact_gelu)
+        self.dense = _dense(
+            embeddings.embedding_size,
+            initializer_range,
+            "dense",
+            self.dtype_policy,
+            activation=exact_gelu,
+        )
         self.layer_norm = LayerNorm(
-            epsilon=layer_norm_eps, dtype=self.dtype_policy, name="LayerNorm")
+            epsilon=layer_norm_eps, dtype=self.dtype_policy, name="LayerNorm"
+        )
 
     def build(self, input_shape):
         self.dense.build(input_shape)
         self.layer_norm.build(tuple(input_shape[:-1]) + (self.embeddings.embedding_size,))
         self.output_bias = self.add_weight(
-            name="output_bias", shape=(self.embeddings.vocab_size,), initializer="zeros")
+            name="output_bias", shape=(self.embeddings.vocab_size,), initializer="zeros"
+        )
         self.built = True
 
     def call(self, hidden):
@@ -39,7 +46,9 @@ class MaskedLMHead(keras.layers.Layer):
         # input makes its gradient a [batch, vocab, embedding] tensor first.
         rows = tf.reshape(hidden, [-1, hidden.shape[-1]])
         logits = tf.matmul(rows, table, transpose_b=True) + self.output_bias
-        return tf.reshape(logits, tf.concat([tf.shape(hidden)[:-1], [self.embeddings.vocab_size]], 0))
+        return tf.reshape(
+            logits, tf.concat([tf.shape(hidden)[:-1], [self.embeddings.vocab_size]], 0)
+        )
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -50,8 +59,9 @@ class DiscriminatorHead(keras.layers.Layer):
         super().__init__(**kwargs)
         self.hidden_size = hidden_size
         self.initializer_range = initializer_range
-        self.dense = _dense(hidden_size, initializer_range, "dense", self.dtype_policy,
-                            activation=exact_gelu)
+        self.dense = _dense(
+            hidden_size, initializer_range, "dense", self.dtype_policy, activation=exact_gelu
+        )
         self.dense_1 = _dense(1, initializer_range, "dense_1", self.dtype_policy)
 
     def build(self, input_shape):
@@ -63,5 +73,8 @@ class DiscriminatorHead(keras.layers.Layer):
         return tf.cast(tf.squeeze(self.dense_1(self.dense(hidden)), -1), tf.float32)
 
     def get_config(self):
-        return {**super().get_config(), "hidden_size": self.hidden_size,
-                "initializer_range": self.initializer_range}
+        return {
+            **super().get_config(),
+            "hidden_size": self.hidden_size,
+            "initializer_range": self.initializer_range,
+        }

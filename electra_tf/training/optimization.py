@@ -14,8 +14,9 @@ import tensorflow as tf
 EXCLUDE_FROM_WEIGHT_DECAY = ("LayerNorm", "layer_norm", "bias")
 
 
-def learning_rate_at(step, base_learning_rate, num_train_steps, num_warmup_steps=0,
-                     decay_power=1.0):
+def learning_rate_at(
+    step, base_learning_rate, num_train_steps, num_warmup_steps=0, decay_power=1.0
+):
     """base * (1 - step/T)^power * min(1, step/warmup), as the original computes it."""
     step = tf.cast(step, tf.float32)
     decay_fraction = tf.minimum(step, float(num_train_steps)) / float(num_train_steps)
@@ -67,10 +68,19 @@ class AdamWeightDecay(tf.Module):
     tf.distribute expects, and what runs on TPU).
     """
 
-    def __init__(self, variables, learning_rate_fn, weight_decay_rate=0.01, beta_1=0.9,
-                 beta_2=0.999, epsilon=1e-6, clip_norm=1.0,
-                 exclude_from_weight_decay=EXCLUDE_FROM_WEIGHT_DECAY, lr_multipliers=None,
-                 name="adam_weight_decay"):
+    def __init__(
+        self,
+        variables,
+        learning_rate_fn,
+        weight_decay_rate=0.01,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-6,
+        clip_norm=1.0,
+        exclude_from_weight_decay=EXCLUDE_FROM_WEIGHT_DECAY,
+        lr_multipliers=None,
+        name="adam_weight_decay",
+    ):
         super().__init__(name=name)
         variables = list(variables)
         self._learning_rate_fn = learning_rate_fn
@@ -92,14 +102,19 @@ class AdamWeightDecay(tf.Module):
         self.variables_by_path = dict(zip(keys, variables))
         self._decays = [
             weight_decay_rate > 0 and not any(re.search(p, path) for p in exclude_from_weight_decay)
-            for path in self.paths]
+            for path in self.paths
+        ]
         lr_multipliers = lr_multipliers or {}
         self._lr_multipliers = [lr_multipliers.get(path, 1.0) for path in self.paths]
         self._keys = keys
-        self.m_by_path = {key: tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False)
-                          for key, v in zip(keys, variables)}
-        self.v_by_path = {key: tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False)
-                          for key, v in zip(keys, variables)}
+        self.m_by_path = {
+            key: tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False)
+            for key, v in zip(keys, variables)
+        }
+        self.v_by_path = {
+            key: tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False)
+            for key, v in zip(keys, variables)
+        }
 
     @property
     def _variables(self):
@@ -146,8 +161,9 @@ class AdamWeightDecay(tf.Module):
         def update_all():
             lr = self.learning_rate
             for index, (grad, variable) in enumerate(zip(grads, self._variables)):
-                strategy.extended.update(variable.value, self._update_one,
-                                         args=(grad, index, lr), group=False)
+                strategy.extended.update(
+                    variable.value, self._update_one, args=(grad, index, lr), group=False
+                )
             strategy.extended.update(self.iterations, lambda it: it.assign_add(1), group=False)
 
         if apply_if is None:
@@ -161,14 +177,22 @@ class AdamWeightDecay(tf.Module):
             # Decay first, from the same pre-update weights the original uses:
             # var - lr * wd * var - lr * adam == var - lr * (adam + wd * var).
             tf.raw_ops.ResourceApplyGradientDescent(
-                var=variable.handle, alpha=lr * self.weight_decay_rate, delta=variable.read_value())
+                var=variable.handle, alpha=lr * self.weight_decay_rate, delta=variable.read_value()
+            )
         # TF's fused Adam kernel (one pass instead of ~10 ops per variable,
         # 40% of the update's time on CPU); beta powers of 0 make its bias
         # correction a factor of 1, the original's uncorrected update. Its CPU
         # square root is vectorised to ~1e-5 relative error.
         zero = tf.constant(0.0)
         return tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=self.m_by_path[self._keys[index]].handle,
+            var=variable.handle,
+            m=self.m_by_path[self._keys[index]].handle,
             v=self.v_by_path[self._keys[index]].handle,
-            beta1_power=zero, beta2_power=zero, lr=lr, beta1=tf.constant(self.beta_1),
-            beta2=tf.constant(self.beta_2), epsilon=tf.constant(self.epsilon), grad=grad)
+            beta1_power=zero,
+            beta2_power=zero,
+            lr=lr,
+            beta1=tf.constant(self.beta_1),
+            beta2=tf.constant(self.beta_2),
+            epsilon=tf.constant(self.epsilon),
+            grad=grad,
+        )

@@ -5,9 +5,9 @@ import math
 import keras
 import tensorflow as tf
 
-from electra_tf import stateless_random
-from electra_tf.layers.dropout import apply_dropout, fold_seed, is_active, stateless_dropout
-from electra_tf.layers.normalization import LayerNorm
+from electra_tf.model.layers.dropout import apply_dropout, fold_seed, is_active, stateless_dropout
+from electra_tf.model.layers.normalization import LayerNorm
+from electra_tf.training import stateless_random
 
 
 def attention_bias_from_mask(input_mask, dtype):
@@ -21,7 +21,7 @@ def attention_bias_from_mask(input_mask, dtype):
 
 
 def _normal_cdf(x):
-    return 0.5 * (1.0 + tf.math.erf(x * (2.0 ** -0.5)))
+    return 0.5 * (1.0 + tf.math.erf(x * (2.0**-0.5)))
 
 
 def _gelu_derivative(x, cdf):
@@ -46,6 +46,7 @@ def exact_gelu(x):
     Differentiated op by op, the erf form keeps four tensors of x's size
     alive for the backward pass; recomputing Phi(x) there is cheaper.
     """
+
     def backward(upstream):
         x_again = _recompute_from(x, upstream)
         return upstream * _gelu_derivative(x_again, _normal_cdf(x_again))
@@ -61,8 +62,10 @@ def feed_forward(x, intermediate, output):
     pre-activation: about a fifth less activation memory per train step.
     """
     dtype = x.dtype
-    weights = [tf.cast(w, dtype) for w in
-               (intermediate.kernel, intermediate.bias, output.kernel, output.bias)]
+    weights = [
+        tf.cast(w, dtype)
+        for w in (intermediate.kernel, intermediate.bias, output.kernel, output.bias)
+    ]
     out_shape = tf.concat([tf.shape(x)[:-1], [output.units]], 0)
 
     @tf.custom_gradient
@@ -76,11 +79,14 @@ def feed_forward(x, intermediate, output):
             pre_again = _recompute_from(pre, upstream)
             cdf = _normal_cdf(pre_again)
             activation = pre_again * cdf
-            grad_pre = (tf.matmul(upstream, w2, transpose_b=True)
-                        * _gelu_derivative(pre_again, cdf))
-            return (tf.reshape(tf.matmul(grad_pre, w1, transpose_b=True), tf.shape(x)),
-                    tf.matmul(rows, grad_pre, transpose_a=True), tf.reduce_sum(grad_pre, 0),
-                    tf.matmul(activation, upstream, transpose_a=True), tf.reduce_sum(upstream, 0))
+            grad_pre = tf.matmul(upstream, w2, transpose_b=True) * _gelu_derivative(pre_again, cdf)
+            return (
+                tf.reshape(tf.matmul(grad_pre, w1, transpose_b=True), tf.shape(x)),
+                tf.matmul(rows, grad_pre, transpose_a=True),
+                tf.reduce_sum(grad_pre, 0),
+                tf.matmul(activation, upstream, transpose_a=True),
+                tf.reduce_sum(upstream, 0),
+            )
 
         return tf.reshape(y, out_shape), backward
 
@@ -99,22 +105,26 @@ def dot_product_attention(q, k, v, attention_bias, dropout_rate=0.0, dropout_key
 
     @tf.custom_gradient
     def forward(q, k, v):
-        probs = tf.cast(tf.nn.softmax(tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32)
-                                      + bias), v.dtype)
+        probs = tf.cast(
+            tf.nn.softmax(tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32) + bias), v.dtype
+        )
         keep = stateless_random.keep_mask(probs, dropout_rate, dropout_key) if dropout else None
 
         def dropped(x):
             return apply_dropout(x, keep, dropout_rate) if dropout else x
 
         def backward(grad_context):
-            grad_v = tf.matmul(dropped(_recompute_from(probs, grad_context)), grad_context,
-                               transpose_a=True)
+            grad_v = tf.matmul(
+                dropped(_recompute_from(probs, grad_context)), grad_context, transpose_a=True
+            )
             grad_probs = tf.cast(dropped(tf.matmul(grad_context, v, transpose_b=True)), tf.float32)
             probs32 = tf.cast(probs, tf.float32)
-            grad_scores = tf.cast(probs32 * (grad_probs - tf.reduce_sum(
-                grad_probs * probs32, axis=-1, keepdims=True)), q.dtype)
-            return (tf.matmul(grad_scores, k), tf.matmul(grad_scores, q, transpose_a=True),
-                    grad_v)
+            grad_scores = tf.cast(
+                probs32
+                * (grad_probs - tf.reduce_sum(grad_probs * probs32, axis=-1, keepdims=True)),
+                q.dtype,
+            )
+            return (tf.matmul(grad_scores, k), tf.matmul(grad_scores, q, transpose_a=True), grad_v)
 
         return tf.matmul(dropped(probs), v), backward
 
@@ -123,21 +133,35 @@ def dot_product_attention(q, k, v, attention_bias, dropout_rate=0.0, dropout_key
 
 def _dense(units, initializer_range, name, dtype, activation=None):
     return keras.layers.Dense(
-        units, activation=activation, name=name, dtype=dtype,
-        kernel_initializer=keras.initializers.TruncatedNormal(stddev=initializer_range))
+        units,
+        activation=activation,
+        name=name,
+        dtype=dtype,
+        kernel_initializer=keras.initializers.TruncatedNormal(stddev=initializer_range),
+    )
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
 class TransformerLayer(keras.layers.Layer):
     """Self-attention + feed-forward block, each followed by residual + LayerNorm."""
 
-    def __init__(self, hidden_size, num_attention_heads, intermediate_size,
-                 hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
-                 initializer_range=0.02, layer_norm_eps=1e-12, **kwargs):
+    def __init__(
+        self,
+        hidden_size,
+        num_attention_heads,
+        intermediate_size,
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+        initializer_range=0.02,
+        layer_norm_eps=1e-12,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if hidden_size % num_attention_heads:
-            raise ValueError(f"hidden_size {hidden_size} is not divisible by "
-                             f"num_attention_heads {num_attention_heads}")
+            raise ValueError(
+                f"hidden_size {hidden_size} is not divisible by "
+                f"num_attention_heads {num_attention_heads}"
+            )
         self.hidden_size = hidden_size
         self.num_attention_heads = num_attention_heads
         self.head_size = hidden_size // num_attention_heads
@@ -156,12 +180,14 @@ class TransformerLayer(keras.layers.Layer):
         self.value = dense(hidden_size, "value")
         self.attention_output = dense(hidden_size, "attention_output")
         self.attention_layer_norm = LayerNorm(
-            epsilon=layer_norm_eps, dtype=policy, name="attention_layer_norm")
+            epsilon=layer_norm_eps, dtype=policy, name="attention_layer_norm"
+        )
         # GELU is applied by feed_forward(), which owns the FFN's backward pass.
         self.intermediate = dense(intermediate_size, "intermediate")
         self.output_dense = dense(hidden_size, "output")
         self.output_layer_norm = LayerNorm(
-            epsilon=layer_norm_eps, dtype=policy, name="output_layer_norm")
+            epsilon=layer_norm_eps, dtype=policy, name="output_layer_norm"
+        )
 
     def build(self, input_shape):
         hidden_shape = (None, None, self.hidden_size)
@@ -180,14 +206,16 @@ class TransformerLayer(keras.layers.Layer):
     def call(self, hidden, attention_bias, dropout_key=None):
         keys = [None] * 3 if dropout_key is None else [fold_seed(dropout_key, i) for i in range(3)]
         # Scaling q rather than the scores touches L * head_size values, not L * L.
-        q = self._split_heads(self.query(hidden) * tf.cast(self.head_size ** -0.5, hidden.dtype))
+        q = self._split_heads(self.query(hidden) * tf.cast(self.head_size**-0.5, hidden.dtype))
         k = self._split_heads(self.key(hidden))
         v = self._split_heads(self.value(hidden))
-        context = dot_product_attention(q, k, v, attention_bias,
-                                        self.attention_probs_dropout_prob, keys[0])
+        context = dot_product_attention(
+            q, k, v, attention_bias, self.attention_probs_dropout_prob, keys[0]
+        )
         context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), tf.shape(hidden))
-        attended = stateless_dropout(self.attention_output(context), self.hidden_dropout_prob,
-                                     keys[1])
+        attended = stateless_dropout(
+            self.attention_output(context), self.hidden_dropout_prob, keys[1]
+        )
         attended = self.attention_layer_norm(attended + hidden)
         ffn = feed_forward(attended, self.intermediate, self.output_dense)
         ffn = stateless_dropout(ffn, self.hidden_dropout_prob, keys[2])
@@ -197,11 +225,13 @@ class TransformerLayer(keras.layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(),
-                "hidden_size": self.hidden_size,
-                "num_attention_heads": self.num_attention_heads,
-                "intermediate_size": self.intermediate_size,
-                "hidden_dropout_prob": self.hidden_dropout_prob,
-                "attention_probs_dropout_prob": self.attention_probs_dropout_prob,
-                "initializer_range": self.initializer_range,
-                "layer_norm_eps": self.layer_norm_eps}
+        return {
+            **super().get_config(),
+            "hidden_size": self.hidden_size,
+            "num_attention_heads": self.num_attention_heads,
+            "intermediate_size": self.intermediate_size,
+            "hidden_dropout_prob": self.hidden_dropout_prob,
+            "attention_probs_dropout_prob": self.attention_probs_dropout_prob,
+            "initializer_range": self.initializer_range,
+            "layer_norm_eps": self.layer_norm_eps,
+        }

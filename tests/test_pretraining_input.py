@@ -3,7 +3,7 @@
 import pytest
 import tensorflow as tf
 
-from electra_tf import pretrain_data
+from electra_tf.data import pretraining_input
 
 SEQ_LENGTH = 16
 NUM_FILES = 5
@@ -11,12 +11,19 @@ RECORDS_PER_FILE = 7
 
 
 def make_example(first_id, length=SEQ_LENGTH):
-    values = {"input_ids": [first_id] + [1] * (length - 1),
-              "input_mask": [1] * length,
-              "segment_ids": [0] * length}
-    return tf.train.Example(features=tf.train.Features(feature={
-        name: tf.train.Feature(int64_list=tf.train.Int64List(value=v))
-        for name, v in values.items()}))
+    values = {
+        "input_ids": [first_id] + [1] * (length - 1),
+        "input_mask": [1] * length,
+        "segment_ids": [0] * length,
+    }
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                name: tf.train.Feature(int64_list=tf.train.Int64List(value=v))
+                for name, v in values.items()
+            }
+        )
+    )
 
 
 def write_shard(path, first_ids, length=SEQ_LENGTH):
@@ -30,9 +37,11 @@ def write_shard(path, first_ids, length=SEQ_LENGTH):
 def shards(tmp_path):
     """Five shards; input_ids[0] = 100 * file index + record index identifies each record."""
     for f in range(NUM_FILES):
-        write_shard(tmp_path / f"pretrain_data.tfrecord-{f}-of-{NUM_FILES}",
-                    [100 * f + r for r in range(RECORDS_PER_FILE)])
-    return str(tmp_path / "pretrain_data.tfrecord-*")
+        write_shard(
+            tmp_path / f"pretraining_input.tfrecord-{f}-of-{NUM_FILES}",
+            [100 * f + r for r in range(RECORDS_PER_FILE)],
+        )
+    return str(tmp_path / "pretraining_input.tfrecord-*")
 
 
 def first_ids(dataset):
@@ -41,9 +50,10 @@ def first_ids(dataset):
 
 @pytest.mark.parametrize("is_training", [True, False])
 def test_batches_have_static_shapes_and_int32(shards, is_training):
-    dataset = pretrain_data.pretraining_dataset(shards, SEQ_LENGTH, batch_size=4,
-                                                is_training=is_training, seed=1)
-    for name in pretrain_data.FEATURE_NAMES:
+    dataset = pretraining_input.pretraining_dataset(
+        shards, SEQ_LENGTH, batch_size=4, is_training=is_training, seed=1
+    )
+    for name in pretraining_input.FEATURE_NAMES:
         assert dataset.element_spec[name].shape == (4, SEQ_LENGTH)
         assert dataset.element_spec[name].dtype == tf.int32
     batch = next(iter(dataset))
@@ -51,14 +61,18 @@ def test_batches_have_static_shapes_and_int32(shards, is_training):
 
 
 def test_eval_reads_each_record_once_and_drops_the_partial_batch(shards):
-    dataset = pretrain_data.pretraining_dataset(shards, SEQ_LENGTH, batch_size=4, is_training=False)
+    dataset = pretraining_input.pretraining_dataset(
+        shards, SEQ_LENGTH, batch_size=4, is_training=False
+    )
     ids = first_ids(dataset)
     total = NUM_FILES * RECORDS_PER_FILE
     assert len(ids) == total // 4 * 4 == len(set(ids))
 
 
 def test_training_repeats_and_shuffles(shards):
-    dataset = pretrain_data.pretraining_dataset(shards, SEQ_LENGTH, batch_size=5, is_training=True, seed=3)
+    dataset = pretraining_input.pretraining_dataset(
+        shards, SEQ_LENGTH, batch_size=5, is_training=True, seed=3
+    )
     ids = first_ids(dataset.take(100))
     all_records = {100 * f + r for f in range(NUM_FILES) for r in range(RECORDS_PER_FILE)}
     assert len(ids) == 500 and set(ids) == all_records
@@ -68,10 +82,12 @@ def test_training_repeats_and_shuffles(shards):
 def test_input_context_splits_files_disjointly(shards):
     seen = []
     for pipeline_id in range(2):
-        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline_id,
-                                             num_replicas_in_sync=2)
-        dataset = pretrain_data.pretraining_dataset(shards, SEQ_LENGTH, batch_size=1,
-                                                    is_training=False, input_context=context)
+        context = tf.distribute.InputContext(
+            num_input_pipelines=2, input_pipeline_id=pipeline_id, num_replicas_in_sync=2
+        )
+        dataset = pretraining_input.pretraining_dataset(
+            shards, SEQ_LENGTH, batch_size=1, is_training=False, input_context=context
+        )
         seen.append({i // 100 for i in first_ids(dataset)})
     assert seen[0].isdisjoint(seen[1])
     assert seen[0] | seen[1] == set(range(NUM_FILES))
@@ -80,60 +96,69 @@ def test_input_context_splits_files_disjointly(shards):
 def test_fewer_files_than_pipelines_is_an_error(shards):
     context = tf.distribute.InputContext(num_input_pipelines=8, input_pipeline_id=0)
     with pytest.raises(ValueError, match=r"matches 5 file\(s\) but there are 8 input pipelines"):
-        pretrain_data.pretraining_dataset(shards, SEQ_LENGTH, 4, True, input_context=context)
+        pretraining_input.pretraining_dataset(shards, SEQ_LENGTH, 4, True, input_context=context)
 
 
 def test_unmatched_pattern_is_named(shards, tmp_path):
     pattern = f"{shards},{tmp_path}/missing-*"
     with pytest.raises(FileNotFoundError, match=r"No pre-training data matches '.*missing-\*'"):
-        pretrain_data.pretraining_dataset(pattern, SEQ_LENGTH, 4, True)
+        pretraining_input.pretraining_dataset(pattern, SEQ_LENGTH, 4, True)
 
 
 def test_check_shards_accepts_good_data(shards):
-    pretrain_data.check_shards(shards, SEQ_LENGTH)
+    pretraining_input.check_shards(shards, SEQ_LENGTH)
 
 
 def test_check_shards_names_a_truncated_file(shards, tmp_path):
-    path = tmp_path / "pretrain_data.tfrecord-2-of-5"
+    path = tmp_path / "pretraining_input.tfrecord-2-of-5"
     path.write_bytes(path.read_bytes()[:30])
-    with pytest.raises(ValueError, match=r"tfrecord-2-of-5 is not a readable TFRecord file .*Rebuild"):
-        pretrain_data.check_shards(shards, SEQ_LENGTH)
+    with pytest.raises(
+        ValueError, match=r"tfrecord-2-of-5 is not a readable TFRecord file .*Rebuild"
+    ):
+        pretraining_input.check_shards(shards, SEQ_LENGTH)
 
 
 def test_check_shards_names_a_file_of_garbage(shards, tmp_path):
-    (tmp_path / "pretrain_data.tfrecord-9-of-5").write_bytes(b"this is not a tfrecord at all" * 10)
+    (tmp_path / "pretraining_input.tfrecord-9-of-5").write_bytes(
+        b"this is not a tfrecord at all" * 10
+    )
     with pytest.raises(ValueError, match=r"tfrecord-9-of-5 is not a readable TFRecord file"):
-        pretrain_data.check_shards(shards, SEQ_LENGTH)
+        pretraining_input.check_shards(shards, SEQ_LENGTH)
 
 
 def test_check_shards_reports_the_length_the_data_was_built_with(shards, tmp_path):
-    write_shard(tmp_path / "pretrain_data.tfrecord-3-of-5", [1, 2], length=SEQ_LENGTH * 2)
-    with pytest.raises(ValueError, match=(r"tfrecord-3-of-5 was built with max_seq_length 32, but "
-                                          r"max_seq_length is 16.*--max_seq_length=16")):
-        pretrain_data.check_shards(shards, SEQ_LENGTH)
+    write_shard(tmp_path / "pretraining_input.tfrecord-3-of-5", [1, 2], length=SEQ_LENGTH * 2)
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"tfrecord-3-of-5 was built with max_seq_length 32, but "
+            r"max_seq_length is 16.*--max_seq_length=16"
+        ),
+    ):
+        pretraining_input.check_shards(shards, SEQ_LENGTH)
 
 
 def test_check_shards_rejects_records_of_another_kind(shards, tmp_path):
-    with tf.io.TFRecordWriter(str(tmp_path / "pretrain_data.tfrecord-4-of-5")) as writer:
+    with tf.io.TFRecordWriter(str(tmp_path / "pretraining_input.tfrecord-4-of-5")) as writer:
         writer.write(tf.train.Example().SerializeToString())
     with pytest.raises(ValueError, match=r"tfrecord-4-of-5 lacks the feature\(s\) input_ids"):
-        pretrain_data.check_shards(shards, SEQ_LENGTH)
+        pretraining_input.check_shards(shards, SEQ_LENGTH)
 
 
 def test_describe_data_error_for_corruption_met_mid_run(shards, tmp_path):
-    path = tmp_path / "pretrain_data.tfrecord-0-of-5"
+    path = tmp_path / "pretraining_input.tfrecord-0-of-5"
     data = path.read_bytes()
-    path.write_bytes(data[:len(data) // 2])  # the first records still read fine
-    pretrain_data.check_shards(shards, SEQ_LENGTH)
-    dataset = pretrain_data.pretraining_dataset(shards, SEQ_LENGTH, 2, is_training=False)
+    path.write_bytes(data[: len(data) // 2])  # the first records still read fine
+    pretraining_input.check_shards(shards, SEQ_LENGTH)
+    dataset = pretraining_input.pretraining_dataset(shards, SEQ_LENGTH, 2, is_training=False)
     with pytest.raises(tf.errors.DataLossError) as caught:
         first_ids(dataset)
-    message = pretrain_data.describe_data_error(caught.value, shards)
+    message = pretraining_input.describe_data_error(caught.value, shards)
     assert "corrupt or truncated" in message and shards in message and "check_shards" in message
 
 
 def test_describe_data_error_for_wrong_layout(shards):
-    dataset = pretrain_data.pretraining_dataset(shards, SEQ_LENGTH * 2, 2, is_training=False)
+    dataset = pretraining_input.pretraining_dataset(shards, SEQ_LENGTH * 2, 2, is_training=False)
     with pytest.raises(tf.errors.InvalidArgumentError) as caught:
         first_ids(dataset)
-    assert "max_seq_length" in pretrain_data.describe_data_error(caught.value, shards)
+    assert "max_seq_length" in pretraining_input.describe_data_error(caught.value, shards)

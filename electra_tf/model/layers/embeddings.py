@@ -3,8 +3,8 @@
 import keras
 import tensorflow as tf
 
-from electra_tf.layers.dropout import stateless_dropout
-from electra_tf.layers.normalization import LayerNorm
+from electra_tf.model.layers.dropout import stateless_dropout
+from electra_tf.model.layers.normalization import LayerNorm
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -17,9 +17,17 @@ class ElectraEmbeddings(keras.layers.Layer):
     as its output projection.
     """
 
-    def __init__(self, vocab_size, embedding_size, max_position_embeddings=512,
-                 type_vocab_size=2, initializer_range=0.02, layer_norm_eps=1e-12,
-                 dropout_rate=0.1, **kwargs):
+    def __init__(
+        self,
+        vocab_size,
+        embedding_size,
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        initializer_range=0.02,
+        layer_norm_eps=1e-12,
+        dropout_rate=0.1,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.vocab_size = vocab_size
         self.embedding_size = embedding_size
@@ -29,18 +37,24 @@ class ElectraEmbeddings(keras.layers.Layer):
         self.layer_norm_eps = layer_norm_eps
         self.dropout_rate = dropout_rate
         self.layer_norm = LayerNorm(
-            epsilon=layer_norm_eps, dtype=self.dtype_policy, name="LayerNorm")
+            epsilon=layer_norm_eps, dtype=self.dtype_policy, name="LayerNorm"
+        )
 
     def build(self, input_shape=None):
         init = keras.initializers.TruncatedNormal(stddev=self.initializer_range)
         self.word_embeddings = self.add_weight(
-            name="word_embeddings", shape=(self.vocab_size, self.embedding_size), initializer=init)
+            name="word_embeddings", shape=(self.vocab_size, self.embedding_size), initializer=init
+        )
         self.token_type_embeddings = self.add_weight(
-            name="token_type_embeddings", shape=(self.type_vocab_size, self.embedding_size),
-            initializer=init)
+            name="token_type_embeddings",
+            shape=(self.type_vocab_size, self.embedding_size),
+            initializer=init,
+        )
         self.position_embeddings = self.add_weight(
             name="position_embeddings",
-            shape=(self.max_position_embeddings, self.embedding_size), initializer=init)
+            shape=(self.max_position_embeddings, self.embedding_size),
+            initializer=init,
+        )
         self.layer_norm.build((None, None, self.embedding_size))
         self.built = True
 
@@ -56,9 +70,13 @@ class ElectraEmbeddings(keras.layers.Layer):
         return tuple(input_shape) + (self.embedding_size,)
 
     def get_config(self):
-        return {**super().get_config(),
-                "vocab_size": self.vocab_size, "embedding_size": self.embedding_size,
-                "max_position_embeddings": self.max_position_embeddings,
-                "type_vocab_size": self.type_vocab_size,
-                "initializer_range": self.initializer_range,
-                "layer_norm_eps": self.layer_norm_eps, "dropout_rate": self.dropout_rate}
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "embedding_size": self.embedding_size,
+            "max_position_embeddings": self.max_position_embeddings,
+            "type_vocab_size": self.type_vocab_size,
+            "initializer_range": self.initializer_range,
+            "layer_norm_eps": self.layer_norm_eps,
+            "dropout_rate": self.dropout_rate,
+        }

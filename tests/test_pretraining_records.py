@@ -9,21 +9,24 @@ import random
 import pytest
 import tensorflow as tf
 
-from electra_tf import build_pretraining_dataset as bpd
-from electra_tf import build_vocab as build_vocab_lib
-from electra_tf import tokenization
+from electra_tf.data import pretraining_records, tokenization
+from electra_tf.data import vocab as vocab_lib
 
 MAX_SEQ_LENGTH = 64
 
 
 def read_examples(output_dir):
     """Every example in the shards, as a dict of int lists."""
-    files = sorted(tf.io.gfile.glob(f"{output_dir}/{bpd.SHARD_PREFIX}-*"))
+    files = sorted(tf.io.gfile.glob(f"{output_dir}/{pretraining_records.SHARD_PREFIX}-*"))
     examples = []
     for record in tf.data.TFRecordDataset(files):
         example = tf.train.Example.FromString(record.numpy())
-        examples.append({name: list(example.features.feature[name].int64_list.value)
-                         for name in bpd.FEATURE_NAMES})
+        examples.append(
+            {
+                name: list(example.features.feature[name].int64_list.value)
+                for name in pretraining_records.FEATURE_NAMES
+            }
+        )
     return examples
 
 
@@ -40,10 +43,12 @@ def wiki_corpus(shared_data, tmp_path_factory):
         f.write(lines)
     (corpus_dir / "SOURCE.md").write_text("not corpus text")
     vocab_file = str(tmp_path_factory.mktemp("vocab") / "vocab.txt")
-    build_vocab_lib.write_vocab(
-        build_vocab_lib.build_vocab([str(corpus_dir / "part_a.txt")], vocab_size=1500,
-                                    do_lower_case=True, max_lines=300),
-        vocab_file)
+    vocab_lib.write_vocab(
+        vocab_lib.build_vocab(
+            [str(corpus_dir / "part_a.txt")], vocab_size=1500, do_lower_case=True, max_lines=300
+        ),
+        vocab_file,
+    )
     return str(corpus_dir), vocab_file
 
 
@@ -51,14 +56,21 @@ def wiki_corpus(shared_data, tmp_path_factory):
 def wiki_dataset(wiki_corpus, tmp_path_factory):
     corpus_dir, vocab_file = wiki_corpus
     output_dir = str(tmp_path_factory.mktemp("wiki_tfrecords"))
-    num_examples = bpd.build_pretraining_dataset(
-        bpd.corpus_files(corpus_dir), vocab_file, output_dir, max_seq_length=MAX_SEQ_LENGTH,
-        num_out_files=3, num_processes=1, do_lower_case=True, seed=7)
+    num_examples = pretraining_records.build_pretraining_dataset(
+        pretraining_records.corpus_files(corpus_dir),
+        vocab_file,
+        output_dir,
+        max_seq_length=MAX_SEQ_LENGTH,
+        num_out_files=3,
+        num_processes=1,
+        do_lower_case=True,
+        seed=7,
+    )
     return output_dir, num_examples
 
 
 def test_corpus_files_skips_non_text_files(wiki_corpus):
-    names = [p.rsplit("/", 1)[1] for p in bpd.corpus_files(wiki_corpus[0])]
+    names = [p.rsplit("/", 1)[1] for p in pretraining_records.corpus_files(wiki_corpus[0])]
     assert names == ["part_a.txt", "part_b.txt.gz"]
 
 
@@ -80,33 +92,45 @@ def test_examples_have_the_electra_layout(wiki_corpus, wiki_dataset):
         assert len(seps) in (1, 2)
         num_segments[len(seps)] += 1
         first_end = seps[0] + 1
-        assert segments == [0] * first_end + [1] * (length - first_end) + [0] * (MAX_SEQ_LENGTH - length)
+        assert segments == [0] * first_end + [1] * (length - first_end) + [0] * (
+            MAX_SEQ_LENGTH - length
+        )
         assert special.cls not in ids[1:length] and special.mask not in ids
     # Wikipedia lines are whole paragraphs, often longer than an example, and
     # a first sentence always goes to the first segment: so many examples have
     # one segment, but short lines (titles, headings) give two.
     assert num_segments[1] > 0 and num_segments[2] > 0.1 * len(examples)
-    info = json.loads(open(f"{output_dir}/{bpd.DATASET_INFO_FILE}").read())
+    info = json.loads(open(f"{output_dir}/{pretraining_records.DATASET_INFO_FILE}").read())
     assert info["max_seq_length"] == MAX_SEQ_LENGTH and info["num_examples"] == num_examples
     assert info["vocab_size"] == len(tokenization.load_vocab(wiki_corpus[1]))
     assert info["do_lower_case"] is True and info["strip_accents"] is True
 
 
 def test_shards_follow_the_original_naming(wiki_dataset):
-    names = sorted(p.rsplit("/", 1)[1] for p in tf.io.gfile.glob(f"{wiki_dataset[0]}/pretrain_data*"))
+    names = sorted(
+        p.rsplit("/", 1)[1] for p in tf.io.gfile.glob(f"{wiki_dataset[0]}/pretrain_data*")
+    )
     assert names == [f"pretrain_data.tfrecord-{i}-of-3" for i in range(3)]
 
 
 def test_two_processes_write_the_same_examples_as_one(wiki_corpus, wiki_dataset, tmp_path):
     corpus_dir, vocab_file = wiki_corpus
-    num_examples = bpd.build_pretraining_dataset(
-        bpd.corpus_files(corpus_dir), vocab_file, str(tmp_path), max_seq_length=MAX_SEQ_LENGTH,
-        num_out_files=3, num_processes=2, do_lower_case=True, seed=7)
+    num_examples = pretraining_records.build_pretraining_dataset(
+        pretraining_records.corpus_files(corpus_dir),
+        vocab_file,
+        str(tmp_path),
+        max_seq_length=MAX_SEQ_LENGTH,
+        num_out_files=3,
+        num_processes=2,
+        do_lower_case=True,
+        seed=7,
+    )
     assert num_examples == wiki_dataset[1]
 
     def as_multiset(output_dir):
-        return collections.Counter(tuple(e["input_ids"] + e["segment_ids"])
-                                   for e in read_examples(output_dir))
+        return collections.Counter(
+            tuple(e["input_ids"] + e["segment_ids"]) for e in read_examples(output_dir)
+        )
 
     assert as_multiset(str(tmp_path)) == as_multiset(wiki_dataset[0])
 
@@ -124,13 +148,21 @@ def test_documents_are_never_packed_together(tmp_path):
     for file_index in range(2):
         documents = []
         for d in range(file_index * num_docs // 2, (file_index + 1) * num_docs // 2):
-            sentences = [" ".join([f"doc{d}"] + ["word"] * rng.randint(0, 25))
-                         for _ in range(rng.randint(1, 12))]
+            sentences = [
+                " ".join([f"doc{d}"] + ["word"] * rng.randint(0, 25))
+                for _ in range(rng.randint(1, 12))
+            ]
             documents.append("\n".join(sentences))
         (corpus_dir / f"docs_{file_index}.txt").write_text("\n\n".join(documents) + "\n")
     output_dir = tmp_path / "out"
-    bpd.build_pretraining_dataset(bpd.corpus_files(str(corpus_dir)), str(vocab_file),
-                                  str(output_dir), max_seq_length=32, num_out_files=2, seed=3)
+    pretraining_records.build_pretraining_dataset(
+        pretraining_records.corpus_files(str(corpus_dir)),
+        str(vocab_file),
+        str(output_dir),
+        max_seq_length=32,
+        num_out_files=2,
+        seed=3,
+    )
     seen_docs = set()
     for example in read_examples(str(output_dir)):
         markers = set(example["input_ids"]) & doc_ids
@@ -146,19 +178,28 @@ def test_blank_corpus_is_an_error_naming_the_files(tmp_path):
     corpus_dir.mkdir()
     (corpus_dir / "empty.txt").write_text("\n\n  \n")
     with pytest.raises(ValueError, match=r"corpus is empty.*empty\.txt"):
-        bpd.build_pretraining_dataset(bpd.corpus_files(str(corpus_dir)), str(vocab_file),
-                                      str(tmp_path / "out"), num_out_files=1)
+        pretraining_records.build_pretraining_dataset(
+            pretraining_records.corpus_files(str(corpus_dir)),
+            str(vocab_file),
+            str(tmp_path / "out"),
+            num_out_files=1,
+        )
 
 
 def test_missing_or_textless_corpus_dir_is_an_error_naming_it(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"Corpus directory .*nowhere does not exist"):
-        bpd.corpus_files(str(tmp_path / "nowhere"))
+        pretraining_records.corpus_files(str(tmp_path / "nowhere"))
     (tmp_path / "notes.md").write_text("x")
     with pytest.raises(FileNotFoundError, match=rf"No corpus files in {tmp_path}: .*\*\.txt"):
-        bpd.corpus_files(str(tmp_path))
+        pretraining_records.corpus_files(str(tmp_path))
 
 
 def test_more_processes_than_shards_is_rejected(wiki_corpus, tmp_path):
     with pytest.raises(ValueError, match="num_processes <= num_out_files"):
-        bpd.build_pretraining_dataset(bpd.corpus_files(wiki_corpus[0]), wiki_corpus[1],
-                                      str(tmp_path), num_out_files=2, num_processes=3)
+        pretraining_records.build_pretraining_dataset(
+            pretraining_records.corpus_files(wiki_corpus[0]),
+            wiki_corpus[1],
+            str(tmp_path),
+            num_out_files=2,
+            num_processes=3,
+        )

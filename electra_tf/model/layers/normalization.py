@@ -23,8 +23,12 @@ class LayerNorm(keras.layers.LayerNormalization):
         super().build(input_shape)
 
     def call(self, inputs):
-        outputs = layer_norm(tf.cast(inputs, tf.float32), tf.cast(self.gamma, tf.float32),
-                             tf.cast(self.beta, tf.float32), self.epsilon)
+        outputs = layer_norm(
+            tf.cast(inputs, tf.float32),
+            tf.cast(self.gamma, tf.float32),
+            tf.cast(self.beta, tf.float32),
+            self.epsilon,
+        )
         return tf.cast(outputs, self.compute_dtype)
 
 
@@ -43,9 +47,13 @@ def layer_norm(x, gamma, beta, epsilon):
             grad_x = inv_std * (
                 grad_normalized
                 - tf.reduce_mean(grad_normalized, axis=-1, keepdims=True)
-                - normalized * tf.reduce_mean(grad_normalized * normalized, axis=-1, keepdims=True))
-            return (grad_x, tf.reduce_sum(upstream * normalized, axis=reduce_axes),
-                    tf.reduce_sum(upstream, axis=reduce_axes))
+                - normalized * tf.reduce_mean(grad_normalized * normalized, axis=-1, keepdims=True)
+            )
+            return (
+                grad_x,
+                tf.reduce_sum(upstream * normalized, axis=reduce_axes),
+                tf.reduce_sum(upstream, axis=reduce_axes),
+            )
 
         return normalized * gamma + beta, backward
 

@@ -23,10 +23,21 @@ HIDDEN, LAYERS, SEQ = 64, 2, 64
 
 
 def _run(module, *args, timeout=300):
-    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), TF_CPP_MIN_LOG_LEVEL="2",
-               KERAS_BACKEND="tensorflow", CUDA_VISIBLE_DEVICES="")
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(PROJECT_ROOT),
+        TF_CPP_MIN_LOG_LEVEL="2",
+        KERAS_BACKEND="tensorflow",
+        CUDA_VISIBLE_DEVICES="",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _check(proc):
@@ -43,13 +54,14 @@ def _sentences(path, limit):
 @pytest.fixture(scope="module")
 def discriminator(tmp_path_factory, shared_data):
     """<dir>/discriminator from a ~10 s pre-training run on real Wikipedia text."""
-    from electra_tf.build_pretraining_dataset import build_pretraining_dataset
-    from electra_tf.build_vocab import build_vocab, write_vocab
+    from electra_tf.data.pretraining_records import build_pretraining_dataset
+    from electra_tf.data.vocab import build_vocab, write_vocab
 
     root = tmp_path_factory.mktemp("pretrain")
     lines = []
-    with gzip.open(shared_data / "pretrain_en_wikipedia" / "wiki_en_000.txt.gz", "rt",
-                   encoding="utf-8") as f:
+    with gzip.open(
+        shared_data / "pretrain_en_wikipedia" / "wiki_en_000.txt.gz", "rt", encoding="utf-8"
+    ) as f:
         for line in f:
             lines.append(line)
             if len(lines) >= 1200:
@@ -58,17 +70,29 @@ def discriminator(tmp_path_factory, shared_data):
     corpus.write_text("".join(lines), encoding="utf-8")
     vocab_file = str(root / "vocab.txt")
     write_vocab(build_vocab([str(corpus)], 3000, do_lower_case=True), vocab_file)
-    build_pretraining_dataset([str(corpus)], vocab_file, str(root / "tfrecords"),
-                              max_seq_length=SEQ, num_out_files=2)
-    _check(_run(
-        "electra_tf.run_pretraining",
-        f"--pretrain_tfrecords={root}/tfrecords/pretrain_data.tfrecord*",
-        f"--vocab_file={vocab_file}", f"--model_dir={root}/model", "--model_size=small",
-        f'--model_hparam_overrides={{"hidden_size": {HIDDEN}, "num_hidden_layers": {LAYERS}}}',
-        f"--embedding_size={HIDDEN}", f"--max_seq_length={SEQ}", "--generator_hidden_size=0.5",
-        # A low rate: higher ones collapse a 150-step discriminator to constant outputs.
-        "--learning_rate=2e-4", "--num_warmup_steps=10", "--num_train_steps=150",
-        "--train_batch_size=32", "--iterations_per_loop=75", "--save_checkpoints_steps=1000"))
+    build_pretraining_dataset(
+        [str(corpus)], vocab_file, str(root / "tfrecords"), max_seq_length=SEQ, num_out_files=2
+    )
+    _check(
+        _run(
+            "electra_tf.run_pretraining",
+            f"--pretrain_tfrecords={root}/tfrecords/pretrain_data.tfrecord*",
+            f"--vocab_file={vocab_file}",
+            f"--model_dir={root}/model",
+            "--model_size=small",
+            f'--model_hparam_overrides={{"hidden_size": {HIDDEN}, "num_hidden_layers": {LAYERS}}}',
+            f"--embedding_size={HIDDEN}",
+            f"--max_seq_length={SEQ}",
+            "--generator_hidden_size=0.5",
+            # A low rate: higher ones collapse a 150-step discriminator to constant outputs.
+            "--learning_rate=2e-4",
+            "--num_warmup_steps=10",
+            "--num_train_steps=150",
+            "--train_batch_size=32",
+            "--iterations_per_loop=75",
+            "--save_checkpoints_steps=1000",
+        )
+    )
     directory = root / "model" / "discriminator"
     assert (directory / "config.json").exists() and (directory / "vocab.txt").exists()
     return directory
@@ -85,14 +109,21 @@ def chunk_data(tmp_path_factory, shared_data):
 
 
 def _finetune(discriminator, model_dir, *args):
-    return _run("electra_tf.run_finetuning", f"--init_checkpoint={discriminator}",
-                f"--model_dir={model_dir}", f"--max_seq_length={SEQ}", "--train_batch_size=32",
-                "--eval_batch_size=64", *args)
+    return _run(
+        "electra_tf.run_finetuning",
+        f"--init_checkpoint={discriminator}",
+        f"--model_dir={model_dir}",
+        f"--max_seq_length={SEQ}",
+        "--train_batch_size=32",
+        "--eval_batch_size=64",
+        *args,
+    )
 
 
 def _majority_baseline(train_path, dev_path):
     from electra_tf.finetuning import conll, metrics
-    counts = collections.Counter(l for s in conll.read_conll(train_path) for l in s.labels)
+
+    counts = collections.Counter(label for s in conll.read_conll(train_path) for label in s.labels)
     majority = counts.most_common(1)[0][0]
     gold = [list(s.labels) for s in conll.read_conll(dev_path)]
     return metrics.entity_scores(gold, [[majority] * len(g) for g in gold]).f1, gold
@@ -100,14 +131,24 @@ def _majority_baseline(train_path, dev_path):
 
 def test_chunking_two_seeds_beats_majority_baseline(discriminator, chunk_data, tmp_path):
     model_dir = tmp_path / "chunk_model"
-    proc = _check(_finetune(discriminator, model_dir, "--task_name=chunk",
-                            f"--data_dir={chunk_data}", "--learning_rate=1e-3",
-                            "--num_train_epochs=3", "--seeds=0,1"))
+    proc = _check(
+        _finetune(
+            discriminator,
+            model_dir,
+            "--task_name=chunk",
+            f"--data_dir={chunk_data}",
+            "--learning_rate=1e-3",
+            "--num_train_epochs=3",
+            "--seeds=0,1",
+        )
+    )
     results = json.loads((model_dir / "results.json").read_text())
     baseline, gold = _majority_baseline(chunk_data / "train.txt", chunk_data / "dev.txt")
-    print(f"chunk entity F1 per seed {results['scores']} (median {results['median']:.4f}) vs "
-          f"majority baseline {baseline:.4f}; steps {results['steps']}, "
-          f"{results['wall_time_seconds']:.1f}s")
+    print(
+        f"chunk entity F1 per seed {results['scores']} (median {results['median']:.4f}) vs "
+        f"majority baseline {baseline:.4f}; steps {results['steps']}, "
+        f"{results['wall_time_seconds']:.1f}s"
+    )
     assert results["task"] == "chunk" and results["metric"] == "entity_f1"
     scores = [results["scores"]["0"], results["scores"]["1"]]
     assert results["median"] == pytest.approx(float(np.median(scores)))
@@ -125,14 +166,17 @@ def test_chunking_two_seeds_beats_majority_baseline(discriminator, chunk_data, t
     first_gold = (chunk_data / "dev.txt").read_text().split("\n\n")[0].split("\n")
     assert words == [line.split()[0] for line in first_gold]
     from electra_tf.finetuning import metrics
-    rescored = metrics.entity_scores(gold, [[l.split("\t")[1] for l in s] for s in sentences]).f1
+
+    rescored = metrics.entity_scores(
+        gold, [[row.split("\t")[1] for row in s] for s in sentences]
+    ).f1
     assert rescored == pytest.approx(results["scores"]["0"], abs=1e-6)
 
 
 def test_layerwise_lr_multipliers_on_real_model_paths(discriminator):
-    from electra_tf.config import ElectraConfig
     from electra_tf.finetuning.models import ElectraForTokenClassification
-    from electra_tf.optimization import AdamWeightDecay, layerwise_lr_multipliers
+    from electra_tf.model.config import ElectraConfig
+    from electra_tf.training.optimization import AdamWeightDecay, layerwise_lr_multipliers
 
     config = ElectraConfig.load(str(discriminator / "config.json"))
     model = ElectraForTokenClassification(config, num_labels=5)
@@ -144,41 +188,58 @@ def test_layerwise_lr_multipliers_on_real_model_paths(discriminator):
     def by_part(multipliers):
         parts = {}
         for path, mult in multipliers.items():
-            part = ("head" if "/task_specific/" in path else "embeddings" if "/embeddings/" in path
-                    else path.split("/electra/")[1].split("/")[0])
+            part = (
+                "head"
+                if "/task_specific/" in path
+                else "embeddings"
+                if "/embeddings/" in path
+                else path.split("/electra/")[1].split("/")[0]
+            )
             parts.setdefault(part, set()).add(round(mult, 10))
         return {k: v.pop() for k, v in parts.items() if len(v) == 1}
 
     d = 0.8
     correct = by_part(layerwise_lr_multipliers(paths, LAYERS, d))
-    assert correct == pytest.approx({"head": 1.0, "layer_1": d, "layer_0": d ** 2,
-                                     "embeddings": d ** 3})
+    assert correct == pytest.approx(
+        {"head": 1.0, "layer_1": d, "layer_0": d**2, "embeddings": d**3}
+    )
     original = by_part(layerwise_lr_multipliers(paths, LAYERS, d, original_off_by_one=True))
-    assert original == pytest.approx({"head": 1.0, "layer_1": d ** 2, "layer_0": d ** 3,
-                                      "embeddings": d ** 4})
-    optimizer = AdamWeightDecay(model.trainable_variables, lambda step: 1e-3,
-                                lr_multipliers=layerwise_lr_multipliers(paths, LAYERS, d))
+    assert original == pytest.approx(
+        {"head": 1.0, "layer_1": d**2, "layer_0": d**3, "embeddings": d**4}
+    )
+    optimizer = AdamWeightDecay(
+        model.trainable_variables,
+        lambda step: 1e-3,
+        lr_multipliers=layerwise_lr_multipliers(paths, LAYERS, d),
+    )
     top = paths.index(next(p for p in paths if "/layer_1/query/kernel" in p))
     assert optimizer._lr_multipliers[top] == pytest.approx(d)
 
 
 def test_models_outputs_config_and_encoder_loading(discriminator, tmp_path):
     import tensorflow as tf
-    from electra_tf import stateless_random
-    from electra_tf.config import ElectraConfig
+
     from electra_tf.finetuning import models
+    from electra_tf.model.config import ElectraConfig
+    from electra_tf.training import stateless_random
 
     config = ElectraConfig.load(str(discriminator / "config.json"))
     ids = tf.constant([[2, 10, 11, 3, 12, 13, 3, 0]])
-    features = {"input_ids": ids, "input_mask": tf.cast(ids > 0, tf.int32),
-                "segment_ids": tf.constant([[0, 0, 0, 0, 1, 1, 1, 0]]),
-                "label_ids": tf.constant([1]), "start_positions": tf.constant([4]),
-                "end_positions": tf.constant([5]), "is_impossible": tf.constant([0])}
+    features = {
+        "input_ids": ids,
+        "input_mask": tf.cast(ids > 0, tf.int32),
+        "segment_ids": tf.constant([[0, 0, 0, 0, 1, 1, 1, 0]]),
+        "label_ids": tf.constant([1]),
+        "start_positions": tf.constant([4]),
+        "end_positions": tf.constant([5]),
+        "is_impossible": tf.constant([0]),
+    }
     key = stateless_random.key_from_seed(tf.constant([1, 2], tf.int64))
-    for model, shape in ((models.ElectraForSequenceClassification(config, 3), (1, 3)),
-                         (models.ElectraForSequenceClassification(config, 1, is_regression=True),
-                          (1,)),
-                         (models.ElectraForQuestionAnswering(config, version_2=True), None)):
+    for model, shape in (
+        (models.ElectraForSequenceClassification(config, 3), (1, 3)),
+        (models.ElectraForSequenceClassification(config, 1, is_regression=True), (1,)),
+        (models.ElectraForQuestionAnswering(config, version_2=True), None),
+    ):
         model.load_encoder_weights(str(discriminator))
         out = model(features)
         if shape is None:
@@ -188,30 +249,42 @@ def test_models_outputs_config_and_encoder_loading(discriminator, tmp_path):
         else:
             assert out.shape == shape
         loss, stats = model.compute_loss_and_stats(
-            features, model.loss_denominators(features), key, tf.range(1))
+            features, model.loss_denominators(features), key, tf.range(1)
+        )
         assert np.isfinite(float(loss)) and stats["examples"] == 1
         clone = type(model).from_config(model.get_config())
         assert clone.get_config() == model.get_config()
     # Same encoder, different weights: loaded ones are the pre-trained ones.
     encoder_var = model.encoder.embeddings.word_embeddings
     reader = tf.train.load_checkpoint(str(discriminator / "encoder.ckpt"))
-    saved = [reader.get_tensor(n) for n, s in tf.train.list_variables(str(discriminator / "encoder.ckpt"))
-             if s == list(encoder_var.shape)]
+    saved = [
+        reader.get_tensor(n)
+        for n, s in tf.train.list_variables(str(discriminator / "encoder.ckpt"))
+        if s == list(encoder_var.shape)
+    ]
     assert any(np.array_equal(encoder_var.numpy(), t) for t in saved)
 
     small_vocab = tmp_path / "vocab.txt"
-    small_vocab.write_text("".join(l + "\n" for l in (discriminator / "vocab.txt").read_text()
-                                   .split("\n")[:200]))
-    with pytest.raises(models.EncoderMismatchError,
-                       match=f"model vocab {config.vocab_size} .* vs {small_vocab} 200"):
+    small_vocab.write_text(
+        "".join(
+            token + "\n" for token in (discriminator / "vocab.txt").read_text().split("\n")[:200]
+        )
+    )
+    with pytest.raises(
+        models.EncoderMismatchError,
+        match=f"model vocab {config.vocab_size} .* vs {small_vocab} 200",
+    ):
         models.ElectraForTokenClassification(config, 3).load_encoder_weights(
-            str(discriminator), vocab_file=str(small_vocab))
+            str(discriminator), vocab_file=str(small_vocab)
+        )
     with pytest.raises(models.EncoderMismatchError, match="hidden_size: model 128"):
-        models.ElectraForTokenClassification(config.replace(hidden_size=128), 3) \
-            .load_encoder_weights(str(discriminator))
+        models.ElectraForTokenClassification(
+            config.replace(hidden_size=128), 3
+        ).load_encoder_weights(str(discriminator))
     with pytest.raises(FileNotFoundError, match="nowhere/config.json"):
         models.ElectraForTokenClassification(config, 3).load_encoder_weights(
-            str(tmp_path / "nowhere"))
+            str(tmp_path / "nowhere")
+        )
 
 
 def test_bad_input_reaches_the_user_readably(discriminator, chunk_data, tmp_path):
@@ -220,9 +293,14 @@ def test_bad_input_reaches_the_user_readably(discriminator, chunk_data, tmp_path
     lines = (chunk_data / "dev.txt").read_text().split("\n")[:30]
     lines[6] = lines[6].rsplit(" ", 1)[0] + " B-NOPE"
     bad_dev.write_text("\n".join(lines) + "\n")
-    proc = _finetune(discriminator, tmp_path / "m1", "--task_name=chunk",
-                     f"--train_file={chunk_data / 'train.txt'}", f"--dev_file={bad_dev}",
-                     "--max_train_steps=1")
+    proc = _finetune(
+        discriminator,
+        tmp_path / "m1",
+        "--task_name=chunk",
+        f"--train_file={chunk_data / 'train.txt'}",
+        f"--dev_file={bad_dev}",
+        "--max_train_steps=1",
+    )
     assert proc.returncode != 0
     assert f"{bad_dev}:7" in proc.stderr and "B-NOPE" in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
@@ -231,17 +309,29 @@ def test_bad_input_reaches_the_user_readably(discriminator, chunk_data, tmp_path
     vocab = tmp_path / "vocab.txt"
     tokens = (discriminator / "vocab.txt").read_text().split("\n")
     vocab.write_text("".join(t + "\n" for t in tokens[:500]))
-    proc = _finetune(discriminator, tmp_path / "m2", "--task_name=chunk",
-                     f"--data_dir={chunk_data}", f"--vocab_file={vocab}", "--max_train_steps=1")
+    proc = _finetune(
+        discriminator,
+        tmp_path / "m2",
+        "--task_name=chunk",
+        f"--data_dir={chunk_data}",
+        f"--vocab_file={vocab}",
+        "--max_train_steps=1",
+    )
     assert proc.returncode != 0
     model_vocab = len([t for t in tokens if t])
-    assert f"model vocab {model_vocab}" in proc.stderr and f"{vocab} 500" in proc.stderr, \
+    assert f"model vocab {model_vocab}" in proc.stderr and f"{vocab} 500" in proc.stderr, (
         proc.stderr[-2000:]
+    )
     assert "Traceback" not in proc.stderr
 
     # Flags are validated before any work, naming the flag.
-    proc = _finetune(discriminator, tmp_path / "m3", "--task_name=chunk",
-                     f"--data_dir={chunk_data}", "--warmup_proportion=1.5")
+    proc = _finetune(
+        discriminator,
+        tmp_path / "m3",
+        "--task_name=chunk",
+        f"--data_dir={chunk_data}",
+        "--warmup_proportion=1.5",
+    )
     assert proc.returncode != 0 and "--warmup_proportion" in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -250,13 +340,24 @@ def test_glue_sst2_pipeline(discriminator, shared_data, tmp_path):
     glue_dir = tmp_path / "glue" / "SST-2"
     glue_dir.mkdir(parents=True)
     for split, n in (("train", 480), ("dev", 120)):
-        rows = (shared_data / "glue" / "SST-2" / f"{split}.tsv").read_text(encoding="utf-8") \
+        rows = (
+            (shared_data / "glue" / "SST-2" / f"{split}.tsv")
+            .read_text(encoding="utf-8")
             .split("\n")
-        (glue_dir / f"{split}.tsv").write_text("\n".join(rows[:n + 1]) + "\n", encoding="utf-8")
+        )
+        (glue_dir / f"{split}.tsv").write_text("\n".join(rows[: n + 1]) + "\n", encoding="utf-8")
     model_dir = tmp_path / "sst"
-    _check(_finetune(discriminator, model_dir, "--task_name=sst-2",
-                     f"--data_dir={tmp_path / 'glue'}", "--learning_rate=3e-4",
-                     "--num_train_epochs=2", "--max_train_steps=20"))
+    _check(
+        _finetune(
+            discriminator,
+            model_dir,
+            "--task_name=sst-2",
+            f"--data_dir={tmp_path / 'glue'}",
+            "--learning_rate=3e-4",
+            "--num_train_epochs=2",
+            "--max_train_steps=20",
+        )
+    )
     results = json.loads((model_dir / "results.json").read_text())
     assert results["task"] == "sst-2" and results["metric"] == "accuracy"
     assert results["steps"] == 20

@@ -3,10 +3,10 @@
 import keras
 import tensorflow as tf
 
-from electra_tf.config import ElectraConfig
-from electra_tf.layers.dropout import fold_seed
-from electra_tf.layers.embeddings import ElectraEmbeddings
-from electra_tf.layers.transformer import TransformerLayer, _dense, attention_bias_from_mask
+from electra_tf.model.config import ElectraConfig
+from electra_tf.model.layers.dropout import fold_seed
+from electra_tf.model.layers.embeddings import ElectraEmbeddings
+from electra_tf.model.layers.transformer import TransformerLayer, _dense, attention_bias_from_mask
 
 CONFIG_FILE = "config.json"
 WEIGHTS_PREFIX = "encoder.ckpt"
@@ -25,29 +25,52 @@ class ElectraEncoder(keras.layers.Layer):
 
     def __init__(self, config, embeddings=None, **kwargs):
         super().__init__(**kwargs)
-        self.config = config if isinstance(config, ElectraConfig) else ElectraConfig.from_dict(config)
+        self.config = (
+            config if isinstance(config, ElectraConfig) else ElectraConfig.from_dict(config)
+        )
         c = self.config
         policy = self.dtype_policy
         if embeddings is None:
             embeddings = ElectraEmbeddings(
-                c.vocab_size, c.embedding_dim, c.max_position_embeddings, c.type_vocab_size,
-                c.initializer_range, c.layer_norm_eps, c.hidden_dropout_prob, dtype=policy,
-                name="embeddings")
+                c.vocab_size,
+                c.embedding_dim,
+                c.max_position_embeddings,
+                c.type_vocab_size,
+                c.initializer_range,
+                c.layer_norm_eps,
+                c.hidden_dropout_prob,
+                dtype=policy,
+                name="embeddings",
+            )
         elif embeddings.vocab_size != c.vocab_size or embeddings.embedding_size != c.embedding_dim:
             raise ValueError(
                 f"Shared embeddings are {embeddings.vocab_size}x{embeddings.embedding_size} but "
-                f"this encoder expects {c.vocab_size}x{c.embedding_dim}")
+                f"this encoder expects {c.vocab_size}x{c.embedding_dim}"
+            )
         self.embeddings = embeddings
         self.embeddings_project = (
             _dense(c.hidden_size, c.initializer_range, "embeddings_project", policy)
-            if c.embedding_dim != c.hidden_size else None)
+            if c.embedding_dim != c.hidden_size
+            else None
+        )
         # Attributes rather than a list: tf.train.Checkpoint does not see into
         # Keras 3's tracked lists, and checkpoints must hold every layer.
         for i in range(c.num_hidden_layers):
-            setattr(self, f"layer_{i}", TransformerLayer(
-                c.hidden_size, c.num_attention_heads, c.intermediate_size,
-                c.hidden_dropout_prob, c.attention_probs_dropout_prob,
-                c.initializer_range, c.layer_norm_eps, dtype=policy, name=f"layer_{i}"))
+            setattr(
+                self,
+                f"layer_{i}",
+                TransformerLayer(
+                    c.hidden_size,
+                    c.num_attention_heads,
+                    c.intermediate_size,
+                    c.hidden_dropout_prob,
+                    c.attention_probs_dropout_prob,
+                    c.initializer_range,
+                    c.layer_norm_eps,
+                    dtype=policy,
+                    name=f"layer_{i}",
+                ),
+            )
 
     @property
     def transformer_layers(self):
@@ -64,8 +87,10 @@ class ElectraEncoder(keras.layers.Layer):
 
     def call(self, inputs, dropout_key=None, return_all_layers=False):
         """[B, L, H] final hidden states, or the list of every layer's output."""
-        keys = (None if dropout_key is None else fold_seed(dropout_key, i)
-                 for i in range(len(self.transformer_layers) + 1))
+        keys = (
+            None if dropout_key is None else fold_seed(dropout_key, i)
+            for i in range(len(self.transformer_layers) + 1)
+        )
         hidden = self.embeddings(inputs["input_ids"], inputs["segment_ids"], dropout_key=next(keys))
         if self.embeddings_project is not None:
             hidden = self.embeddings_project(hidden)
@@ -103,7 +128,8 @@ class ElectraEncoder(keras.layers.Layer):
                 raise FileNotFoundError(
                     f"{path} does not exist; a saved encoder directory holds {CONFIG_FILE} "
                     f"and {WEIGHTS_PREFIX}.* (written by ElectraEncoder.save_pretrained). For "
-                    "HF, original TF1 or tf-models checkpoints use electra_tf.load_encoder")
+                    "HF, original TF1 or tf-models checkpoints use electra_tf.load_encoder"
+                )
         encoder = cls(ElectraConfig.load(config_path), **kwargs)
         encoder(encoder.dummy_inputs())
         status = tf.train.Checkpoint(encoder=encoder).read(f"{directory}/{WEIGHTS_PREFIX}")

@@ -21,7 +21,7 @@ replicas; one clipped AdamW update. Several steps run per host call
 
 import tensorflow as tf
 
-from electra_tf import stateless_random
+from electra_tf.training import stateless_random
 
 
 class NonFiniteLossError(RuntimeError):
@@ -36,8 +36,9 @@ class Trainer:
     accumulation_steps, ...] tensors (see `accumulation_batches`).
     """
 
-    def __init__(self, strategy, model, optimizer, *, jit_compile=True, seed=0,
-                 dynamic_loss_scale=False):
+    def __init__(
+        self, strategy, model, optimizer, *, jit_compile=True, seed=0, dynamic_loss_scale=False
+    ):
         self.strategy = strategy
         self.model = model
         self.optimizer = optimizer
@@ -47,8 +48,9 @@ class Trainer:
             self.loss_scale = DynamicLossScale() if dynamic_loss_scale else None
         # No AutoGraph: the step has no data-dependent Python control flow,
         # and converting every function it calls took a third of the tracing.
-        self._compiled_gradients = tf.function(self._gradients, jit_compile=jit_compile,
-                                               autograph=False)
+        self._compiled_gradients = tf.function(
+            self._gradients, jit_compile=jit_compile, autograph=False
+        )
         self._train_step = tf.function(self._one_step, autograph=False)
         self._train_steps = tf.function(self._train_steps_fn, autograph=False)
 
@@ -71,7 +73,8 @@ class Trainer:
             raise NonFiniteLossError(
                 f"The loss became {sums['loss']} in the steps ending at step {self.step}. "
                 "Nothing was saved from these steps; the last checkpoint is intact. Lower "
-                "--learning_rate, check the data, or use --mixed_precision=none.")
+                "--learning_rate, check the data, or use --mixed_precision=none."
+            )
         return sums
 
     def _train_steps_fn(self, iterator, num_steps):
@@ -95,8 +98,10 @@ class Trainer:
         packed = self.strategy.run(self._packed_replica_step, args=(batches, key))
         total = self.strategy.reduce(tf.distribute.ReduceOp.SUM, packed, axis=None)
         sizes = [size for _, _, size in self._stats_layout]
-        stats = {name: tf.reshape(part, shape) for (name, shape, _), part
-                 in zip(self._stats_layout, tf.split(total, sizes))}
+        stats = {
+            name: tf.reshape(part, shape)
+            for (name, shape, _), part in zip(self._stats_layout, tf.split(total, sizes))
+        }
         if hasattr(self.model, "after_step"):
             self.model.after_step(stats)
         return stats
@@ -112,24 +117,34 @@ class Trainer:
         replica_id = context.replica_id_in_sync_group
         local_batch, accumulation_steps = batches["input_ids"].shape[:2]
         if accumulation_steps is None or local_batch is None:
-            raise ValueError("Training batches need static shapes (XLA and TPU compile one "
-                             "step): batch with drop_remainder=True, got "
-                             f"{batches['input_ids'].shape}")
-        micro_batches = [{k: v[:, i] for k, v in batches.items()} for i in range(accumulation_steps)]
+            raise ValueError(
+                "Training batches need static shapes (XLA and TPU compile one "
+                "step): batch with drop_remainder=True, got "
+                f"{batches['input_ids'].shape}"
+            )
+        micro_batches = [
+            {k: v[:, i] for k, v in batches.items()} for i in range(accumulation_steps)
+        ]
         flat = {k: tf.reshape(v, [-1] + v.shape[2:].as_list()) for k, v in batches.items()}
-        denominators = context.all_reduce(tf.distribute.ReduceOp.SUM,
-                                          self.model.loss_denominators(flat))
+        denominators = context.all_reduce(
+            tf.distribute.ReduceOp.SUM, self.model.loss_denominators(flat)
+        )
         global_micro_batch = local_batch * context.num_replicas_in_sync
         grads, stats = None, None
         for i, features in enumerate(micro_batches):
             # Global position of each example, which seeds its masking, sampling and dropout.
-            example_index = (i * global_micro_batch + replica_id * local_batch
-                             + tf.range(local_batch, dtype=tf.int32))
+            example_index = (
+                i * global_micro_batch
+                + replica_id * local_batch
+                + tf.range(local_batch, dtype=tf.int32)
+            )
             micro_grads, micro_stats = self._compiled_gradients(
-                features, denominators, key, example_index)
+                features, denominators, key, example_index
+            )
             grads = micro_grads if grads is None else [a + b for a, b in zip(grads, micro_grads)]
-            stats = micro_stats if stats is None else tf.nest.map_structure(
-                tf.add, stats, micro_stats)
+            stats = (
+                micro_stats if stats is None else tf.nest.map_structure(tf.add, stats, micro_stats)
+            )
         grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
         if self.loss_scale is None:
             grad_norm = self.optimizer.apply(grads)
@@ -140,7 +155,8 @@ class Trainer:
             grad_norm = self.optimizer.apply(grads, apply_if=finite)
             self.loss_scale.update(finite)
             stats["loss_scale"] = self.loss_scale.value / tf.cast(
-                context.num_replicas_in_sync, tf.float32)
+                context.num_replicas_in_sync, tf.float32
+            )
         # Every replica reports the same norm; SUM-reducing the share gives it once.
         stats["grad_norm"] = grad_norm / tf.cast(context.num_replicas_in_sync, tf.float32)
         return stats
@@ -149,7 +165,8 @@ class Trainer:
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             loss, stats = self.model.compute_loss_and_stats(
-                features, denominators, key, example_index)
+                features, denominators, key, example_index
+            )
             scaled_loss = loss if self.loss_scale is None else loss * self.loss_scale.value
         grads = tape.gradient(scaled_loss, variables)
         missing = [v.path for v, g in zip(variables, grads) if g is None]
@@ -162,13 +179,21 @@ class Trainer:
 class DynamicLossScale(tf.Module):
     """float16 loss scaling: halve on overflow, double after `period` finite steps."""
 
-    def __init__(self, initial_scale=2.0 ** 15, period=2000):
+    def __init__(self, initial_scale=2.0**15, period=2000):
         super().__init__(name="dynamic_loss_scale")
         self.period = period
-        self._scale = tf.Variable(initial_scale, dtype=tf.float32, trainable=False,
-                                  aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-        self._finite_steps = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self._scale = tf.Variable(
+            initial_scale,
+            dtype=tf.float32,
+            trainable=False,
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
+        self._finite_steps = tf.Variable(
+            0,
+            dtype=tf.int64,
+            trainable=False,
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
 
     @property
     def value(self):
@@ -177,9 +202,14 @@ class DynamicLossScale(tf.Module):
     def update(self, finite):
         """Call in replica context with the same `finite` on every replica."""
         grown = self._finite_steps + 1 >= self.period
-        new_scale = tf.where(finite, tf.where(grown, self._scale * 2.0, self._scale),
-                             tf.maximum(self._scale / 2.0, 1.0))
-        new_count = tf.where(finite & ~grown, self._finite_steps + 1, tf.zeros_like(self._finite_steps))
+        new_scale = tf.where(
+            finite,
+            tf.where(grown, self._scale * 2.0, self._scale),
+            tf.maximum(self._scale / 2.0, 1.0),
+        )
+        new_count = tf.where(
+            finite & ~grown, self._finite_steps + 1, tf.zeros_like(self._finite_steps)
+        )
         self._scale.assign(new_scale)
         self._finite_steps.assign(new_count)
 
@@ -190,6 +220,7 @@ def accumulation_batches(dataset, accumulation_steps: int):
     Batch-major, so tf.distribute splitting a global batch along its first
     axis hands each replica its share of every micro-batch.
     """
+
     def batch_major(features):
         return {k: tf.experimental.numpy.swapaxes(v, 0, 1) for k, v in features.items()}
 

@@ -11,25 +11,39 @@ STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
 
 def define_flags():
     """The scale-out flags every runner shares (the runners call this once at import)."""
-    flags.DEFINE_enum("distribution_strategy", "default", list(STRATEGIES),
-                      "tf.distribute strategy.")
-    flags.DEFINE_string("tpu", None, "For --distribution_strategy=tpu: 'local' on a TPU VM "
-                        "(Colab's TPU runtimes are TPU VMs), else the TPU's name or grpc:// "
-                        "address.")
+    flags.DEFINE_enum(
+        "distribution_strategy", "default", list(STRATEGIES), "tf.distribute strategy."
+    )
+    flags.DEFINE_string(
+        "tpu",
+        None,
+        "For --distribution_strategy=tpu: 'local' on a TPU VM "
+        "(Colab's TPU runtimes are TPU VMs), else the TPU's name or grpc:// "
+        "address.",
+    )
     flags.DEFINE_integer("num_gpus", None, "GPUs for --distribution_strategy=mirrored.")
-    flags.DEFINE_enum("mixed_precision", "none", ["none", "bfloat16", "float16"],
-                      "Compute dtype; variables stay float32.")
-    flags.DEFINE_bool("use_xla", None, "Compile the step with XLA (jit_compile). Default: on "
-                      "with a GPU or TPU, off on CPU-only machines, where TF's oneDNN kernels "
-                      "measured 1.3x faster than XLA's (bench/RESULTS.md).")
+    flags.DEFINE_enum(
+        "mixed_precision",
+        "none",
+        ["none", "bfloat16", "float16"],
+        "Compute dtype; variables stay float32.",
+    )
+    flags.DEFINE_bool(
+        "use_xla",
+        None,
+        "Compile the step with XLA (jit_compile). Default: on "
+        "with a GPU or TPU, off on CPU-only machines, where TF's oneDNN kernels "
+        "measured 1.3x faster than XLA's (bench/RESULTS.md).",
+    )
 
 
 def use_xla(flag_value, strategy) -> bool:
     """The --use_xla flag, with its default resolved for the devices at hand."""
     if flag_value is not None:
         return flag_value
-    return (isinstance(strategy, tf.distribute.TPUStrategy)
-            or bool(tf.config.list_logical_devices("GPU")))
+    return isinstance(strategy, tf.distribute.TPUStrategy) or bool(
+        tf.config.list_logical_devices("GPU")
+    )
 
 
 def cpu_bf16_advice(mixed_precision: str, cpuinfo_path: str = "/proc/cpuinfo") -> str:
@@ -41,28 +55,42 @@ def cpu_bf16_advice(mixed_precision: str, cpuinfo_path: str = "/proc/cpuinfo") -
     """
     try:
         with open(cpuinfo_path, encoding="utf-8") as f:
-            cpu_flags = next((line.split(":", 1)[1].split() for line in f
-                              if line.startswith("flags")), [])
+            cpu_flags = next(
+                (line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []
+            )
     except OSError:
         cpu_flags = None
     setting = f"--mixed_precision={mixed_precision}"
     if cpu_flags is None:
-        return (f"CPU bf16 support unknown ({cpuinfo_path} unreadable); {setting}. On CPUs with "
-                "AVX512_BF16 or AMX, bfloat16 is faster (BUILD_NOTES.md).")
-    native = [name for name, needs in (("AMX-BF16", {"amx_bf16", "amx_tile"}),
-                                       ("AVX512_BF16", {"avx512_bf16"}))
-              if needs <= set(cpu_flags)]
+        return (
+            f"CPU bf16 support unknown ({cpuinfo_path} unreadable); {setting}. On CPUs with "
+            "AVX512_BF16 or AMX, bfloat16 is faster (BUILD_NOTES.md)."
+        )
+    native = [
+        name
+        for name, needs in (
+            ("AMX-BF16", {"amx_bf16", "amx_tile"}),
+            ("AVX512_BF16", {"avx512_bf16"}),
+        )
+        if needs <= set(cpu_flags)
+    ]
     if native and mixed_precision == "bfloat16":
         return f"CPU has {' + '.join(native)}: {setting} runs native bf16 matmuls."
     if native:
-        return (f"CPU has {' + '.join(native)}: --mixed_precision=bfloat16 is likely to pay on "
-                f"this CPU (x1.2-1.3 train-step speed over float32 measured with AVX512_BF16; "
-                f"BUILD_NOTES.md); now {setting}.")
+        return (
+            f"CPU has {' + '.join(native)}: --mixed_precision=bfloat16 is likely to pay on "
+            f"this CPU (x1.2-1.3 train-step speed over float32 measured with AVX512_BF16; "
+            f"BUILD_NOTES.md); now {setting}."
+        )
     if mixed_precision == "bfloat16":
-        return (f"CPU has neither AVX512_BF16 nor AMX: {setting} emulates bf16 matmuls and is "
-                "likely slower than --mixed_precision=none on this CPU.")
-    return (f"CPU has neither AVX512_BF16 nor AMX: --mixed_precision=bfloat16 is unlikely to pay "
-            f"on this CPU; {setting}.")
+        return (
+            f"CPU has neither AVX512_BF16 nor AMX: {setting} emulates bf16 matmuls and is "
+            "likely slower than --mixed_precision=none on this CPU."
+        )
+    return (
+        f"CPU has neither AVX512_BF16 nor AMX: --mixed_precision=bfloat16 is unlikely to pay "
+        f"on this CPU; {setting}."
+    )
 
 
 def create_strategy(distribution_strategy="default", tpu=None, num_gpus=None):
@@ -76,8 +104,10 @@ def create_strategy(distribution_strategy="default", tpu=None, num_gpus=None):
       included), else a Cloud TPU name or grpc:// address.
     """
     if distribution_strategy not in STRATEGIES:
-        raise ValueError(f"--distribution_strategy={distribution_strategy!r} is not one of "
-                         f"{', '.join(STRATEGIES)}")
+        raise ValueError(
+            f"--distribution_strategy={distribution_strategy!r} is not one of "
+            f"{', '.join(STRATEGIES)}"
+        )
     if distribution_strategy == "default":
         return tf.distribute.get_strategy()
     if distribution_strategy == "mirrored":
@@ -90,16 +120,20 @@ def create_strategy(distribution_strategy="default", tpu=None, num_gpus=None):
         return tf.distribute.MirroredStrategy(devices=devices)
     if distribution_strategy == "multi_worker_mirrored":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError("--distribution_strategy=multi_worker_mirrored needs the TF_CONFIG "
-                             "environment variable describing the cluster and this worker's task")
+            raise ValueError(
+                "--distribution_strategy=multi_worker_mirrored needs the TF_CONFIG "
+                "environment variable describing the cluster and this worker's task"
+            )
         try:
             json.loads(os.environ["TF_CONFIG"])
         except json.JSONDecodeError as e:
             raise ValueError(f"TF_CONFIG is not valid JSON: {e}") from e
         return tf.distribute.MultiWorkerMirroredStrategy()
     if not tpu:
-        raise ValueError("--distribution_strategy=tpu needs --tpu: 'local' on a TPU VM (Colab's "
-                         "TPU runtime is one), else the TPU's name or grpc:// address")
+        raise ValueError(
+            "--distribution_strategy=tpu needs --tpu: 'local' on a TPU VM (Colab's "
+            "TPU runtime is one), else the TPU's name or grpc:// address"
+        )
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
@@ -114,8 +148,10 @@ def is_chief(strategy) -> bool:
     if isinstance(strategy, tf.distribute.TPUStrategy):
         return True
     return resolver.task_type == "chief" or (
-        resolver.task_type == "worker" and resolver.task_id == 0
-        and "chief" not in resolver.cluster_spec().as_dict())
+        resolver.task_type == "worker"
+        and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict()
+    )
 
 
 def checkpoint_dir(strategy, model_dir: str) -> str:
@@ -132,7 +168,8 @@ def per_replica_batch_size(global_batch_size, num_replicas, accumulation_steps=1
     if global_batch_size % divisor:
         raise ValueError(
             f"--train_batch_size={global_batch_size} must be divisible by replicas ({num_replicas}) "
-            f"x --gradient_accumulation_steps ({accumulation_steps})")
+            f"x --gradient_accumulation_steps ({accumulation_steps})"
+        )
     return global_batch_size // divisor
 
 
@@ -161,4 +198,3 @@ class StopAgreement:
     def any_worker(self, requested: bool) -> bool:
         """Call on every worker at the same point of the loop."""
         return bool(self._any(tf.constant(1.0 if requested else 0.0)).numpy() > 0.0)
-
