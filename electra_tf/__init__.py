@@ -9,7 +9,11 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # Public API name -> defining module. Imported on first use, so that
 # `import electra_tf` (and light entry points such as serving.client) does
 # not load TensorFlow and Keras.
-_LAZY = {"load_encoder": "electra_tf.convert.load"}
+_LAZY = {
+    "load_encoder": "electra_tf.convert.load",
+    "pretrain": "electra_tf.pretraining.runner",
+    "PretrainingSettings": "electra_tf.pretraining.settings",
+}
 __all__ = sorted(_LAZY)
 
 

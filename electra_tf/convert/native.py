@@ -13,11 +13,10 @@ import tensorflow as tf
 from electra_tf.convert import layout
 from electra_tf.convert.report import ConversionError, MismatchReport
 from electra_tf.data import tokenization
-from electra_tf.model import config as config_lib
 from electra_tf.model.config import ElectraConfig
 from electra_tf.model.encoder import CONFIG_FILE, ElectraEncoder
+from electra_tf.pretraining.settings import SETTINGS_FILE, PretrainingSettings
 
-SETTINGS_FILE = "pretraining_settings.json"
 FLAGFILE = "converted.flags"
 TOKEN_CLASSIFIER_FILE = "token_classification.json"
 TOKEN_CLASSIFIER_PREFIX = "model.ckpt"
@@ -224,8 +223,8 @@ def read_token_classifier_dir(directory: str) -> layout.Bundle:
 
 def pretraining_settings(
     disc: ElectraConfig, gen: ElectraConfig, untied: bool, max_seq_length: int
-) -> dict:
-    """run_pretraining's architecture flags that rebuild exactly these configs.
+) -> PretrainingSettings:
+    """run_pretraining's architecture settings that rebuild exactly these configs.
 
     Raises ConversionError (listing what differs) when run_pretraining's
     generator rules (heads = hidden // 64, FFN = 4 x hidden, sizes as
@@ -245,16 +244,15 @@ def pretraining_settings(
             "embedding_size",
         ) or value != getattr(defaults, field):
             overrides[field] = value
-    settings = {
-        "model_size": model_size,
-        "model_hparam_overrides": json.dumps(overrides, sort_keys=True),
-        "embedding_size": None,
-        "max_seq_length": int(max_seq_length),
-        "generator_hidden_size": gen.hidden_size / disc.hidden_size,
-        "generator_layers": gen.num_hidden_layers / disc.num_hidden_layers,
-        "untied_generator_embeddings": bool(untied),
-    }
-    rebuilt_disc, rebuilt_gen = configs_from_settings(settings, disc.vocab_size)
+    settings = PretrainingSettings(
+        model_size=model_size,
+        model_hparam_overrides=json.dumps(overrides, sort_keys=True),
+        max_seq_length=int(max_seq_length),
+        generator_hidden_size=gen.hidden_size / disc.hidden_size,
+        generator_layers=gen.num_hidden_layers / disc.num_hidden_layers,
+        untied_generator_embeddings=bool(untied),
+    )
+    rebuilt_disc, rebuilt_gen = settings.model_configs(disc.vocab_size)
     report = MismatchReport("the source", "run_pretraining's generator/discriminator rules")
     layout.check_config_matches(disc, rebuilt_disc, "discriminator", report)
     layout.check_config_matches(gen, rebuilt_gen, "generator", report)
@@ -266,22 +264,6 @@ def pretraining_settings(
         )
     report.raise_if_any()
     return settings
-
-
-def configs_from_settings(settings: dict, vocab_size: int):
-    """(discriminator, generator) configs exactly as run_pretraining.model_configs builds them."""
-    overrides = json.loads(settings.get("model_hparam_overrides") or "{}")
-    if settings.get("embedding_size") is not None:
-        overrides["embedding_size"] = settings["embedding_size"]
-    overrides["vocab_size"] = vocab_size
-    disc = config_lib.preset(settings.get("model_size", "small"), **overrides)
-    gen = config_lib.generator_config(
-        disc,
-        settings["generator_hidden_size"],
-        settings["generator_layers"],
-        settings["untied_generator_embeddings"],
-    )
-    return disc, gen
 
 
 def build_pretrainer(disc, gen, untied, special=None, **kwargs):
@@ -362,14 +344,15 @@ def write_pretraining_dir(
     checkpoint = tf.train.Checkpoint(**objects)
     manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=None)
     saved = manager.save(checkpoint_number=int(optimizer.iterations.numpy()))
-    all_settings = {
-        **settings,
-        "vocab_file": os.path.abspath(vocab_file),
-        "vocab_size": len(vocab),
-        "seed": seed,
-    }
-    with tf.io.gfile.GFile(f"{model_dir}/{SETTINGS_FILE}", "w") as f:
-        f.write(json.dumps(all_settings, indent=2, sort_keys=True) + "\n")
+    _write_settings_file(
+        model_dir,
+        {
+            **settings.architecture(),
+            "vocab_file": os.path.abspath(vocab_file),
+            "vocab_size": len(vocab),
+            "seed": seed,
+        },
+    )
     with tf.io.gfile.GFile(f"{model_dir}/{FLAGFILE}", "w") as f:
         for name in (
             "model_size",
@@ -378,19 +361,17 @@ def write_pretraining_dir(
             "generator_hidden_size",
             "generator_layers",
         ):
-            f.write(f"--{name}={settings[name]}\n")
+            f.write(f"--{name}={getattr(settings, name)}\n")
         f.write(
-            f"--{'' if settings['untied_generator_embeddings'] else 'no'}"
-            "untied_generator_embeddings\n"
+            f"--{'' if settings.untied_generator_embeddings else 'no'}untied_generator_embeddings\n"
         )
     tf.io.gfile.copy(vocab_file, f"{model_dir}/vocab.txt", overwrite=True)
     return saved
 
 
 def load_pretraining(model_dir: str, checkpoint: str | None = None, vocab_file: str | None = None):
-    """(model, optimizer, settings) restored from a run_pretraining --model_dir."""
-    with tf.io.gfile.GFile(f"{model_dir}/{SETTINGS_FILE}") as f:
-        settings = json.load(f)
+    """(model, optimizer, PretrainingSettings) restored from a run_pretraining --model_dir."""
+    settings = PretrainingSettings.read(model_dir)
     path = checkpoint or tf.train.latest_checkpoint(model_dir)
     if path is None:
         raise ConversionError(f"No checkpoint in {model_dir}")
@@ -405,10 +386,9 @@ def load_pretraining(model_dir: str, checkpoint: str | None = None, vocab_file: 
         if not bias:
             raise ConversionError(f"Cannot tell the vocabulary size of {path}: pass --vocab_file")
         vocab_size = int(bias[0][0])
-    disc, gen = configs_from_settings(settings, vocab_size)
-    untied = settings["untied_generator_embeddings"]
-    model = build_pretrainer(disc, gen, untied)
-    objects = _checkpoint_objects(model, settings.get("seed", 0))
+    disc, gen = settings.model_configs(vocab_size)
+    model = build_pretrainer(disc, gen, settings.generator_embeddings_untied)
+    objects = _checkpoint_objects(model, settings.seed)
     tf.train.Checkpoint(**objects).read(path).assert_existing_objects_matched()
     return model, objects["optimizer"], settings
 
@@ -434,6 +414,12 @@ def read_pretraining_dir(
     )
 
 
+def _write_settings_file(model_dir: str, values: dict) -> None:
+    """The architecture a converted model_dir holds, in run_pretraining's settings file."""
+    with tf.io.gfile.GFile(f"{model_dir}/{SETTINGS_FILE}", "w") as f:
+        f.write(json.dumps(values, indent=2, sort_keys=True) + "\n")
+
+
 def _vocab_size(vocab_file: str | None) -> int | None:
     return None if not vocab_file else len(tokenization.load_vocab(vocab_file))
 
@@ -441,10 +427,10 @@ def _vocab_size(vocab_file: str | None) -> int | None:
 def _settings_vocab_size(model_dir, settings, vocab_file):
     if vocab_file:
         return len(tokenization.load_vocab(vocab_file))
-    if settings.get("vocab_size"):
-        return int(settings["vocab_size"])
+    if settings.vocab_size:
+        return int(settings.vocab_size)
     for candidate in (
-        settings.get("vocab_file"),
+        settings.vocab_file,
         f"{model_dir}/vocab.txt",
         f"{model_dir}/discriminator/vocab.txt",
     ):

@@ -9,10 +9,14 @@ from absl import flags
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
 
 
-def define_flags():
+def define_flags(flag_values=flags.FLAGS):
     """The scale-out flags every runner shares (the runners call this once at import)."""
     flags.DEFINE_enum(
-        "distribution_strategy", "default", list(STRATEGIES), "tf.distribute strategy."
+        "distribution_strategy",
+        "default",
+        list(STRATEGIES),
+        "tf.distribute strategy.",
+        flag_values=flag_values,
     )
     flags.DEFINE_string(
         "tpu",
@@ -20,13 +24,17 @@ def define_flags():
         "For --distribution_strategy=tpu: 'local' on a TPU VM "
         "(Colab's TPU runtimes are TPU VMs), else the TPU's name or grpc:// "
         "address.",
+        flag_values=flag_values,
     )
-    flags.DEFINE_integer("num_gpus", None, "GPUs for --distribution_strategy=mirrored.")
+    flags.DEFINE_integer(
+        "num_gpus", None, "GPUs for --distribution_strategy=mirrored.", flag_values=flag_values
+    )
     flags.DEFINE_enum(
         "mixed_precision",
         "none",
         ["none", "bfloat16", "float16"],
         "Compute dtype; variables stay float32.",
+        flag_values=flag_values,
     )
     flags.DEFINE_bool(
         "use_xla",
@@ -34,6 +42,7 @@ def define_flags():
         "Compile the step with XLA (jit_compile). Default: on "
         "with a GPU or TPU, off on CPU-only machines, where TF's oneDNN kernels "
         "measured 1.3x faster than XLA's (bench/RESULTS.md).",
+        flag_values=flag_values,
     )
 
 

@@ -1,0 +1,74 @@
+"""`electra_tf.pretrain(settings)` in this process: result, files, resume, signal handlers."""
+
+import dataclasses
+import json
+import signal
+
+import pytest
+from test_run_pretraining import _scalars, corpus  # noqa: F401  (fixture)
+
+import electra_tf
+from electra_tf.model.encoder import ElectraEncoder
+from electra_tf.pretraining.settings import SettingsError
+
+TINY = dict(
+    model_hparam_overrides={
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 256,
+    },
+    embedding_size=64,
+    max_seq_length=64,
+    generator_hidden_size=0.5,
+    train_batch_size=16,
+    learning_rate=2e-4,
+    num_warmup_steps=5,
+    iterations_per_loop=10,
+    save_checkpoints_steps=10,
+)
+
+
+def test_pretrain_in_process_returns_the_result_and_resumes(corpus, tmp_path):  # noqa: F811
+    model_dir = tmp_path / "model"
+    settings = electra_tf.PretrainingSettings(
+        pretrain_tfrecords=corpus["records"],
+        vocab_file=str(corpus["vocab"]),
+        model_dir=str(model_dir),
+        num_train_steps=30,
+        max_train_steps_this_run=20,
+        **TINY,
+    )
+    handler = signal.getsignal(signal.SIGINT)
+    result = electra_tf.pretrain(settings)
+    assert signal.getsignal(signal.SIGINT) is handler
+
+    assert result.step == 20 and not result.stopped_on_request
+    assert result.model_dir == str(model_dir)
+    assert result.checkpoint == f"{model_dir}/ckpt-20"
+    assert (model_dir / "ckpt-20.index").exists() and (model_dir / "ckpt-10.index").exists()
+    # The result's window is the one the TensorBoard log holds for step 20.
+    scalars = _scalars(model_dir)
+    assert sorted(scalars["loss"]) == [10, 20]
+    for name in ("loss", "disc_auc", "masked_lm_accuracy", "learning_rate"):
+        assert result.metrics[name] == pytest.approx(scalars[name][20], rel=1e-5), name
+    assert 0.0 < result.metrics["disc_auc"] <= 1.0
+    encoder = ElectraEncoder.from_pretrained(result.discriminator_dir)
+    assert encoder.config.hidden_size == 64 and encoder.config.num_hidden_layers == 2
+    saved = json.loads((model_dir / "pretraining_settings.json").read_text())
+    assert saved == settings.to_dict()
+    assert electra_tf.PretrainingSettings.read(str(model_dir)) == settings
+
+    resumed = electra_tf.pretrain(dataclasses.replace(settings, max_train_steps_this_run=None))
+    assert resumed.step == 30 and resumed.checkpoint == f"{model_dir}/ckpt-30"
+    assert sorted(_scalars(model_dir)["loss"]) == [10, 20, 30]
+
+    with pytest.raises(
+        SettingsError, match="(?s)another architecture.*--generator_hidden_size: checkpoint has 0.5"
+    ):
+        electra_tf.pretrain(dataclasses.replace(settings, generator_hidden_size=0.25))
+
+
+def test_pretrain_names_missing_inputs():
+    with pytest.raises(SettingsError, match="--pretrain_tfrecords: is required"):
+        electra_tf.pretrain(electra_tf.PretrainingSettings())
