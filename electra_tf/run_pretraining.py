@@ -16,10 +16,9 @@ and `electra_tf.pretrain(settings)` trains; Python code calls that directly.
 from absl import app, flags
 
 import electra_tf  # noqa: F401  (selects the Keras backend before keras loads)
-from electra_tf.pretraining import checkpoints, runner
+from electra_tf.pretraining import runner
 from electra_tf.pretraining import settings as settings_lib
-from electra_tf.training import distribute, setup
-from electra_tf.training.trainer import NonFiniteLossError
+from electra_tf.training import distribute
 
 FLAGS = flags.FLAGS
 settings_lib.define_flags(FLAGS)
@@ -39,15 +38,7 @@ def settings_from_flags():
 
 def main(argv):
     del argv
-    settings = settings_from_flags()
-    try:
-        runner.pretrain(settings)
-    except (settings_lib.SettingsError, setup.SetupError) as e:
-        raise app.UsageError(str(e)) from e
-    except NonFiniteLossError as e:
-        raise SystemExit(f"Stopped: {e}") from None
-    except (checkpoints.CheckpointError, runner.PretrainingError) as e:
-        raise SystemExit(str(e)) from None
+    runner.pretrain_or_exit(settings_from_flags())
 
 
 if __name__ == "__main__":

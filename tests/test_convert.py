@@ -163,7 +163,7 @@ def converted_pretraining(hf_models):
 def test_from_hf_pretraining_matches_hf_outputs(hf_models, converted_pretraining):
     torch = hf_models["torch"]
     model, _, settings = native.load_pretraining(str(converted_pretraining))
-    assert not settings["untied_generator_embeddings"]
+    assert not settings.untied_generator_embeddings
     assert model.generator.embeddings is model.discriminator.embeddings
     x = inputs()
     theirs = hf_forward(torch, hf_models["disc"], x)

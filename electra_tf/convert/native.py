@@ -331,40 +331,12 @@ def write_pretraining_dir(
     objects = _checkpoint_objects(model, seed)
     optimizer = objects["optimizer"]
     if include_optimizer:
-        by_path = {v.path: name for name, v in variables.items()}
-        for i, path in enumerate(optimizer.paths):
-            name = by_path[path]
-            for slot, store in (("adam_m", optimizer.m), ("adam_v", optimizer.v)):
-                value = bundle.weights.get(f"{name}/{slot}")
-                if value is not None:
-                    store[i].assign(np.asarray(value, np.float32))
-        if bundle.global_step is not None:
-            optimizer.iterations.assign(bundle.global_step)
+        _assign_optimizer_state(optimizer, variables, bundle)
     tf.io.gfile.makedirs(model_dir)
     checkpoint = tf.train.Checkpoint(**objects)
     manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=None)
     saved = manager.save(checkpoint_number=int(optimizer.iterations.numpy()))
-    _write_settings_file(
-        model_dir,
-        {
-            **settings.architecture(),
-            "vocab_file": os.path.abspath(vocab_file),
-            "vocab_size": len(vocab),
-            "seed": seed,
-        },
-    )
-    with tf.io.gfile.GFile(f"{model_dir}/{FLAGFILE}", "w") as f:
-        for name in (
-            "model_size",
-            "model_hparam_overrides",
-            "max_seq_length",
-            "generator_hidden_size",
-            "generator_layers",
-        ):
-            f.write(f"--{name}={getattr(settings, name)}\n")
-        f.write(
-            f"--{'' if settings.untied_generator_embeddings else 'no'}untied_generator_embeddings\n"
-        )
+    _write_settings_files(model_dir, settings, vocab_file, len(vocab), seed)
     tf.io.gfile.copy(vocab_file, f"{model_dir}/vocab.txt", overwrite=True)
     return saved
 
@@ -414,10 +386,40 @@ def read_pretraining_dir(
     )
 
 
-def _write_settings_file(model_dir: str, values: dict) -> None:
-    """The architecture a converted model_dir holds, in run_pretraining's settings file."""
+def _assign_optimizer_state(optimizer, variables: dict, bundle: layout.Bundle) -> None:
+    """The bundle's Adam slots (where it has them) and global step into `optimizer`."""
+    by_path = {v.path: name for name, v in variables.items()}
+    for i, path in enumerate(optimizer.paths):
+        name = by_path[path]
+        for slot, store in (("adam_m", optimizer.m), ("adam_v", optimizer.v)):
+            value = bundle.weights.get(f"{name}/{slot}")
+            if value is not None:
+                store[i].assign(np.asarray(value, np.float32))
+    if bundle.global_step is not None:
+        optimizer.iterations.assign(bundle.global_step)
+
+
+def _write_settings_files(model_dir, settings, vocab_file, vocab_size, seed) -> None:
+    """The architecture in run_pretraining's settings file, and as flags in converted.flags."""
+    values = {
+        **settings.architecture(),
+        "vocab_file": os.path.abspath(vocab_file),
+        "vocab_size": vocab_size,
+        "seed": seed,
+    }
     with tf.io.gfile.GFile(f"{model_dir}/{SETTINGS_FILE}", "w") as f:
         f.write(json.dumps(values, indent=2, sort_keys=True) + "\n")
+    with tf.io.gfile.GFile(f"{model_dir}/{FLAGFILE}", "w") as f:
+        for name in (
+            "model_size",
+            "model_hparam_overrides",
+            "max_seq_length",
+            "generator_hidden_size",
+            "generator_layers",
+        ):
+            f.write(f"--{name}={getattr(settings, name)}\n")
+        untied = settings.untied_generator_embeddings
+        f.write(f"--{'' if untied else 'no'}untied_generator_embeddings\n")
 
 
 def _vocab_size(vocab_file: str | None) -> int | None:

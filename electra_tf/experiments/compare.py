@@ -6,8 +6,9 @@
         --seeds=1,2,3 --output_dir=docs/compare
 
 For each variant this
-  1. pre-trains with the real CLI (`python -m electra_tf.run_pretraining`, one
-     subprocess per segment) on the same corpus, vocabulary and TFRecords
+  1. pre-trains in this process (`electra_tf.pretrain`, run_pretraining's
+     engine, one call per segment, with run_pretraining's flags turned into
+     PretrainingSettings) on the same corpus, vocabulary and TFRecords
      (built once under --data_dir), with the same model size, batch, learning
      rate and warmup, for as many steps as --flops_budget buys it (FLOPs from
      electra_tf.pretraining.flops: forward + backward = 3 x forward, generator
@@ -28,6 +29,7 @@ are skipped when the command is re-run. Scale up with the flags (model size,
 budget, points, seeds, task subset sizes).
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -39,11 +41,13 @@ import time
 
 from absl import app, flags, logging
 
+import electra_tf
 from electra_tf.finetuning import conll
 from electra_tf.model import config as config_lib
 from electra_tf.pretraining import flops as flops_lib
 from electra_tf.pretraining import model as model_lib
-from electra_tf.pretraining import two_stage
+from electra_tf.pretraining import runner, two_stage
+from electra_tf.pretraining.settings import PretrainingSettings, SettingsError
 
 FLAGS = flags.FLAGS
 
@@ -373,30 +377,9 @@ def _latest_step(model_dir):
     return int(first.strip().split("ckpt-")[-1].rstrip('"'))
 
 
-def pretrain(name, vocab, records):
-    vocab_size = sum(1 for _ in open(vocab))
-    if name == RANDOM_INIT:
-        snapshot = os.path.join(FLAGS.work_dir, name, "point_0", "discriminator")
-        if not os.path.exists(os.path.join(snapshot, "config.json")):
-            os.makedirs(os.path.dirname(snapshot), exist_ok=True)
-            write_random_init_discriminator(discriminator_config(vocab_size), vocab, snapshot)
-        return {
-            "total_steps": 0,
-            "flops_per_step": 0.0,
-            "points": [
-                {
-                    "point": 0,
-                    "step": 0,
-                    "flops": 0.0,
-                    "discriminator": snapshot,
-                    "segment_seconds": None,
-                }
-            ],
-        }
-    accounting, total_steps = variant_flops(name, vocab_size)
-    model_dir = os.path.join(FLAGS.work_dir, name, "pretrain")
-    log = os.path.join(FLAGS.work_dir, "logs", f"pretrain_{name}.log")
-    base = _module("electra_tf.run_pretraining") + [
+def pretraining_settings(name, vocab, records, model_dir, total_steps):
+    """Variant `name`'s PretrainingSettings: the shared flags, its own, then the extra ones."""
+    args = [
         f"--pretrain_tfrecords={records}",
         f"--vocab_file={vocab}",
         f"--model_dir={model_dir}",
@@ -413,8 +396,45 @@ def pretrain(name, vocab, records):
         *_xla_flags(),
     ]
     if FLAGS.embedding_size is not None:
-        base.append(f"--embedding_size={FLAGS.embedding_size}")
-    base += variant_flags(name) + list(FLAGS.pretrain_extra_flags)
+        args.append(f"--embedding_size={FLAGS.embedding_size}")
+    args += variant_flags(name) + list(FLAGS.pretrain_extra_flags)
+    try:
+        return PretrainingSettings.from_flags(args)
+    except SettingsError as e:
+        raise app.UsageError(f"variant {name}: {e}") from e
+
+
+def _pretrain_segment(settings, log_path):
+    """One in-process pre-training call, its log lines also appended to log_path; seconds taken."""
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    start = time.time()
+    with runner.log_lines_to(log_path):
+        electra_tf.pretrain(settings)
+    return time.time() - start
+
+
+def _random_init(vocab, vocab_size):
+    """The random_init variant: one 0-FLOPs point, a freshly initialized discriminator."""
+    snapshot = os.path.join(FLAGS.work_dir, RANDOM_INIT, "point_0", "discriminator")
+    if not os.path.exists(os.path.join(snapshot, "config.json")):
+        os.makedirs(os.path.dirname(snapshot), exist_ok=True)
+        write_random_init_discriminator(discriminator_config(vocab_size), vocab, snapshot)
+    point = {"point": 0, "step": 0, "flops": 0.0, "discriminator": snapshot}
+    return {
+        "total_steps": 0,
+        "flops_per_step": 0.0,
+        "points": [{**point, "segment_seconds": None}],
+    }
+
+
+def pretrain(name, vocab, records):
+    vocab_size = sum(1 for _ in open(vocab))
+    if name == RANDOM_INIT:
+        return _random_init(vocab, vocab_size)
+    accounting, total_steps = variant_flops(name, vocab_size)
+    model_dir = os.path.join(FLAGS.work_dir, name, "pretrain")
+    log = os.path.join(FLAGS.work_dir, "logs", f"pretrain_{name}.log")
+    settings = pretraining_settings(name, vocab, records, model_dir, total_steps)
     points = []
     for k in range(1, FLAGS.num_points + 1):
         target = min(total_steps, accounting.steps_for(FLAGS.flops_budget * k / FLAGS.num_points))
@@ -423,7 +443,9 @@ def pretrain(name, vocab, records):
         if not os.path.exists(os.path.join(snapshot, "config.json")):
             current = _latest_step(model_dir)
             if current < target:
-                seconds = _run(base + [f"--max_train_steps_this_run={target - current}"], log)
+                seconds = _pretrain_segment(
+                    dataclasses.replace(settings, max_train_steps_this_run=target - current), log
+                )
             reached = _latest_step(model_dir)
             if reached != target:
                 raise RuntimeError(

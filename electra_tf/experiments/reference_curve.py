@@ -7,8 +7,8 @@
 Both train on the same TFRecords, read in the same order (electra_tf.data.pretraining_input
 with the same seed), from the same flagfile (--base_flagfile, default the
 demo's) and flags:
-  - "ours": the real CLI, `python -m electra_tf.run_pretraining`; its windows
-    come from its TensorBoard logs.
+  - "ours": `electra_tf.pretrain` (run_pretraining's engine) in this process,
+    through rtd_sweep.run_one; its windows come from its TensorBoard logs.
   - "hf_torch": transformers' ElectraForMaskedLM (generator) and
     ElectraForPreTraining (discriminator) with the whole embedding block shared,
     written here from the paper and the original code, not from our model:
@@ -304,6 +304,7 @@ def main(argv):
         *FLAGS.flags,
     ]
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
+    rtd_sweep.start_process(FLAGS.threads_per_run)
     if "hf_torch" in FLAGS.sides:
         import tensorflow as tf
         import torch

@@ -5,9 +5,11 @@
 
 A spec is a JSON list of runs: {"name": ..., "data": <subfolder of --data_root
 holding vocab.txt's TFRecords, e.g. "tfr128">, "flags": ["--flag=value", ...]}.
-Each run is the real CLI (`python -m electra_tf.run_pretraining`) on
---base_flagfile plus its flags, with --threads_per_run CPU threads, so several
-runs share a machine without oversubscribing it. Every logged window (one per
+Each run is `electra_tf.pretrain` on the settings of --base_flagfile plus its
+flags, with --threads_per_run CPU threads, so several runs share a machine
+without oversubscribing it: with --parallel=1 in this process, else each in a
+fresh worker process (TF's thread pools and Keras' global seed and dtype
+policy are per process). Every logged window (one per
 --iterations_per_loop steps) becomes a JSONL line: run name, step, wall-clock
 seconds since the run started, and the pre-training metrics (disc_auc,
 masked_lm_accuracy, ...). Finished runs (their line with "final": true is in
@@ -16,16 +18,17 @@ masked_lm_accuracy, ...). Finished runs (their line with "final": true is in
 
 import concurrent.futures
 import json
+import multiprocessing
 import os
 import pathlib
 import platform
-import subprocess
-import sys
 import time
 
+import tensorflow as tf
 from absl import app, flags, logging
 
-from electra_tf.pretraining import curves
+from electra_tf.pretraining import curves, runner
+from electra_tf.pretraining.settings import PretrainingSettings
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("spec", None, "JSON list of runs: name, data subfolder, flags.")
@@ -65,35 +68,49 @@ def finished_runs(output):
         return {row["run"] for row in map(json.loads, f) if row.get("final")}
 
 
-def run_one(run, output):
-    model_dir = os.path.join(FLAGS.runs_dir, run["name"])
+def run_settings(run):
+    """The run's PretrainingSettings: --base_flagfile, its data, then its own flags."""
     data_dir = os.path.join(FLAGS.data_root, run["data"])
-    command = [
-        sys.executable,
-        "-m",
-        "electra_tf.run_pretraining",
-        f"--flagfile={FLAGS.base_flagfile}",
-        f"--pretrain_tfrecords={data_dir}/pretrain_data.tfrecord*",
-        f"--vocab_file={FLAGS.data_root}/{run.get('vocab', 'vocab.txt')}",
-        f"--model_dir={model_dir}",
-        *run["flags"],
-    ]
-    threads = str(FLAGS.threads_per_run)
-    env = {
-        **os.environ,
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "TF_NUM_INTRAOP_THREADS": threads,
-        "TF_NUM_INTEROP_THREADS": "1",
-        "OMP_NUM_THREADS": threads,
-    }
-    os.makedirs(model_dir, exist_ok=True)
+    return PretrainingSettings.from_flags(
+        [
+            f"--flagfile={FLAGS.base_flagfile}",
+            f"--pretrain_tfrecords={data_dir}/pretrain_data.tfrecord*",
+            f"--vocab_file={FLAGS.data_root}/{run.get('vocab', 'vocab.txt')}",
+            f"--model_dir={os.path.join(FLAGS.runs_dir, run['name'])}",
+            *run["flags"],
+        ]
+    )
+
+
+def start_process(threads):
+    """Before this process's first TF op: --threads_per_run threads, progress lines logged."""
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    logging.set_verbosity(logging.INFO)
+
+
+def train(settings):
+    """Pre-trains one run, its log lines appended to <model_dir>/log.txt; None or the error."""
+    os.makedirs(settings.model_dir, exist_ok=True)
+    with runner.log_lines_to(os.path.join(settings.model_dir, "log.txt")):
+        try:
+            runner.pretrain(settings)
+        except Exception as e:  # noqa: BLE001  (recorded in the run's final row; the sweep goes on)
+            logging.error("%s: %s: %s", settings.model_dir, type(e).__name__, e)
+            return f"{type(e).__name__}: {e}"
+    return None
+
+
+def run_one(run, output, pool=None):
+    settings = run_settings(run)
+    model_dir = settings.model_dir
     start = time.time()
-    returncode = None
+    error = None
     if not FLAGS.collect_only:
-        with open(os.path.join(model_dir, "log.txt"), "a") as log:
-            returncode = subprocess.run(
-                command, env=env, stdout=log, stderr=subprocess.STDOUT
-            ).returncode
+        if pool is None:
+            error = train(settings)
+        else:
+            error = pool.submit(train, settings).result()
     windows = curves.read_windows(os.path.join(model_dir, "train"))
     first_wall = windows[0]["wall_time"] if windows else start
     rows = [
@@ -108,7 +125,7 @@ def run_one(run, output):
         {
             "run": run["name"],
             "final": True,
-            "returncode": returncode,
+            "error": error,
             "flags": run["flags"],
             "data": run["data"],
             "wall_seconds": round(time.time() - start, 1),
@@ -122,9 +139,9 @@ def run_one(run, output):
             f.write(json.dumps(row) + "\n")
     last = rows[-2] if len(rows) > 1 else {}
     logging.info(
-        "%s: exit %s, step %s, disc_auc %s, masked_lm_accuracy %s",
+        "%s: error %s, step %s, disc_auc %s, masked_lm_accuracy %s",
         run["name"],
-        returncode,
+        error,
         last.get("step"),
         last.get("disc_auc"),
         last.get("masked_lm_accuracy"),
@@ -143,8 +160,23 @@ def main(argv):
         r for r in runs if r["name"] not in done and (not FLAGS.only or r["name"] in FLAGS.only)
     ]
     logging.info("%d run(s) to do, %d already in %s", len(todo), len(done), FLAGS.output)
-    with concurrent.futures.ThreadPoolExecutor(FLAGS.parallel) as pool:
-        for future in [pool.submit(run_one, run, FLAGS.output) for run in todo]:
+    if FLAGS.parallel == 1 or FLAGS.collect_only:
+        start_process(FLAGS.threads_per_run)
+        for run in todo:
+            run_one(run, FLAGS.output)
+        return
+    # Threads here wait on worker processes, one fresh process per run; each thread
+    # appends its run's rows to --output when the run is done.
+    os.environ.update(OMP_NUM_THREADS=str(FLAGS.threads_per_run), TF_CPP_MIN_LOG_LEVEL="2")
+    workers = concurrent.futures.ProcessPoolExecutor(
+        FLAGS.parallel,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=start_process,
+        initargs=(FLAGS.threads_per_run,),
+        max_tasks_per_child=1,
+    )
+    with workers, concurrent.futures.ThreadPoolExecutor(FLAGS.parallel) as waiters:
+        for future in [waiters.submit(run_one, run, FLAGS.output, workers) for run in todo]:
             future.result()
 
 

@@ -7,13 +7,14 @@ the end writes the discriminator alone to <model_dir>/discriminator.
 
 import contextlib
 import dataclasses
+import logging as std_logging
 import signal
 import threading
 import time
 
 import keras
 import tensorflow as tf
-from absl import logging
+from absl import app, logging
 
 from electra_tf.data import pretraining_input, tokenization
 from electra_tf.pretraining import checkpoints, two_stage
@@ -22,7 +23,7 @@ from electra_tf.pretraining.metrics import pretraining_metrics
 from electra_tf.pretraining.model import ElectraPretrainer
 from electra_tf.pretraining.settings import PretrainingSettings, SettingsError
 from electra_tf.training import distribute, setup
-from electra_tf.training.trainer import accumulation_batches
+from electra_tf.training.trainer import NonFiniteLossError, accumulation_batches
 
 DISCRIMINATOR_DIR = "discriminator"
 
@@ -86,6 +87,41 @@ def pretrain(settings: PretrainingSettings) -> PretrainingResult:
     keras.utils.set_random_seed(settings.seed)
     model = build_model(settings, strategy, discriminator_config, generator_config, special)
     return _Run(settings, strategy, model, micro_batch).train()
+
+
+def pretrain_or_exit(settings: PretrainingSettings) -> PretrainingResult:
+    """`pretrain` for the commands users type: errors end the program with their message.
+
+    Bad settings become absl usage errors; a diverged loss, a damaged
+    checkpoint, unreadable data or a lost worker exit with the message that
+    says how to recover (no traceback).
+    """
+    try:
+        return pretrain(settings)
+    except (SettingsError, setup.SetupError) as e:
+        raise app.UsageError(str(e)) from e
+    except NonFiniteLossError as e:
+        raise SystemExit(f"Stopped: {e}") from None
+    except (checkpoints.CheckpointError, PretrainingError) as e:
+        raise SystemExit(str(e)) from None
+
+
+@contextlib.contextmanager
+def log_lines_to(path):
+    """While inside, absl's log lines (pretrain's progress among them) are also appended to `path`.
+
+    >>> with log_lines_to("runs/tiny/log.txt"):  # doctest: +SKIP
+    ...     pretrain(settings)
+    """
+    handler = std_logging.FileHandler(path)
+    handler.setFormatter(std_logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    absl_logger = logging.get_absl_logger()
+    absl_logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        absl_logger.removeHandler(handler)
+        handler.close()
 
 
 def build_model(settings, strategy, discriminator_config, generator_config, special):
