@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from absl import flags
 from absl.testing import flagsaver
+from test_run_pretraining import corpus  # noqa: F401  (fixture)
 
 from electra_tf.experiments import compare
 from electra_tf.finetuning import conll
@@ -116,6 +117,42 @@ def test_random_init_is_an_untrained_discriminator_of_the_compared_config(tmp_pa
     assert (
         0.5 * expected.initializer_range < word_embeddings.std() < 1.5 * expected.initializer_range
     )
+
+
+def test_pretraining_runs_in_this_process_and_snapshots_the_budget(corpus, tmp_path, monkeypatch):
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"compare started a subprocess: {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_subprocess)
+    tiny = dict(
+        work_dir=str(tmp_path / "work"),
+        model_size="small",
+        model_hparam_overrides='{"hidden_size": 64, "num_hidden_layers": 1, '
+        '"num_attention_heads": 1, "intermediate_size": 128}',
+        embedding_size=64,
+        max_seq_length=64,
+        train_batch_size=8,
+        iterations_per_loop=5,
+        num_points=2,
+        use_xla=False,
+    )
+    vocab_size = len(corpus["vocab"].read_text().splitlines())
+    with flagsaver.flagsaver(**tiny, flops_budget=1.0):
+        per_step = compare.variant_flops("electra", vocab_size)[0].per_step
+    with flagsaver.flagsaver(**tiny, flops_budget=10 * per_step):
+        pretrained = compare.pretrain("electra", str(corpus["vocab"]), corpus["records"])
+    assert pretrained["total_steps"] == 10
+    assert [p["step"] for p in pretrained["points"]] == [5, 10]
+    for point in pretrained["points"]:
+        encoder = ElectraEncoder.from_pretrained(point["discriminator"])
+        assert encoder.config.hidden_size == 64
+    # The two snapshots differ: the second is 5 steps further on.
+    first, second = (
+        ElectraEncoder.from_pretrained(p["discriminator"]) for p in pretrained["points"]
+    )
+    assert not np.array_equal(first.weights[0].numpy(), second.weights[0].numpy())
+    log = (tmp_path / "work" / "logs" / "pretrain_electra.log").read_text()
+    assert "Resumed from" in log and "step 10/10" in log
 
 
 def _blocks(path):

@@ -274,6 +274,9 @@ def test_two_stage_switches_once_and_resumes_in_the_second_stage(corpus, tmp_pat
     ]
     first = _run(corpus, model_dir, *flags, "--max_train_steps_this_run=8")
     assert first.returncode == 0, first.stderr[-3000:]
+    # One process switches in place: no second start resuming from the switch's checkpoint.
+    assert "the discriminator stage starts" in first.stderr
+    assert "Resumed from" not in first.stderr and first.stderr.count("Training small from") == 1
     assert _checkpoint_step(model_dir) == 8
     # Saves come every 4 steps; step 6 is the switch's own checkpoint.
     assert (model_dir / "ckpt-6.index").exists()

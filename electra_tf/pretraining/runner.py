@@ -117,9 +117,14 @@ def log_lines_to(path):
     handler.setFormatter(std_logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     absl_logger = logging.get_absl_logger()
     absl_logger.addHandler(handler)
+    # The progress lines are INFO: they reach the file also where absl logs warnings only
+    # (outside app.run).
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(max(verbosity, logging.INFO))
     try:
         yield
     finally:
+        logging.set_verbosity(verbosity)
         absl_logger.removeHandler(handler)
         handler.close()
 
