@@ -63,7 +63,7 @@ def build_data(args):
         "num_out_files": args.num_out_files,
     }
     marker = os.path.join(workdir, "bench_settings.json")
-    pattern = os.path.join(workdir, "tfrecords", "pretraining_input.tfrecord*")
+    pattern = os.path.join(workdir, "tfrecords", "pretrain_data.tfrecord*")
     vocab_file = os.path.join(workdir, "vocab.txt")
     if os.path.exists(marker) and json.load(open(marker)) == settings:
         out({"kind": "built_data", "reused": workdir, **settings})

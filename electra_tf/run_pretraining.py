@@ -1,7 +1,7 @@
 """Pre-trains an ELECTRA generator + discriminator.
 
     python -m electra_tf.run_pretraining --flagfile=configs/small.flags \
-        --pretrain_tfrecords='data/pretrain_tfrecords/pretraining_input.tfrecord*' \
+        --pretrain_tfrecords='data/pretrain_tfrecords/pretrain_data.tfrecord*' \
         --vocab_file=data/vocab.txt --model_dir=runs/electra_small
 
 Flag names and defaults follow google-research/electra's

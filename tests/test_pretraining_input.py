@@ -38,10 +38,10 @@ def shards(tmp_path):
     """Five shards; input_ids[0] = 100 * file index + record index identifies each record."""
     for f in range(NUM_FILES):
         write_shard(
-            tmp_path / f"pretraining_input.tfrecord-{f}-of-{NUM_FILES}",
+            tmp_path / f"pretrain_data.tfrecord-{f}-of-{NUM_FILES}",
             [100 * f + r for r in range(RECORDS_PER_FILE)],
         )
-    return str(tmp_path / "pretraining_input.tfrecord-*")
+    return str(tmp_path / "pretrain_data.tfrecord-*")
 
 
 def first_ids(dataset):
@@ -110,7 +110,7 @@ def test_check_shards_accepts_good_data(shards):
 
 
 def test_check_shards_names_a_truncated_file(shards, tmp_path):
-    path = tmp_path / "pretraining_input.tfrecord-2-of-5"
+    path = tmp_path / "pretrain_data.tfrecord-2-of-5"
     path.write_bytes(path.read_bytes()[:30])
     with pytest.raises(
         ValueError, match=r"tfrecord-2-of-5 is not a readable TFRecord file .*Rebuild"
@@ -119,7 +119,7 @@ def test_check_shards_names_a_truncated_file(shards, tmp_path):
 
 
 def test_check_shards_names_a_file_of_garbage(shards, tmp_path):
-    (tmp_path / "pretraining_input.tfrecord-9-of-5").write_bytes(
+    (tmp_path / "pretrain_data.tfrecord-9-of-5").write_bytes(
         b"this is not a tfrecord at all" * 10
     )
     with pytest.raises(ValueError, match=r"tfrecord-9-of-5 is not a readable TFRecord file"):
@@ -127,7 +127,7 @@ def test_check_shards_names_a_file_of_garbage(shards, tmp_path):
 
 
 def test_check_shards_reports_the_length_the_data_was_built_with(shards, tmp_path):
-    write_shard(tmp_path / "pretraining_input.tfrecord-3-of-5", [1, 2], length=SEQ_LENGTH * 2)
+    write_shard(tmp_path / "pretrain_data.tfrecord-3-of-5", [1, 2], length=SEQ_LENGTH * 2)
     with pytest.raises(
         ValueError,
         match=(
@@ -139,14 +139,14 @@ def test_check_shards_reports_the_length_the_data_was_built_with(shards, tmp_pat
 
 
 def test_check_shards_rejects_records_of_another_kind(shards, tmp_path):
-    with tf.io.TFRecordWriter(str(tmp_path / "pretraining_input.tfrecord-4-of-5")) as writer:
+    with tf.io.TFRecordWriter(str(tmp_path / "pretrain_data.tfrecord-4-of-5")) as writer:
         writer.write(tf.train.Example().SerializeToString())
     with pytest.raises(ValueError, match=r"tfrecord-4-of-5 lacks the feature\(s\) input_ids"):
         pretraining_input.check_shards(shards, SEQ_LENGTH)
 
 
 def test_describe_data_error_for_corruption_met_mid_run(shards, tmp_path):
-    path = tmp_path / "pretraining_input.tfrecord-0-of-5"
+    path = tmp_path / "pretrain_data.tfrecord-0-of-5"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])  # the first records still read fine
     pretraining_input.check_shards(shards, SEQ_LENGTH)

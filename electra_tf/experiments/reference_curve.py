@@ -317,7 +317,7 @@ def main(argv):
         settings = _Settings(_parse_flagfile(FLAGS.base_flagfile, common), len(vocab))
         # The CLI's order: seed + start step (0), one file pipeline.
         dataset = pretraining_input.pretraining_dataset(
-            os.path.join(FLAGS.data_root, FLAGS.data, "pretraining_input.tfrecord*"),
+            os.path.join(FLAGS.data_root, FLAGS.data, "pretrain_data.tfrecord*"),
             settings.max_seq_length,
             settings.batch_size,
             is_training=True,

@@ -11,7 +11,7 @@ from electra_tf.model.encoder import ElectraEncoder
 batch = next(
     iter(
         pretraining_input.pretraining_dataset(
-            "/work/runs/kjv/tfr64/pretraining_input.tfrecord*", 64, 32, is_training=False
+            "/work/runs/kjv/tfr64/pretrain_data.tfrecord*", 64, 32, is_training=False
         )
     )
 )

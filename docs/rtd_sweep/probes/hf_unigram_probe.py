@@ -52,7 +52,7 @@ if mode == "torch":
 else:
     opt = rc.OriginalAdamW(disc.named_parameters(), 0.01)
 ds = pretraining_input.pretraining_dataset(
-    "/work/runs/kjv/tfr64/pretraining_input.tfrecord*", 64, 32, is_training=True, seed=0
+    "/work/runs/kjv/tfr64/pretrain_data.tfrecord*", 64, 32, is_training=True, seed=0
 )
 rng = torch.Generator().manual_seed(0)
 pos_h, neg_h = np.zeros(AUC_BINS), np.zeros(AUC_BINS)
