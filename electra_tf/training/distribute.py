@@ -46,6 +46,26 @@ def use_xla(flag_value, strategy) -> bool:
     )
 
 
+def configure_graph_optimizer(strategy, jit_compile: bool) -> bool:
+    """Turns Grappler off for a CPU-only step that runs without XLA; returns whether it did.
+
+    Call once, after creating the strategy and before the first step (it sets a
+    process-wide option). On CPU the step's heavy ops are already fused by
+    hand (custom gradients, the fused Adam kernel) and TF's oneDNN layout pass
+    still rewrites them after Grappler, so Grappler's passes cost about as
+    much as the tracing (40% of the first call) and did not change the steady
+    step (bench/first_step_breakdown.py). With a GPU, a TPU or XLA it stays on:
+    not measured there.
+    """
+    on_cpu_only = not isinstance(strategy, tf.distribute.TPUStrategy) and not (
+        tf.config.list_logical_devices("GPU")
+    )
+    if not on_cpu_only or jit_compile:
+        return False
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    return True
+
+
 def cpu_bf16_advice(mixed_precision: str, cpuinfo_path: str = "/proc/cpuinfo") -> str:
     """One line: whether this CPU runs bfloat16 matmuls natively, so --mixed_precision=bfloat16 pays.
 
