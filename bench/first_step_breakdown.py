@@ -20,8 +20,11 @@ other round, so each ratio is between children adjacent in time):
 --grappler_off turns chosen Grappler passes off in every arm
 (``disable_meta_optimizer``: all of them). TensorFlow's eager runtime does not
 report Grappler's own time; the arms show it. One JSON line per child (CPU
-model, load average, command, phases, peak RSS) and a ``ratios`` line per arm
-against the first arm (per round and median); all also appended to --json_out.
+model, load average, command, phases in wall and in CPU seconds, peak RSS)
+and a ``ratios`` line per arm against the first arm (arm / first, per round
+and median, wall and CPU); all also appended to --json_out. CPU seconds
+(``time.process_time``, all threads) move far less with other processes'
+load than wall seconds: on a shared machine compare those.
 """
 
 import argparse
@@ -43,7 +46,7 @@ ARMS = ("runner", "grappler", "baseline")
 
 
 def child(args):
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     # The arm's code tree (this one, or --compare_with's) is the one imported.
     sys.path.insert(0, args.code_root)
     import functools
@@ -62,16 +65,23 @@ def child(args):
     from electra_tf.training.trainer import Trainer, accumulation_batches
 
     phases = collections.OrderedDict(imports=time.perf_counter() - start)
+    # CPU seconds of the process (all its threads): on a shared, loaded machine they
+    # move far less than wall seconds, so they compare arms run at different loads.
+    cpu_phases = collections.OrderedDict(imports=time.process_time() - cpu_start)
+    cpu_t = time.process_time()
 
     def lap(name, since):
+        nonlocal cpu_t
         phases[name] = time.perf_counter() - since
+        cpu_phases[name] = time.process_time() - cpu_t
+        cpu_t = time.process_time()
         return time.perf_counter()
 
     if args.grappler_off:
         tf.config.optimizer.set_experimental_options(
             {name: name == "disable_meta_optimizer" for name in args.grappler_off.split(",")}
         )
-    t = time.perf_counter()
+    t, cpu_t = time.perf_counter(), time.process_time()
     disc = config_lib.preset("small", vocab_size=VOCAB)
     gen = config_lib.generator_config(disc, 0.25, 1.0, untied_embeddings=False)
     special = SpecialTokens(pad=PAD, unk=UNK, cls=CLS, sep=SEP, mask=MASK)
@@ -112,11 +122,16 @@ def child(args):
     steady = (time.perf_counter() - t) / args.steps
     phases["one_steady_step"] = steady
     phases["first_call_minus_one_step"] = phases["first_call"] - steady
+    cpu_phases["one_steady_step"] = (time.process_time() - cpu_t) / args.steps
+    cpu_phases["first_call_minus_one_step"] = (
+        cpu_phases["first_call"] - cpu_phases["one_steady_step"]
+    )
     print(
         "@@"
         + json.dumps(
             {
                 "phases_s": phases,
+                "phases_cpu_s": cpu_phases,
                 "first_loss": first_loss,
                 "xla": trainer.jit_compile,
                 "grappler_off_by_runner": grappler_off_by_runner,
@@ -173,6 +188,7 @@ def run_child(args, arm, command):
         "load_average_after": load_average(),
         "command": command,
         "time_to_first_step_s": sum(phases[k] for k in FIRST_STEP_PHASES),
+        "time_to_first_step_cpu_s": sum(result["phases_cpu_s"][k] for k in FIRST_STEP_PHASES),
         "phases_s": phases,
         **result,
     }
@@ -233,13 +249,20 @@ def main():
     reference = arms[0]
     for arm in arms[1:]:
         ratios = {}
-        for key in ("time_to_first_step_s", "tracing", "first_call", "one_steady_step"):
+        for clock, total, phases in (
+            ("wall", "time_to_first_step_s", "phases_s"),
+            ("cpu", "time_to_first_step_cpu_s", "phases_cpu_s"),
+        ):
+            for key in (total, "tracing", "first_call", "one_steady_step"):
 
-            def value(record, key=key):
-                return record[key] if key in record else record["phases_s"][key]
+                def value(record, key=key, phases=phases):
+                    return record[key] if key in record else record[phases][key]
 
-            per_round = [value(a) / value(b) for a, b in zip(records[arm], records[reference])]
-            ratios[key] = {"median": statistics.median(per_round), "per_round": per_round}
+                per_round = [value(a) / value(b) for a, b in zip(records[arm], records[reference])]
+                ratios[f"{clock}:{key}"] = {
+                    "median": statistics.median(per_round),
+                    "per_round": per_round,
+                }
         emit(
             {
                 "bench": "first_step_breakdown",

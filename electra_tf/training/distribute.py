@@ -49,13 +49,12 @@ def use_xla(flag_value, strategy) -> bool:
 def configure_graph_optimizer(strategy, jit_compile: bool) -> bool:
     """Turns Grappler off for a CPU-only step that runs without XLA; returns whether it did.
 
-    Call once, after creating the strategy and before the first step (it sets a
-    process-wide option). On CPU the step's heavy ops are already fused by
-    hand (custom gradients, the fused Adam kernel) and TF's oneDNN layout pass
-    still rewrites them after Grappler, so Grappler's passes cost about as
-    much as the tracing (40% of the first call) and did not change the steady
-    step (bench/first_step_breakdown.py). With a GPU, a TPU or XLA it stays on:
-    not measured there.
+    Call once, after creating the strategy and before the first step (it sets
+    a process-wide option). The step's heavy parts are fused by hand already
+    (custom gradients, the fused Adam kernel, XLA-compiled dropout masks), and
+    on CPU Grappler's passes took about 40% of the first call without making
+    the steady step faster (bench/first_step_breakdown.py, arms `runner` and
+    `grappler`). With a GPU, a TPU or XLA it stays on: not measured there.
     """
     on_cpu_only = not isinstance(strategy, tf.distribute.TPUStrategy) and not (
         tf.config.list_logical_devices("GPU")
