@@ -1,7 +1,7 @@
 """Where the time to the first pre-training step goes: ELECTRA-Small, ours, as the throughput bench builds it.
 
     python bench/first_step_breakdown.py [--batch=32] [--arms=grappler,runner] [--rounds=2]
-        [--compare_with=DIR] [--grappler_off=pass,pass] [--json_out=FILE]
+        [--mixed_precision=bfloat16] [--compare_with=DIR] [--grappler_off=pass,pass] [--json_out=FILE]
 
 Each measurement is one cold child process that builds the step exactly as
 ``pretrain_throughput.py``'s ``ours_fp32`` does, and times each phase:
@@ -81,6 +81,8 @@ def child(args):
         tf.config.optimizer.set_experimental_options(
             {name: name == "disable_meta_optimizer" for name in args.grappler_off.split(",")}
         )
+    if args.mixed_precision != "none":
+        keras.mixed_precision.set_dtype_policy(f"mixed_{args.mixed_precision}")
     t, cpu_t = time.perf_counter(), time.process_time()
     disc = config_lib.preset("small", vocab_size=VOCAB)
     gen = config_lib.generator_config(disc, 0.25, 1.0, untied_embeddings=False)
@@ -166,6 +168,7 @@ def run_child(args, arm, command):
             f"--batch={args.batch}",
             f"--steps={args.steps}",
             f"--grappler_off={args.grappler_off}",
+            f"--mixed_precision={args.mixed_precision}",
         ],
         capture_output=True,
         text=True,
@@ -183,6 +186,7 @@ def run_child(args, arm, command):
         "code_root": code_root,
         "cpu": cpu_peak()[2],
         "batch": args.batch,
+        "mixed_precision": args.mixed_precision,
         "grappler_off": args.grappler_off.split(",") if args.grappler_off else [],
         "load_average_before": load_before,
         "load_average_after": load_average(),
@@ -210,6 +214,12 @@ def main():
         default="",
         help="Grappler passes to turn off in every arm, "
         "e.g. layout_optimizer,remapping; disable_meta_optimizer: all of Grappler",
+    )
+    parser.add_argument(
+        "--mixed_precision",
+        default="none",
+        choices=["none", "bfloat16"],
+        help="as run_pretraining's flag: bfloat16 runs the step under mixed_bfloat16",
     )
     parser.add_argument("--json_out")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
