@@ -22,7 +22,8 @@ Variants (--impls, comma-separated):
   tfm_xla        official.nlp.modeling.models.ElectraPretrainer + BertEncoder (tf_keras), step jit-compiled
   tfm_noxla      the same, plain tf.function
   tfm_xla_bf16, tfm_noxla_bf16
-                 the same two under tf_keras' mixed_bfloat16 policy (variables float32):
+                 the same two with the encoders under tf_keras' mixed_bfloat16 policy
+                 (variables float32; the heads float32, as tf-models' sampling needs):
                  tf-models' own bf16, for ours_bf16
   hf_eager       HF transformers ElectraForMaskedLM (G) + ElectraForPreTraining (D), PyTorch eager
   hf_compile     the same with torch.compile (inductor) on the loss function (forward + backward)
@@ -321,7 +322,7 @@ def child_tfm(args, xla, bf16=False):
 
     t_import = time.perf_counter()
 
-    if bf16:
+    if bf16:  # the encoders; the heads below stay float32
         tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
 
     def gelu(x):
@@ -355,6 +356,10 @@ def child_tfm(args, xla, bf16=False):
         embedding_layer=disc_net.get_embedding_layer(),
         **common,
     )
+    # tf-models' ElectraPretrainer adds float32 Gumbel noise to the generator's
+    # logits, which fails on bfloat16 logits (AddV2 bfloat16 + float): its heads
+    # are built under float32, the encoders (nearly all the FLOPs) under bf16.
+    tf_keras.mixed_precision.set_global_policy("float32")
     model = models.ElectraPretrainer(
         generator_network=gen_net,
         discriminator_network=disc_net,
