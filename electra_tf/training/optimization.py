@@ -168,9 +168,10 @@ class AdamWeightDecay(tf.Module):
                 "beta2": tf.constant(self.beta_2),
                 "epsilon": tf.constant(self.epsilon),
             }
+            base_lr = self.learning_rate
             learning_rates = {}
             for multiplier in sorted(set(self._lr_multipliers)):
-                lr = self.learning_rate * multiplier
+                lr = base_lr * multiplier
                 learning_rates[multiplier] = (lr, lr * self.weight_decay_rate)
             for index, (grad, variable) in enumerate(zip(grads, self._variables)):
                 lr, decay = learning_rates[self._lr_multipliers[index]]
