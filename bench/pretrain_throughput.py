@@ -21,6 +21,10 @@ Variants (--impls, comma-separated):
   ours_noxla     ours fp32 with XLA forced off (--nouse_xla): diagnostic
   tfm_xla        official.nlp.modeling.models.ElectraPretrainer + BertEncoder (tf_keras), step jit-compiled
   tfm_noxla      the same, plain tf.function
+  tfm_xla_bf16, tfm_noxla_bf16
+                 the same two with the encoders under tf_keras' mixed_bfloat16 policy
+                 (variables float32; the heads float32, as tf-models' sampling needs):
+                 tf-models' own bf16, for ours_bf16
   hf_eager       HF transformers ElectraForMaskedLM (G) + ElectraForPreTraining (D), PyTorch eager
   hf_compile     the same with torch.compile (inductor) on the loss function (forward + backward)
   hf_eager_bf16, hf_compile_bf16
@@ -50,6 +54,7 @@ import json
 import math
 import os
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -75,16 +80,28 @@ ALL_IMPLS = (
     "ours_noxla",
     "tfm_xla",
     "tfm_noxla",
+    "tfm_xla_bf16",
+    "tfm_noxla_bf16",
     "hf_eager",
     "hf_compile",
     "hf_eager_bf16",
     "hf_compile_bf16",
+)
+# (float32 variant, its bf16 twin): same seed, data and randomness, so the loss
+# difference after the same steps is what bf16 costs in accuracy.
+BF16_TWINS = (
+    ("ours_fp32", "ours_bf16"),
+    ("tfm_xla", "tfm_xla_bf16"),
+    ("tfm_noxla", "tfm_noxla_bf16"),
+    ("hf_eager", "hf_eager_bf16"),
+    ("hf_compile", "hf_compile_bf16"),
 )
 # (ours, peer group): a peer group's "best" is its faster variant in each round.
 PEER_GROUPS = {
     "tf-models-official": ("tfm_xla", "tfm_noxla"),
     "HF PyTorch": ("hf_eager", "hf_compile"),
     "any peer": ("tfm_xla", "tfm_noxla", "hf_eager", "hf_compile"),
+    "tf-models-official mixed_bfloat16": ("tfm_xla_bf16", "tfm_noxla_bf16"),
     "HF PyTorch bf16 autocast": ("hf_eager_bf16", "hf_compile_bf16"),
     # Diagnostics within ours: XLA forced on / off, bf16 vs fp32.
     "ours, XLA on": ("ours_xla",),
@@ -272,13 +289,10 @@ def child_ours(args, bf16, xla=None):
             num_warmup_steps=args.lr_warmup,
         )
         optimizer = AdamWeightDecay(model.trainable_variables, schedule, weight_decay_rate=0.01)
-        trainer = Trainer(
-            strategy,
-            model,
-            optimizer,
-            seed=args.seed,
-            jit_compile=distribute.use_xla(xla, strategy),
-        )
+        jit_compile = distribute.use_xla(xla, strategy)
+        trainer = Trainer(strategy, model, optimizer, seed=args.seed, jit_compile=jit_compile)
+    # As run_pretraining sets it up: Grappler off for a CPU step without XLA.
+    distribute.configure_graph_optimizer(strategy, jit_compile)
     ids, mask, seg = random_pool(args.batch, args.seed)
     data = tf.data.Dataset.from_tensor_slices(
         {"input_ids": ids, "input_mask": mask, "segment_ids": seg}
@@ -301,12 +315,15 @@ def child_ours(args, bf16, xla=None):
     )
 
 
-def child_tfm(args, xla):
+def child_tfm(args, xla, bf16=False):
     import tensorflow as tf
     import tf_keras
     from official.nlp.modeling import models, networks
 
     t_import = time.perf_counter()
+
+    if bf16:  # the encoders; the heads below stay float32
+        tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
 
     def gelu(x):
         return tf.nn.gelu(x, approximate=False)
@@ -339,6 +356,10 @@ def child_tfm(args, xla):
         embedding_layer=disc_net.get_embedding_layer(),
         **common,
     )
+    # tf-models' ElectraPretrainer adds float32 Gumbel noise to the generator's
+    # logits, which fails on bfloat16 logits (AddV2 bfloat16 + float): its heads
+    # are built under float32, the encoders (nearly all the FLOPs) under bf16.
+    tf_keras.mixed_precision.set_global_policy("float32")
     model = models.ElectraPretrainer(
         generator_network=gen_net,
         discriminator_network=disc_net,
@@ -543,6 +564,8 @@ def child_main(args):
         "ours_noxla": lambda: child_ours(args, bf16=False, xla=False),
         "tfm_xla": lambda: child_tfm(args, xla=True),
         "tfm_noxla": lambda: child_tfm(args, xla=False),
+        "tfm_xla_bf16": lambda: child_tfm(args, xla=True, bf16=True),
+        "tfm_noxla_bf16": lambda: child_tfm(args, xla=False, bf16=True),
         "hf_eager": lambda: child_hf(args, compiled=False),
         "hf_compile": lambda: child_hf(args, compiled=True),
         "hf_eager_bf16": lambda: child_hf(args, compiled=False, bf16=True),
@@ -632,12 +655,22 @@ def summarize(batch, impls, ready, blocks, final, repeats, peak32, peak16, out):
         }
         summaries[impl] = s
         out(s)
-    if "ours_fp32" in summaries and "ours_bf16" in summaries:
-        a, b = summaries["ours_fp32"], summaries["ours_bf16"]
+    for fp32, bf16 in BF16_TWINS:
+        if fp32 not in summaries or bf16 not in summaries:
+            continue
+        a, b = summaries[fp32], summaries[bf16]
+        per_round = [
+            x["seq_per_s"] / y["seq_per_s"]
+            for x in blocks[bf16]
+            for y in blocks[fp32]
+            if x["round"] == y["round"]
+        ]
         out(
             {
                 "kind": "bf16_accuracy_check",
                 "batch": batch,
+                "fp32": fp32,
+                "bf16": bf16,
                 "steps_trained": a["steps_trained"],
                 "first_loss_fp32": a["first_loss"],
                 "first_loss_bf16": b["first_loss"],
@@ -647,6 +680,10 @@ def summarize(batch, impls, ready, blocks, final, repeats, peak32, peak16, out):
                 "last_block_loss_delta": b["last_block_loss"] - a["last_block_loss"],
                 "last_block_loss_rel_delta": (b["last_block_loss"] - a["last_block_loss"])
                 / a["last_block_loss"],
+                "throughput_ratio_bf16_over_fp32_median": statistics.median(per_round)
+                if per_round
+                else None,
+                "throughput_ratio_per_round": per_round,
             }
         )
     ratios = []
@@ -771,13 +808,13 @@ def print_tables(peak_desc, tables, header):
     for batch, summaries, ratios in tables:
         print(f"\nbatch {batch}  (model FLOPs/step {model_flops_per_step(batch) / 1e12:.3f} TFLOP)")
         print(
-            f"{'variant':<11} {'seq/s':>7} {'[min-max]':>13} {'tok/s':>8} {'ms/step':>8} "
+            f"{'variant':<15} {'seq/s':>7} {'[min-max]':>13} {'tok/s':>8} {'ms/step':>8} "
             f"{'MFU':>6} {'TTFS s':>7} {'RSS MiB':>8} {'loss(last)':>10}"
         )
         for impl, s in summaries.items():
             mfu = s["mfu_vs_own_dtype_peak"]
             print(
-                f"{impl:<11} {s['seq_per_s_median']:7.2f} "
+                f"{impl:<15} {s['seq_per_s_median']:7.2f} "
                 f"{s['seq_per_s_min']:6.2f}-{s['seq_per_s_max']:<6.2f} "
                 f"{s['tokens_per_s_median']:8.0f} {s['ms_per_step_median']:8.0f} "
                 f"{(100 * mfu if mfu else float('nan')):5.1f}% {s['time_to_first_step_s']:7.1f} "
@@ -788,6 +825,17 @@ def print_tables(peak_desc, tables, header):
                 f"  {r['ours']} / {r['peer']}: x{r['throughput_ratio_median']:.2f} "
                 f"(per round: {', '.join(f'{x:.2f}' for x in r['per_round'])})"
             )
+        for fp32, bf16 in BF16_TWINS:
+            if fp32 in summaries and bf16 in summaries:
+                a, b = summaries[fp32], summaries[bf16]
+                print(
+                    f"  bf16 {bf16} vs {fp32}: x{b['seq_per_s_median'] / a['seq_per_s_median']:.2f} "
+                    f"seq/s (medians), loss after {a['steps_trained']} steps "
+                    f"{b['last_block_loss']:.4f} vs {a['last_block_loss']:.4f} "
+                    f"({100 * (b['last_block_loss'] / a['last_block_loss'] - 1):+.3f}%), "
+                    f"time to first step {b['time_to_first_step_s']:.1f} vs "
+                    f"{a['time_to_first_step_s']:.1f} s"
+                )
         targets = check_targets(batch, summaries, ratios)
         if targets:
 
@@ -870,6 +918,28 @@ class Child:
             self.proc.wait()
         self.log.close()
         return out
+
+
+def cpu_model_name():
+    """The CPU's model name from /proc/cpuinfo, with its bf16 / AMX flags."""
+    try:
+        info = open("/proc/cpuinfo").read()
+    except OSError:
+        return None
+    name = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in info.splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown",
+    )
+    flags = next(
+        (line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")),
+        [],
+    )
+    extra = [f for f in ("avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
+    return f"{name} [{' '.join(extra) or 'no avx512_bf16/amx'}]"
 
 
 def load_average():
@@ -967,7 +1037,17 @@ def main():
     impls = [i.strip() for i in args.impls.split(",") if i.strip()]
     json_file = open(args.json_out, "a") if args.json_out else None
 
+    command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
+    cpu_model = cpu_model_name()
+
     def out(obj):
+        # Every line carries what a reader needs to trust it on its own.
+        obj = {
+            **obj,
+            "cpu_model": cpu_model,
+            "load_average": obj.get("load_average") or load_average(),
+            "command": command,
+        }
         line = json.dumps(obj)
         print(line, flush=True)
         if json_file:

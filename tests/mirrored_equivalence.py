@@ -5,7 +5,10 @@ Splits: 1 device with gradient accumulation 1/2/4, and 2 Mirrored replicas
 and with the default dropout 0.1. Every random draw of a step depends on the
 global example index, so all splits must give the same weights.
 
-Usage: mirrored_equivalence.py {xla,graph} {pretraining,finetuning,adversarial}.
+Usage: mirrored_equivalence.py {xla,graph,graph_runner} {pretraining,finetuning,adversarial}.
+graph_runner: the graph step with Grappler set as run_pretraining sets it on a CPU
+(`distribute.configure_graph_optimizer`: off), and also one device trained with
+Grappler on, whose weights the others must match.
 A separate script because logical devices must be configured before
 TensorFlow initializes, and the test process has already initialized it.
 """
@@ -26,6 +29,7 @@ from pretraining_helpers import (  # noqa: E402
     random_features,
 )
 
+from electra_tf.training import distribute  # noqa: E402
 from electra_tf.training.trainer import accumulation_batches  # noqa: E402
 
 GLOBAL_BATCH, STEPS = 16, 3
@@ -56,6 +60,8 @@ def train(compiler, task, strategy_name, accumulation):
         ),
     }[task]
     trainer = build(strategy, jit_compile=compiler == "xla")
+    if compiler == "graph_runner":
+        assert distribute.configure_graph_optimizer(strategy, jit_compile=False)
     initial = [v.numpy() for v in trainer.model.trainable_variables]
     micro_batch = GLOBAL_BATCH // accumulation
     data = accumulation_batches(
@@ -71,6 +77,8 @@ def max_gap(a, b):
 
 
 def main(compiler, task):
+    # Trained before the runner's setting turns Grappler off for the process.
+    grappler_on = train("graph", task, "one_device", 1) if compiler == "graph_runner" else None
     runs = {
         f"{name}_x{accumulation}": train(compiler, task, name, accumulation)
         for name, accumulation in SPLITS
@@ -86,6 +94,14 @@ def main(compiler, task):
                 # How far the reference moved from its initialization: a gap is small only against this.
                 "max_weight_change": max_gap(reference, initial),
                 "same_init": all(max_gap(init, initial) == 0.0 for _, init, _ in runs.values()),
+                **(
+                    {
+                        "grappler_on_loss": grappler_on[0],
+                        "max_weight_gap_grappler_on": max_gap(grappler_on[2], reference),
+                    }
+                    if grappler_on
+                    else {}
+                ),
             }
         )
     )

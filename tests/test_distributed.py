@@ -16,6 +16,7 @@ import tensorflow as tf
 from pretraining_helpers import build_trainer, random_features
 from test_run_pretraining import _checkpoint_step, _command, _scalars, corpus  # noqa: F401  (fixture)
 
+from electra_tf.training import distribute
 from electra_tf.training.trainer import accumulation_batches
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -31,6 +32,7 @@ def _env(**extra):
     [
         ("xla", "pretraining"),
         ("graph", "pretraining"),
+        ("graph_runner", "pretraining"),
         ("xla", "finetuning"),
         ("graph", "adversarial"),
     ],
@@ -54,6 +56,23 @@ def test_every_split_of_the_global_batch_gives_the_same_update(compiler, task):
         assert gap < 2e-3 * report["max_weight_change"], (split, report)
     losses = report["losses"]
     np.testing.assert_allclose(list(losses.values()), losses["one_device_x1"], rtol=1e-5)
+    if compiler == "graph_runner":  # Grappler off: the same training as with it on
+        assert report["max_weight_gap_grappler_on"] < 2e-3 * report["max_weight_change"], report
+        np.testing.assert_allclose(report["grappler_on_loss"], losses["one_device_x1"], rtol=1e-5)
+
+
+def test_graph_optimizer_is_turned_off_only_for_a_cpu_step_without_xla():
+    strategy = tf.distribute.get_strategy()
+    before = tf.config.optimizer.get_experimental_options()
+    try:
+        assert not distribute.configure_graph_optimizer(strategy, jit_compile=True)
+        assert tf.config.optimizer.get_experimental_options() == before
+        assert distribute.configure_graph_optimizer(strategy, jit_compile=False)
+        assert tf.config.optimizer.get_experimental_options()["disable_meta_optimizer"]
+    finally:
+        tf.config.optimizer.set_experimental_options(
+            {"disable_meta_optimizer": before.get("disable_meta_optimizer", False)}
+        )
 
 
 def _free_ports(count):

@@ -79,6 +79,16 @@ def test_dropout_rate_scale_and_determinism():
     np.testing.assert_array_equal(y, dynamic(x).numpy())
 
 
+def test_folding_a_python_salt_equals_folding_it_as_a_tensor():
+    # Python-int salts are hashed in Python (no graph ops); uint32 tensors in the graph.
+    keys = tf.constant([0, 1, 0xFFFFFFFF, 123456789], tf.uint32)
+    for salt in (0, 1, 7, 2**31 + 5, 2**32 + 3, -1):
+        np.testing.assert_array_equal(
+            stateless_random.fold(keys, salt).numpy(),
+            stateless_random.fold(keys, tf.constant(salt & 0xFFFFFFFF, tf.uint32)).numpy(),
+        )
+
+
 def test_per_example_dropout_masks_do_not_depend_on_the_rest_of_the_batch():
     key = stateless_random.key_from_seed([5, 6])
     x = tf.ones([6, 16, 32])

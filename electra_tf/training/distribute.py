@@ -55,6 +55,25 @@ def use_xla(flag_value, strategy) -> bool:
     )
 
 
+def configure_graph_optimizer(strategy, jit_compile: bool) -> bool:
+    """Turns Grappler off for a CPU-only step that runs without XLA; returns whether it did.
+
+    Call once, after creating the strategy and before the first step (it sets
+    a process-wide option). The step's heavy parts are fused by hand already
+    (custom gradients, the fused Adam kernel, XLA-compiled dropout masks), and
+    on CPU Grappler's passes took about 40% of the first call without making
+    the steady step faster (bench/first_step_breakdown.py, arms `runner` and
+    `grappler`). With a GPU, a TPU or XLA it stays on: not measured there.
+    """
+    on_cpu_only = not isinstance(strategy, tf.distribute.TPUStrategy) and not (
+        tf.config.list_logical_devices("GPU")
+    )
+    if not on_cpu_only or jit_compile:
+        return False
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    return True
+
+
 def cpu_bf16_advice(mixed_precision: str, cpuinfo_path: str = "/proc/cpuinfo") -> str:
     """One line: whether this CPU runs bfloat16 matmuls natively, so --mixed_precision=bfloat16 pays.
 
