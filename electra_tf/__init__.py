@@ -9,7 +9,12 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # Public API name -> defining module. Imported on first use, so that
 # `import electra_tf` (and light entry points such as serving.client) does
 # not load TensorFlow and Keras.
-_LAZY = {"load_encoder": "electra_tf.convert.load"}
+_LAZY = {
+    "load_encoder": "electra_tf.convert.load",
+    "FinetuningSettings": "electra_tf.finetuning.settings",
+    "finetune": "electra_tf.finetuning.runner",
+    "export": "electra_tf.serving.export_finetuned",
+}
 __all__ = sorted(_LAZY)
 
 
