@@ -13,7 +13,8 @@ def _setting(given, settings, name, default):
     """An explicit value, else the fine-tuning run's setting, else the default."""
     if given is not None:
         return given
-    return type(default)(settings.get(name, default))
+    saved = settings.get(name)  # None in a settings file: the checkpoint's own, unknown here
+    return default if saved is None else type(default)(saved)
 
 
 def export(
@@ -36,25 +37,20 @@ def export(
 ) -> str:
     """Exports a fine-tuned model to <export_dir>/<version>/; returns that path.
 
-    The arguments are export_saved_model's flags. `checkpoint` is a
-    run_finetuning / electra_tf.finetune model_dir (its best seed by
-    results.json), a seed_<s> folder, a folder with model.index, or a
-    checkpoint prefix. `task`: token_classification, classification,
-    regression, squad or squadv2. Settings left None come from the run's
-    finetuning_settings.json, else max_seq_length 128, do_lower_case True and
-    QA_DEFAULTS. The version
-    defaults to one more than the highest existing one; an existing version is
-    replaced only with overwrite=True. Raises serving.export.ExportError or
+    The arguments are export_saved_model's flags. `checkpoint`: a finetune() model_dir (its
+    best seed by results.json), a seed_<s> folder, a folder with model.index, or a checkpoint
+    prefix. `task`: token_classification, classification, regression, squad or squadv2.
+    Settings left None come from the run's finetuning_settings.json, else max_seq_length 128,
+    do_lower_case True and QA_DEFAULTS. The version defaults to one more than the highest
+    existing one, replaced only with overwrite=True. Raises export.ExportError or
     FileNotFoundError naming the problem.
 
-    Example:
+    Example (runs/chunk: a finetune() or run_finetuning model_dir):
 
     ```python
     import electra_tf
 
-    result = electra_tf.finetune(electra_tf.FinetuningSettings(...))  # task_name="chunk"
-    path = electra_tf.export(result["model_dir"], "export/models/chunk")
-    # path == "export/models/chunk/1": tensorflow_model_server --model_base_path=...
+    path = electra_tf.export("runs/chunk", "export/models/chunk")  # export/models/chunk/1
     ```
     """
     if tokenizer not in TOKENIZERS:
