@@ -13,6 +13,9 @@ _LAZY = {
     "load_encoder": "electra_tf.convert.load",
     "pretrain": "electra_tf.pretraining.runner",
     "PretrainingSettings": "electra_tf.pretraining.settings",
+    "FinetuningSettings": "electra_tf.finetuning.settings",
+    "finetune": "electra_tf.finetuning.runner",
+    "export": "electra_tf.serving.export_finetuned",
 }
 __all__ = sorted(_LAZY)
 

@@ -16,10 +16,10 @@ from the flags.
 Writes <export_dir>/<version>/ (TF Serving's layout) atomically; the version
 defaults to one more than the highest existing one, and an existing version is
 only replaced with --overwrite.  See electra_tf/serving/export.py for the
-signatures and export/README.md for serving it.
+signatures and export/README.md for serving it.  The flags are the arguments
+of electra_tf.export, which a Python caller can use directly.
 """
 
-import os
 import sys
 
 from absl import app, flags
@@ -84,65 +84,41 @@ flags.DEFINE_string(
 )
 
 
+# Flags passed to electra_tf.export under their own names.
+_EXPORT_ARGUMENTS = (
+    "task",
+    "version",
+    "overwrite",
+    "tokenizer",
+    "max_seq_length",
+    "do_lower_case",
+    "doc_stride",
+    "max_query_length",
+    "max_answer_length",
+    "config_file",
+    "vocab_file",
+    "label_map",
+    "model_name",
+)
+
+
 def main(argv):
     del argv
     if not FLAGS.checkpoint or not FLAGS.export_dir:
         raise app.UsageError("--checkpoint and --export_dir are required")
-    from electra_tf.serving import export  # pylint: disable=import-outside-toplevel
+    from electra_tf.serving import export as export_lib  # pylint: disable=import-outside-toplevel
+    from electra_tf.serving.export_finetuned import export  # pylint: disable=import-outside-toplevel
 
-    export_dir = os.path.abspath(FLAGS.export_dir)
     try:
-        # Refuse an existing version before loading anything.
-        export.resolve_version(export_dir, FLAGS.version, FLAGS.overwrite)
-        model, vocab, labels, settings, sources = export.load_finetuned(
-            FLAGS.checkpoint, FLAGS.task, FLAGS.config_file, FLAGS.vocab_file, FLAGS.label_map
+        path = export(
+            FLAGS.checkpoint,
+            FLAGS.export_dir,
+            **{name: FLAGS[name].value for name in _EXPORT_ARGUMENTS},
         )
-        max_seq_length = FLAGS.max_seq_length or int(settings.get("max_seq_length", 128))
-        do_lower_case = (
-            FLAGS.do_lower_case
-            if FLAGS.do_lower_case is not None
-            else bool(settings.get("do_lower_case", True))
-        )
-        common = dict(
-            do_lower_case=do_lower_case,
-            max_seq_length=max_seq_length,
-            version=FLAGS.version,
-            overwrite=FLAGS.overwrite,
-            model_name=FLAGS.model_name,
-        )
-        if FLAGS.task == "token_classification":
-            path = export.export_token_classifier(
-                model, vocab, labels, export_dir, tokenizer=FLAGS.tokenizer, **common
-            )
-        elif FLAGS.task in ("squad", "squadv2"):
-            if FLAGS.tokenizer != "core":
-                raise export.ExportError(
-                    "--tokenizer=tensorflow_text is only available for --task=token_classification"
-                )
-            path = export.export_question_answering(
-                model,
-                vocab,
-                export_dir,
-                doc_stride=FLAGS.doc_stride or int(settings.get("doc_stride", 128)),
-                max_query_length=FLAGS.max_query_length
-                or int(settings.get("max_query_length", 64)),
-                max_answer_length=FLAGS.max_answer_length
-                or int(settings.get("max_answer_length", 30)),
-                **common,
-            )
-        else:
-            if FLAGS.tokenizer != "core":
-                raise export.ExportError(
-                    "--tokenizer=tensorflow_text is only available for --task=token_classification"
-                )
-            path = export.export_sequence_classifier(model, vocab, labels, export_dir, **common)
-    except (export.ExportError, FileNotFoundError) as e:
+    except (export_lib.ExportError, FileNotFoundError) as e:
         print(f"export_saved_model: error: {e}", file=sys.stderr)
         sys.exit(1)
-    print(
-        f"Exported {sources['checkpoint']} ({FLAGS.task}, {len(labels or [])} labels, max_seq_length "
-        f"{max_seq_length}, tokenizer {FLAGS.tokenizer}) to {path}"
-    )
+    print(f"Exported {FLAGS.checkpoint} ({FLAGS.task}, tokenizer {FLAGS.tokenizer}) to {path}")
 
 
 if __name__ == "__main__":

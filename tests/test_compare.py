@@ -231,3 +231,46 @@ def test_full_conll2000_test_set_scores_a_chunk_tag_the_training_file_lacks(shar
     )
     proc = finetune(tmp_path / "dev_foo.txt", tmp_path / "model_foo")
     assert proc.returncode != 0 and "unknown label 'B-FOO'" in proc.stderr, proc.stderr[-3000:]
+
+
+def test_finetune_runs_in_process_and_resumes(shared_data, tmp_path, monkeypatch):
+    vocab = tmp_path / "vocab.txt"
+    train = _raw_conllu(shared_data / "ud_english_ewt" / "en_ewt-ud-train.conllu.gz")[:64]
+    words = {word.lower() for sentence in train for word, _ in sentence}
+    vocab.write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(words)) + "\n"
+    )
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"compare started a subprocess: {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_subprocess)
+    with flagsaver.flagsaver(
+        work_dir=str(tmp_path / "work"),
+        downstream_dir=str(shared_data),
+        model_size="small",
+        model_hparam_overrides='{"hidden_size": 32, "num_hidden_layers": 1}',
+        finetune_train_examples=64,
+        finetune_dev_examples=8,  # their tags all occur in the first 64 training sentences
+        finetune_epochs=1.0,
+        finetune_max_seq_length=32,
+        finetune_batch_size=16,
+        seeds=["1", "2"],
+        finetune_extra_flags=["--eval_batch_size=16", "--learning_rate=1e-3"],
+    ):
+        data_flags = compare.prepare_finetuning_data("pos")
+        [point] = compare.pretrain(compare.RANDOM_INIT, str(vocab), records=None)["points"]
+        result = compare.finetune(compare.RANDOM_INIT, point, "pos", data_flags)
+        model_dir = pathlib.Path(result["model_dir"])
+        results_file = model_dir / "results.json"
+        assert result == json.loads(results_file.read_text())
+        assert result["task"] == "pos" and result["metric"] == "token_accuracy"
+        # 64 sentences in windows of 32 pieces, 16 windows a step: 4 steps or a few more.
+        assert list(result["scores"]) == ["1", "2"] and 4 <= result["steps"] <= 8
+        settings = json.loads((model_dir / "finetuning_settings.json").read_text())
+        assert (settings["max_seq_length"], settings["train_batch_size"]) == (32, 16)
+        # --finetune_extra_flags come last, so they override compare's own learning rate.
+        assert (settings["eval_batch_size"], settings["learning_rate"]) == (16, 1e-3)
+        written = results_file.stat().st_mtime_ns
+        assert compare.finetune(compare.RANDOM_INIT, point, "pos", data_flags) == result
+        assert results_file.stat().st_mtime_ns == written

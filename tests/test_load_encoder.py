@@ -25,7 +25,7 @@ from test_convert import (
     oracles,
     randomize,
 )
-from test_finetuning import _check, _run, chunk_data  # noqa: E402,F401
+from test_run_finetuning import _check, _run, chunk_data  # noqa: E402,F401
 
 import electra_tf  # noqa: E402
 from electra_tf.convert import hf, native, original  # noqa: E402

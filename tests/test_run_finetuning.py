@@ -371,3 +371,87 @@ def test_glue_sst2_pipeline(discriminator, shared_data, tmp_path):
     gold = [r.split("\t")[1] for r in (glue_dir / "dev.tsv").read_text().strip().split("\n")[1:]]
     accuracy = np.mean([p.split("\t")[1] == g for p, g in zip(predictions[1:], gold)])
     assert accuracy == pytest.approx(score)
+
+
+def _iob2_words(path):
+    """(words, tags) per sentence of a word<TAB>tag predictions file."""
+    blocks = pathlib.Path(path).read_text(encoding="utf-8").strip("\n").split("\n\n")
+    return [tuple(zip(*(row.split("\t") for row in block.split("\n")))) for block in blocks]
+
+
+@pytest.fixture(scope="module")
+def finetuned_in_process(discriminator, chunk_data, tmp_path_factory):
+    """electra_tf.finetune called in this process: (settings, returned result)."""
+    import electra_tf
+
+    settings = electra_tf.FinetuningSettings(
+        task_name="conll2000",  # an alias: stored as "chunk"
+        data_dir=str(chunk_data),
+        init_checkpoint=str(discriminator),
+        model_dir=str(tmp_path_factory.mktemp("in_process") / "chunk"),
+        max_seq_length=SEQ,
+        eval_batch_size=64,
+        learning_rate=1e-3,
+        num_train_epochs=2,
+        seeds=[3],
+    )
+    return settings, electra_tf.finetune(settings)
+
+
+def test_finetune_in_process_returns_what_results_json_holds(finetuned_in_process, chunk_data):
+    from electra_tf.finetuning import metrics
+    from electra_tf.finetuning.settings import FinetuningSettings
+
+    settings, result = finetuned_in_process
+    model_dir = pathlib.Path(settings.model_dir)
+    assert result == json.loads((model_dir / "results.json").read_text())
+    assert (result["task"], result["metric"], result["model_dir"]) == (
+        "chunk",
+        "entity_f1",
+        settings.model_dir,
+    )
+    [seed_result] = result["per_seed"]
+    assert list(result["scores"]) == ["3"] and seed_result["seed"] == 3
+    assert seed_result["best_step"] in [h["step"] for h in seed_result["history"]]
+    assert result["scores"]["3"] == max(h["entity_f1"] for h in seed_result["history"])
+    baseline, gold = _majority_baseline(chunk_data / "train.txt", chunk_data / "dev.txt")
+    assert result["majority_baseline"] == pytest.approx(baseline)
+    assert result["scores"]["3"] > baseline + 0.1, (result["scores"], baseline)
+    # The returned score is the written predictions' score, recomputed here.
+    predicted = [list(tags) for _, tags in _iob2_words(seed_result["dev_predictions"])]
+    assert metrics.entity_scores(gold, predicted).f1 == pytest.approx(result["scores"]["3"])
+    # The run's settings file reloads to the settings that ran, vocabulary and casing resolved.
+    saved = FinetuningSettings.load(str(model_dir / "finetuning_settings.json"))
+    assert saved == settings.replace(
+        vocab_file=str(pathlib.Path(settings.init_checkpoint) / "vocab.txt"), do_lower_case=True
+    )
+
+
+def test_export_in_process_loads_in_a_fresh_process(finetuned_in_process, tmp_path):
+    from test_export import signature_in_fresh_process
+
+    import electra_tf
+    from electra_tf.finetuning import conll
+
+    settings, result = finetuned_in_process
+    export_dir = tmp_path / "models" / "chunk"
+    path = electra_tf.export(result["model_dir"], str(export_dir))
+    assert path == str(export_dir / "1")
+    assert electra_tf.export(result["model_dir"], str(export_dir)) == str(export_dir / "2")
+    # Sentences whose words the serving word splitter leaves whole (letters and digits, or one
+    # punctuation mark): the server's labels must be the fine-tuned model's dev predictions.
+    sentences = [
+        (words, tags)
+        for words, tags in _iob2_words(result["per_seed"][0]["dev_predictions"])
+        if all(w.isalnum() or (len(w) == 1 and not w.isspace()) for w in words)
+    ][:12]
+    assert len(sentences) >= 5
+    report = signature_in_fresh_process(
+        {"version_dir": pathlib.Path(path)}, [" ".join(words) for words, _ in sentences]
+    )
+    assert report["signatures"] == ["predict_ids", "serving_default"]
+    outputs = report["outputs"]
+    for i, (words, tags) in enumerate(sentences):
+        n = outputs["num_words"][i]
+        assert outputs["tokens"][i][:n] == list(words)
+        assert conll.bioes_to_iob2(outputs["labels"][i][:n]) == list(tags), words

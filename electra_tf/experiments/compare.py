@@ -14,7 +14,7 @@ For each variant this
      electra_tf.pretraining.flops: forward + backward = 3 x forward, generator
      included); the learning-rate schedule spans the whole budget;
   2. snapshots the discriminator at --num_points equally spaced FLOPs points;
-  3. fine-tunes every snapshot with `python -m electra_tf.run_finetuning` on
+  3. fine-tunes every snapshot in this process (electra_tf.finetune) on
      every task of --finetune_tasks (CoNLL-2000 chunking, UD English EWT UPOS
      tagging, SST-2; whole sets or their first N examples) with every seed;
   4. writes <output_dir>/results.json, results.md (variant, pre-training
@@ -234,6 +234,10 @@ TAGGING_SOURCES = {
 
 def prepare_finetuning_data(task):
     """The task's train/dev sets (or their first N examples) written once; run_finetuning flags."""
+    from electra_tf.finetuning.settings import parse_flag_strings  # pylint: disable=import-outside-toplevel
+
+    # A typo in --finetune_extra_flags fails here, before any pre-training.
+    parse_flag_strings(FLAGS.finetune_extra_flags)
     out = os.path.join(
         FLAGS.work_dir,
         f"finetune_data_{task}_{FLAGS.finetune_train_examples}_{FLAGS.finetune_dev_examples}",
@@ -478,29 +482,32 @@ def pretrain(name, vocab, records):
 
 
 def finetune(name, point, task, data_flags):
+    """Fine-tunes one snapshot on one task in this process (resumable: a finished run is read)."""
+    import electra_tf  # pylint: disable=import-outside-toplevel
+    from electra_tf.finetuning.settings import parse_flag_strings  # pylint: disable=import-outside-toplevel
+
     model_dir = os.path.join(FLAGS.work_dir, name, f"point_{point['point']}", f"finetune_{task}")
     results = os.path.join(model_dir, "results.json")
-    if not os.path.exists(results):
-        if os.path.exists(model_dir):
-            shutil.rmtree(model_dir)
-        _run(
-            _module("electra_tf.run_finetuning")
-            + data_flags
-            + [
-                f"--init_checkpoint={point['discriminator']}",
-                f"--model_dir={model_dir}",
-                f"--seeds={','.join(FLAGS.seeds)}",
-                f"--max_seq_length={FLAGS.finetune_max_seq_length}",
-                f"--learning_rate={FLAGS.finetune_learning_rate}",
-                f"--num_train_epochs={FLAGS.finetune_epochs}",
-                f"--train_batch_size={FLAGS.finetune_batch_size}",
-                *_xla_flags(),
-            ]
-            + list(FLAGS.finetune_extra_flags),
-            os.path.join(FLAGS.work_dir, "logs", f"finetune_{name}_{point['point']}_{task}.log"),
-        )
-    with open(results) as f:
-        return json.load(f)
+    if os.path.exists(results):
+        with open(results) as f:
+            return json.load(f)
+    if os.path.exists(model_dir):
+        shutil.rmtree(model_dir)
+    values = parse_flag_strings(data_flags)
+    values.update(
+        init_checkpoint=point["discriminator"],
+        model_dir=model_dir,
+        seeds=FLAGS.seeds,
+        max_seq_length=FLAGS.finetune_max_seq_length,
+        learning_rate=FLAGS.finetune_learning_rate,
+        num_train_epochs=FLAGS.finetune_epochs,
+        train_batch_size=FLAGS.finetune_batch_size,
+    )
+    if FLAGS.use_xla is not None:
+        values["use_xla"] = FLAGS.use_xla
+    values.update(parse_flag_strings(FLAGS.finetune_extra_flags))
+    logging.info("Fine-tuning %s point %d on %s in %s", name, point["point"], task, model_dir)
+    return electra_tf.finetune(electra_tf.FinetuningSettings(**values))
 
 
 # --------------------------------------------------------------------- report
