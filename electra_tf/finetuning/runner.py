@@ -7,7 +7,6 @@ predictions on the dev (and test) files are written beside it.
 standard deviation; finetune() returns the same dict.
 """
 
-import functools
 import json
 import math
 import os
@@ -26,13 +25,9 @@ from electra_tf.finetuning.models import check_vocab_size
 from electra_tf.finetuning.settings import SETTINGS_FILE, FinetuningSettings, SettingsError
 from electra_tf.finetuning.tasks import INPUT_KEYS, TaskData, load_task
 from electra_tf.model.encoder import CONFIG_FILE
-from electra_tf.training import distribute
-from electra_tf.training.optimization import (
-    AdamWeightDecay,
-    layerwise_lr_multipliers,
-    learning_rate_at,
-)
-from electra_tf.training.trainer import Trainer, accumulation_batches
+from electra_tf.training import distribute, setup
+from electra_tf.training.optimization import layerwise_lr_multipliers
+from electra_tf.training.trainer import accumulation_batches
 
 RESULTS_FILE = "results.json"
 LABEL_MAP_FILE = "label_map.json"
@@ -98,15 +93,12 @@ def set_up_training(settings: FinetuningSettings, strategy, data, pretrained, st
 
     Returns (trainer, micro_batch). The model starts from the pre-trained encoder.
     """
-    if settings.mixed_precision != "none":
-        keras.mixed_precision.set_dtype_policy(f"mixed_{settings.mixed_precision}")
+    setup.set_precision(settings.mixed_precision)
     try:
-        micro_batch = distribute.per_replica_batch_size(
-            settings.train_batch_size,
-            strategy.num_replicas_in_sync,
-            settings.gradient_accumulation_steps,
+        micro_batch = setup.micro_batch_size(
+            strategy, settings.train_batch_size, settings.gradient_accumulation_steps
         )
-    except ValueError as e:
+    except setup.SetupError as e:
         raise SettingsError(str(e)) from e
     config = pretrained.config
     keras.utils.set_random_seed(seed)
@@ -123,20 +115,17 @@ def set_up_training(settings: FinetuningSettings, strategy, data, pretrained, st
                 settings.layerwise_lr_decay,
                 original_off_by_one=settings.layerwise_lr_decay_original_off_by_one,
             )
-        schedule = functools.partial(
-            learning_rate_at,
-            base_learning_rate=settings.learning_rate,
+        optimizer = setup.build_optimizer(
+            variables,
+            learning_rate=settings.learning_rate,
             num_train_steps=steps,
             num_warmup_steps=int(settings.warmup_proportion * steps),
-        )
-        optimizer = AdamWeightDecay(
-            variables,
-            schedule,
             weight_decay_rate=settings.weight_decay_rate,
             lr_multipliers=multipliers,
         )
-        jit_compile = distribute.use_xla(settings.use_xla, strategy)
-        trainer = Trainer(strategy, model, optimizer, seed=seed, jit_compile=jit_compile)
+        trainer = setup.build_trainer(
+            strategy, model, optimizer, seed=seed, use_xla=settings.use_xla
+        )
     return trainer, micro_batch
 
 
@@ -370,14 +359,13 @@ def finetune(settings: FinetuningSettings) -> dict:
     settings.check_files()
     # First TF work: multi-worker collectives must be configured before the runtime starts.
     try:
-        strategy = distribute.create_strategy(
+        strategy = setup.create_strategy(
             settings.distribution_strategy, settings.tpu, settings.num_gpus
         )
-    except ValueError as e:
+    except setup.SetupError as e:
         raise SettingsError(str(e)) from e
     pretrained, settings = _load_pretrained(settings)
     data = _load_data(settings)
-    logging.info("%s", distribute.cpu_bf16_advice(settings.mixed_precision))
     tf.io.gfile.makedirs(settings.model_dir)
     if distribute.is_chief(strategy):
         write_export_metadata(settings, data, pretrained.config)
