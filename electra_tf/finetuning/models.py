@@ -24,7 +24,7 @@ from electra_tf.data import tokenization
 from electra_tf.model.config import ElectraConfig
 from electra_tf.model.encoder import CONFIG_FILE, WEIGHTS_PREFIX, ElectraEncoder
 from electra_tf.model.layers.dropout import example_keys, stateless_dropout
-from electra_tf.model.layers.transformer import _dense, exact_gelu
+from electra_tf.model.layers.transformer import exact_gelu, truncated_normal_dense
 
 _ENCODER_SALT, _HEAD_SALT = 0, 1
 
@@ -164,7 +164,7 @@ class ElectraForTokenClassification(_FinetuningModel):
         self.num_labels = int(num_labels)
         self.task_specific = _TaskSpecific(
             {
-                "dense": _dense(
+                "dense": truncated_normal_dense(
                     self.num_labels, self.config.initializer_range, "dense", self.dtype_policy
                 )
             },
@@ -226,7 +226,7 @@ class ElectraForSequenceClassification(_FinetuningModel):
         self.num_labels = 1 if self.is_regression else int(num_labels)
         self.task_specific = _TaskSpecific(
             {
-                "dense": _dense(
+                "dense": truncated_normal_dense(
                     self.num_labels, self.config.initializer_range, "dense", self.dtype_policy
                 )
             },
@@ -299,14 +299,16 @@ class ElectraForQuestionAnswering(_FinetuningModel):
         self.version_2 = bool(version_2)
         c, policy = self.config, self.dtype_policy
         layers = {
-            "start_logits": _dense(1, c.initializer_range, "start_logits", policy),
-            "end_logits": _dense(1, c.initializer_range, "end_logits", policy),
+            "start_logits": truncated_normal_dense(1, c.initializer_range, "start_logits", policy),
+            "end_logits": truncated_normal_dense(1, c.initializer_range, "end_logits", policy),
         }
         if self.version_2:
-            layers["answerable_hidden"] = _dense(
+            layers["answerable_hidden"] = truncated_normal_dense(
                 512, c.initializer_range, "answerable_hidden", policy, activation=exact_gelu
             )
-            layers["answerable_logit"] = _dense(1, c.initializer_range, "answerable_logit", policy)
+            layers["answerable_logit"] = truncated_normal_dense(
+                1, c.initializer_range, "answerable_logit", policy
+            )
         self.task_specific = _TaskSpecific(layers, dtype=policy, name="task_specific")
 
     def _head_shapes(self):
