@@ -397,31 +397,6 @@ def features_to_arrays(
     return arrays
 
 
-def features_to_dataset(
-    features: Sequence[WindowFeatures],
-    batch_size: int,
-    shuffle: bool = False,
-    seed: int | None = None,
-    max_seq_length: int | None = None,
-    drop_remainder: bool = False,
-    repeat: bool = False,
-):
-    """A tf.data.Dataset of dicts of int32 [batch, max_seq_length] tensors.
-
-    Keys: input_ids, input_mask, segment_ids, label_ids, label_weights.
-    Without shuffling, batches follow ``features`` order, so predictions line
-    up with ``features`` for ``words_predictions``.
-    """
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-    ds = tf.data.Dataset.from_tensor_slices(features_to_arrays(features, max_seq_length))
-    if shuffle:
-        ds = ds.shuffle(max(len(features), 1), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
-
-
 def words_predictions(
     features: Sequence[WindowFeatures], per_token_label_ids, label_map: LabelMap | None = None
 ) -> list[list[str]]:

@@ -465,23 +465,3 @@ def encode_pairs(
                     raise ValueError(f"example {ex.guid}: unknown label {ex.label!r}")
                 out["label_ids"][i] = label_index[str(ex.label)]
     return out
-
-
-def pairs_to_dataset(
-    arrays: dict[str, np.ndarray],
-    batch_size: int,
-    shuffle: bool = False,
-    seed: int | None = None,
-    drop_remainder: bool = False,
-    repeat: bool = False,
-):
-    """tf.data of (features dict, label_ids) batches from ``encode_pairs``."""
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-    feats = {k: v for k, v in arrays.items() if k != "label_ids"}
-    ds = tf.data.Dataset.from_tensor_slices((feats, arrays["label_ids"]))
-    if shuffle:
-        ds = ds.shuffle(max(len(arrays["input_ids"]), 1), seed=seed)
-    if repeat:
-        ds = ds.repeat()
-    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from electra_tf.data import tokenization
 from electra_tf.model.config import ElectraConfig
-from electra_tf.model.encoder import CONFIG_FILE, WEIGHTS_PREFIX, ElectraEncoder
+from electra_tf.model.encoder import ElectraEncoder
 from electra_tf.model.layers.dropout import example_keys, stateless_dropout
 from electra_tf.model.layers.transformer import exact_gelu, truncated_normal_dense
 
@@ -88,51 +88,6 @@ class _FinetuningModel(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "config": self.config.to_dict()}
-
-    def load_encoder_weights(self, directory, vocab_file=None):
-        """Loads a discriminator written by `ElectraEncoder.save_pretrained`.
-
-        The saved config must match this model's (vocabulary, sizes), and so
-        must the vocabulary: `vocab_file`, or `<directory>/vocab.txt` when it
-        exists. Raises FileNotFoundError / EncoderMismatchError naming the path.
-        """
-        directory = str(directory).rstrip("/")
-        config_path = f"{directory}/{CONFIG_FILE}"
-        index_path = f"{directory}/{WEIGHTS_PREFIX}.index"
-        for path in (config_path, index_path):
-            if not tf.io.gfile.exists(path):
-                raise FileNotFoundError(
-                    f"{path} does not exist; a discriminator directory holds {CONFIG_FILE} and "
-                    f"{WEIGHTS_PREFIX}.* (written by run_pretraining in <model_dir>/discriminator)"
-                )
-        saved = ElectraConfig.load(config_path)
-        differing = [
-            f"{name}: model {getattr(self.config, name)} vs {config_path} {getattr(saved, name)}"
-            for name in (
-                "vocab_size",
-                "hidden_size",
-                "num_hidden_layers",
-                "num_attention_heads",
-                "intermediate_size",
-                "embedding_dim",
-                "max_position_embeddings",
-                "type_vocab_size",
-            )
-            if getattr(saved, name) != getattr(self.config, name)
-        ]
-        if differing:
-            raise EncoderMismatchError(
-                f"The discriminator in {directory} does not fit this model: " + "; ".join(differing)
-            )
-        if vocab_file is None and tf.io.gfile.exists(f"{directory}/vocab.txt"):
-            vocab_file = f"{directory}/vocab.txt"
-        if vocab_file is not None:
-            check_vocab_size(self.config.vocab_size, vocab_file, directory)
-        if not self.built:
-            self.build()
-        status = tf.train.Checkpoint(encoder=self.encoder).read(f"{directory}/{WEIGHTS_PREFIX}")
-        status.assert_consumed()
-        return self
 
 
 def check_vocab_size(model_vocab_size, vocab_file, model_directory=None):

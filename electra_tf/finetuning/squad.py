@@ -193,38 +193,6 @@ def build_squad_features(
     return features
 
 
-def squad_features_to_dataset(
-    features: Sequence[SquadFeatures],
-    max_seq_length: int,
-    batch_size: int,
-    is_training: bool,
-    shuffle: bool = False,
-    seed: int | None = None,
-    drop_remainder: bool = False,
-):
-    """tf.data of dicts: input_ids / input_mask / segment_ids (int32) and,
-    for training, start_positions / end_positions / is_impossible."""
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-    n = len(features)
-    arr = {
-        k: np.zeros((n, max_seq_length), np.int32)
-        for k in ("input_ids", "input_mask", "segment_ids")
-    }
-    for i, f in enumerate(features):
-        arr["input_ids"][i, : len(f.input_ids)] = f.input_ids
-        arr["input_mask"][i, : len(f.input_ids)] = 1
-        arr["segment_ids"][i, : len(f.segment_ids)] = f.segment_ids
-    if is_training:
-        arr["start_positions"] = np.array([f.start_position for f in features], np.int32)
-        arr["end_positions"] = np.array([f.end_position for f in features], np.int32)
-        arr["is_impossible"] = np.array([f.is_impossible for f in features], np.int32)
-    ds = tf.data.Dataset.from_tensor_slices(arr)
-    if shuffle:
-        ds = ds.shuffle(max(n, 1), seed=seed)
-    return ds.batch(batch_size, drop_remainder=drop_remainder)
-
-
 def _final_text(piece_text: str, orig_text: str) -> str:
     """The part of the original words matching the predicted pieces.
 
