@@ -132,26 +132,11 @@ def load_finetuned(
     if task not in TASKS:
         raise ExportError(f"task must be one of {TASKS}, got {task!r}")
     prefix, folders = resolve_checkpoint(checkpoint)
-    sources = {"checkpoint": prefix}
-    wanted = [("config", config_file, ("config.json",)), ("vocab", vocab_file, ("vocab.txt",))]
-    if task in ("token_classification", "classification"):
-        wanted.append(("labels", label_map_file, LABEL_MAP_FILES))
-    for key, given, names in wanted:
-        found = given or _find(folders, names)
-        if not found:
-            flag = {"config": "--config_file", "vocab": "--vocab_file", "labels": "--label_map"}[
-                key
-            ]
-            raise FileNotFoundError(
-                f"no {' / '.join(names)} beside {prefix} (looked in {folders}); pass {flag}"
-            )
-        sources[key] = found
-    settings_path = _find(folders, SETTINGS_FILES)
+    sources = _metadata_files(prefix, folders, task, config_file, vocab_file, label_map_file)
     settings = {}
-    if settings_path:
-        with open(settings_path, encoding="utf-8") as f:
+    if "settings" in sources:
+        with open(sources["settings"], encoding="utf-8") as f:
             settings = json.load(f)
-        sources["settings"] = settings_path
     config = ElectraConfig.load(sources["config"])
     vocab = tokenization.load_vocab(sources["vocab"])
     labels = read_labels(sources["labels"]) if "labels" in sources else None
@@ -177,3 +162,26 @@ def load_finetuned(
             f"{prefix} does not fit a {task} model with {what} and config {sources['config']}: {e}"
         ) from None
     return model, vocab, labels, settings, sources
+
+
+def _metadata_files(prefix, folders, task, config_file, vocab_file, label_map_file):
+    """{"checkpoint", "config", "vocab"[, "labels"][, "settings"]: path}: the given files, else
+    the nearest in `folders`; a missing required one is an error naming the flag to pass."""
+    sources = {"checkpoint": prefix}
+    wanted = [("config", config_file, ("config.json",)), ("vocab", vocab_file, ("vocab.txt",))]
+    if task in ("token_classification", "classification"):
+        wanted.append(("labels", label_map_file, LABEL_MAP_FILES))
+    for key, given, names in wanted:
+        found = given or _find(folders, names)
+        if not found:
+            flag = {"config": "--config_file", "vocab": "--vocab_file", "labels": "--label_map"}[
+                key
+            ]
+            raise FileNotFoundError(
+                f"no {' / '.join(names)} beside {prefix} (looked in {folders}); pass {flag}"
+            )
+        sources[key] = found
+    settings_path = _find(folders, SETTINGS_FILES)
+    if settings_path:
+        sources["settings"] = settings_path
+    return sources
