@@ -609,7 +609,7 @@ def tiny_corpus(shared_data, tmp_path_factory):
         do_lower_case=True,
         seed=1,
     )
-    return vocab, str(records / "pretrain_data.tfrecord*")
+    return vocab, str(records / f"{pretraining_records.SHARD_PREFIX}*")
 
 
 def _eval_loss(model, batch):

@@ -230,7 +230,7 @@ def test_encode_pairs_truncates_longer_first(tmp_path):
     assert reg["label_ids"].dtype == np.float32
 
 
-def test_encode_real_rte_and_dataset(shared_data, tmp_path):
+def test_encode_real_rte(shared_data, tmp_path):
     tok = _tokenizer(tmp_path)
     task = glue.get_task("rte")
     examples = glue.read_glue(task, shared_data / "glue", "dev")
@@ -240,7 +240,6 @@ def test_encode_real_rte_and_dataset(shared_data, tmp_path):
     assert ((arr["input_ids"] == sp.sep).sum(axis=1) == 2).all()
     assert (arr["input_mask"].sum(axis=1) <= 64).all()
     assert set(arr["label_ids"].tolist()) == {0, 1}
-    ds = glue.pairs_to_dataset(arr, batch_size=32, shuffle=True, seed=0)
-    x, y = next(iter(ds))
-    assert x["input_ids"].shape == (32, 64) and y.shape == (32,)
-    assert x["segment_ids"].dtype.name == "int32"
+    assert arr["input_ids"].shape == (len(examples), 64)
+    assert arr["label_ids"].shape == (len(examples),)
+    assert arr["segment_ids"].dtype == np.int32

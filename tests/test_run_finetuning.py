@@ -180,7 +180,7 @@ def test_layerwise_lr_multipliers_on_real_model_paths(discriminator):
 
     config = ElectraConfig.load(str(discriminator / "config.json"))
     model = ElectraForTokenClassification(config, num_labels=5)
-    model.load_encoder_weights(str(discriminator))
+    model.build()
     paths = [v.path for v in model.trainable_variables]
     assert any("/electra/layer_1/" in p for p in paths)
     assert any("/task_specific/dense/" in p for p in paths)
@@ -219,6 +219,8 @@ def test_layerwise_lr_multipliers_on_real_model_paths(discriminator):
 def test_models_outputs_config_and_encoder_loading(discriminator, tmp_path):
     import tensorflow as tf
 
+    from electra_tf.convert.load import UnknownCheckpointFormat, copy_encoder_weights, load_encoder
+    from electra_tf.convert.report import ConversionError
     from electra_tf.finetuning import models
     from electra_tf.model.config import ElectraConfig
     from electra_tf.training import stateless_random
@@ -235,12 +237,14 @@ def test_models_outputs_config_and_encoder_loading(discriminator, tmp_path):
         "is_impossible": tf.constant([0]),
     }
     key = stateless_random.key_from_seed(tf.constant([1, 2], tf.int64))
+    pretrained = load_encoder(str(discriminator)).encoder
     for model, shape in (
         (models.ElectraForSequenceClassification(config, 3), (1, 3)),
         (models.ElectraForSequenceClassification(config, 1, is_regression=True), (1,)),
         (models.ElectraForQuestionAnswering(config, version_2=True), None),
     ):
-        model.load_encoder_weights(str(discriminator))
+        model.build()
+        copy_encoder_weights(pretrained, model.encoder)
         out = model(features)
         if shape is None:
             assert out["start_logits"].shape == (1, 8) and out["answerable_logit"].shape == (1,)
@@ -274,17 +278,16 @@ def test_models_outputs_config_and_encoder_loading(discriminator, tmp_path):
         models.EncoderMismatchError,
         match=f"model vocab {config.vocab_size} .* vs {small_vocab} 200",
     ):
-        models.ElectraForTokenClassification(config, 3).load_encoder_weights(
-            str(discriminator), vocab_file=str(small_vocab)
-        )
-    with pytest.raises(models.EncoderMismatchError, match="hidden_size: model 128"):
-        models.ElectraForTokenClassification(
-            config.replace(hidden_size=128), 3
-        ).load_encoder_weights(str(discriminator))
-    with pytest.raises(FileNotFoundError, match="nowhere/config.json"):
-        models.ElectraForTokenClassification(config, 3).load_encoder_weights(
-            str(tmp_path / "nowhere")
-        )
+        models.check_vocab_size(config.vocab_size, str(small_vocab), str(discriminator))
+    wider = models.ElectraForTokenClassification(config.replace(hidden_size=128), 3)
+    wider.build()
+    with pytest.raises(
+        ConversionError,
+        match=r"layer_0/attention/self/query/kernel +\(128, 128\) +\(64, 64\) +shape differs",
+    ):
+        copy_encoder_weights(pretrained, wider.encoder)
+    with pytest.raises(UnknownCheckpointFormat, match="nowhere does not exist"):
+        load_encoder(str(tmp_path / "nowhere"))
 
 
 def test_bad_input_reaches_the_user_readably(discriminator, chunk_data, tmp_path):

@@ -164,53 +164,62 @@ def cmd_from_tf_models(args):
 def parser():
     p = argparse.ArgumentParser(prog="python -m electra_tf.convert", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
+    _add_from_original(sub)
+    _add_to_original(sub)
+    _add_from_hf(sub)
+    _add_to_hf(sub)
+    _add_from_tf_models(sub)
+    return p
 
-    def outputs(s, pretraining=True):
+
+def _add_outputs(s, pretraining=True):
+    s.add_argument(
+        "--output_dir",
+        help="Write our discriminator directory "
+        "(config.json + encoder.ckpt [+ vocab.txt]), or a token classifier.",
+    )
+    if pretraining:
         s.add_argument(
-            "--output_dir",
-            help="Write our discriminator directory "
-            "(config.json + encoder.ckpt [+ vocab.txt]), or a token classifier.",
+            "--model_dir",
+            help="Write a pre-training --model_dir "
+            "(generator + discriminator) that run_pretraining resumes from.",
         )
-        if pretraining:
-            s.add_argument(
-                "--model_dir",
-                help="Write a pre-training --model_dir "
-                "(generator + discriminator) that run_pretraining resumes from.",
-            )
-            s.add_argument(
-                "--max_seq_length",
-                type=int,
-                default=128,
-                help="Recorded in pretraining_settings.json (the data's length).",
-            )
-            s.add_argument("--seed", type=int, default=0)
-        else:
-            s.set_defaults(model_dir=None)
-        s.add_argument("--vocab_file", help="Vocabulary to check against and copy.")
-
-    def heads(s):
         s.add_argument(
-            "--num_attention_heads",
+            "--max_seq_length",
             type=int,
-            help="Discriminator heads (default hidden_size // 64, the original rule).",
+            default=128,
+            help="Recorded in pretraining_settings.json (the data's length).",
         )
-        s.add_argument(
-            "--generator_num_attention_heads",
-            type=int,
-            help="Generator heads (default its hidden_size // 64).",
-        )
+        s.add_argument("--seed", type=int, default=0)
+    else:
+        s.set_defaults(model_dir=None)
+    s.add_argument("--vocab_file", help="Vocabulary to check against and copy.")
 
-    def ours(s):
-        s.add_argument("--model_dir", help="A run_pretraining --model_dir.")
-        s.add_argument(
-            "--checkpoint", help="A specific checkpoint in --model_dir (default latest)."
-        )
-        s.add_argument("--encoder_dir", help="A discriminator directory (save_pretrained).")
-        s.add_argument("--token_classifier_dir", help="A token classifier written by from-hf.")
 
+def _add_heads(s):
+    s.add_argument(
+        "--num_attention_heads",
+        type=int,
+        help="Discriminator heads (default hidden_size // 64, the original rule).",
+    )
+    s.add_argument(
+        "--generator_num_attention_heads",
+        type=int,
+        help="Generator heads (default its hidden_size // 64).",
+    )
+
+
+def _add_our_sources(s):
+    s.add_argument("--model_dir", help="A run_pretraining --model_dir.")
+    s.add_argument("--checkpoint", help="A specific checkpoint in --model_dir (default latest).")
+    s.add_argument("--encoder_dir", help="A discriminator directory (save_pretrained).")
+    s.add_argument("--token_classifier_dir", help="A token classifier written by from-hf.")
+
+
+def _add_from_original(sub):
     s = sub.add_parser("from-original", help="google-research/electra TF1 checkpoint -> ours")
     s.add_argument("--checkpoint", required=True, help="Checkpoint prefix or directory.")
-    heads(s)
+    _add_heads(s)
     s.add_argument(
         "--config",
         help="Expected discriminator config (ours or HF config.json); "
@@ -222,11 +231,13 @@ def parser():
         action="store_true",
         help="Also convert adam_m/adam_v and global_step (for --model_dir).",
     )
-    outputs(s)
+    _add_outputs(s)
     s.set_defaults(func=cmd_from_original)
 
+
+def _add_to_original(sub):
     s = sub.add_parser("to-original", help="ours -> google-research/electra TF1 checkpoint")
-    ours(s)
+    _add_our_sources(s)
     s.add_argument(
         "--output", required=True, help="Checkpoint prefix to write, e.g. out/model.ckpt"
     )
@@ -237,6 +248,8 @@ def parser():
     )
     s.set_defaults(func=cmd_to_original)
 
+
+def _add_from_hf(sub):
     s = sub.add_parser("from-hf", help="Hugging Face ELECTRA (safetensors) -> ours")
     s.add_argument(
         "--hf_dir",
@@ -245,25 +258,28 @@ def parser():
         "ElectraForTokenClassification directory (config.json + weights).",
     )
     s.add_argument("--generator_hf_dir", help="ElectraForMaskedLM directory (with --model_dir).")
-    outputs(s)
+    _add_outputs(s)
     s.set_defaults(func=cmd_from_hf)
 
+
+def _add_to_hf(sub):
     s = sub.add_parser("to-hf", help="ours (or an original checkpoint) -> Hugging Face")
-    ours(s)
+    _add_our_sources(s)
     s.add_argument("--original_checkpoint", help="Convert a TF1 checkpoint instead.")
-    heads(s)
+    _add_heads(s)
     s.add_argument("--output_dir", required=True)
     s.add_argument("--vocab_file")
     s.set_defaults(func=cmd_to_hf)
 
+
+def _add_from_tf_models(sub):
     s = sub.add_parser("from-tf-models", help="tf-models-official / TF Hub BertEncoder -> ours")
     s.add_argument(
         "--checkpoint", required=True, help="Checkpoint prefix, directory or SavedModel."
     )
     s.add_argument("--num_attention_heads", type=int, help="Checked against the checkpoint.")
-    outputs(s, pretraining=False)
+    _add_outputs(s, pretraining=False)
     s.set_defaults(func=cmd_from_tf_models)
-    return p
 
 
 def main(argv=None):

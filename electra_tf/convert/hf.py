@@ -245,6 +245,31 @@ def read(directory: str, role: str | None = None) -> layout.Bundle:
         elif kind == "token_classification":
             pairs += token_head_pairs()
     report = MismatchReport(directory, f"an HF Electra {kind} with its config.json")
+    weights = _mapped_weights(state, pairs, report)
+    if kind == "generator":
+        _check_tied_lm_head(state, prefix, report)
+    report.raise_if_any()
+    num_labels = None
+    id2label = None
+    if kind == "token_classification":
+        num_labels = int(np.shape(state["classifier.weight"])[0])
+        id2label = {int(k): v for k, v in hf.get("id2label", {}).items()} or None
+    if kind == "generator":
+        return _generator_bundle(directory, weights, config)
+    bundle = layout.Bundle(
+        weights=weights,
+        discriminator=config,
+        num_labels=num_labels,
+        id2label=id2label,
+        has_discriminator_head=kind == "discriminator",
+    )
+    layout.validate(bundle, directory, f"the model its {CONFIG} describes")
+    return bundle
+
+
+def _mapped_weights(state, pairs, report):
+    """Our weights from an HF state dict by (ours, theirs, transpose) pairs; missing and
+    unexpected tensors go to `report`."""
     weights = {}
     for ours, theirs, transpose in pairs:
         if theirs not in state:
@@ -257,50 +282,38 @@ def read(directory: str, role: str | None = None) -> layout.Bundle:
     for key in sorted(set(state) - used):
         if not key.endswith(ignorable):
             report.unexpected(key, np.shape(state[key]))
+    return weights
+
+
+def _check_tied_lm_head(state, prefix, report):
+    """Our generator ties its output layer to its word embeddings; HF's may hold a copy."""
     lm_head = state.get("generator_lm_head.weight")
-    if (
-        kind == "generator"
-        and lm_head is not None
-        and f"{prefix}embeddings.word_embeddings.weight" in state
-    ):
-        if not np.array_equal(lm_head, state[f"{prefix}embeddings.word_embeddings.weight"]):
+    word_embeddings = f"{prefix}embeddings.word_embeddings.weight"
+    if lm_head is not None and word_embeddings in state:
+        if not np.array_equal(lm_head, state[word_embeddings]):
             report.value(
                 "generator_lm_head.weight",
                 "tied to word_embeddings",
                 "untied values",
                 "untied output layers are not supported",
             )
-    report.raise_if_any()
-    num_labels = None
-    id2label = None
-    if kind == "token_classification":
-        num_labels = int(np.shape(state["classifier.weight"])[0])
-        id2label = {int(k): v for k, v in hf.get("id2label", {}).items()} or None
-    if kind == "generator":
-        bundle = layout.Bundle(
-            weights=weights,
-            discriminator=config,
-            generator=config,
-            untied_generator_embeddings=True,
-        )
-        # Check shapes against the config (no discriminator: compare the generator part only).
-        expected = {
-            k: v
-            for k, v in layout.expected_shapes(bundle, False).items()
-            if k.startswith("generator")
-        }
-        r = MismatchReport(directory, f"the generator its {CONFIG} describes")
-        r.compare(expected, {k: v.shape for k, v in weights.items()})
-        r.raise_if_any()
-        return bundle
+
+
+def _generator_bundle(directory, weights, config):
+    """A generator alone, with its own embeddings, checked against its config."""
     bundle = layout.Bundle(
         weights=weights,
         discriminator=config,
-        num_labels=num_labels,
-        id2label=id2label,
-        has_discriminator_head=kind == "discriminator",
+        generator=config,
+        untied_generator_embeddings=True,
     )
-    layout.validate(bundle, directory, f"the model its {CONFIG} describes")
+    # Check shapes against the config (no discriminator: compare the generator part only).
+    expected = {
+        k: v for k, v in layout.expected_shapes(bundle, False).items() if k.startswith("generator")
+    }
+    r = MismatchReport(directory, f"the generator its {CONFIG} describes")
+    r.compare(expected, {k: v.shape for k, v in weights.items()})
+    r.raise_if_any()
     return bundle
 
 

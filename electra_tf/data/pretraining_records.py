@@ -220,6 +220,21 @@ def corpus_files(corpus_dir: str) -> list[str]:
     return files
 
 
+def _check_arguments(input_files, max_seq_length, num_out_files, num_processes):
+    if not input_files:
+        raise FileNotFoundError("build_pretraining_dataset got no input files.")
+    for path in input_files:
+        if not tf.io.gfile.exists(path):
+            raise FileNotFoundError(f"Input file {path} does not exist.")
+    if max_seq_length < 5:
+        raise ValueError(f"max_seq_length must be at least 5, got {max_seq_length}.")
+    if not 1 <= num_processes <= num_out_files:
+        raise ValueError(
+            f"Need 1 <= num_processes <= num_out_files (every process writes "
+            f"its own shards), got {num_processes} and {num_out_files}."
+        )
+
+
 def build_pretraining_dataset(
     input_files: Sequence[str],
     vocab_file: str,
@@ -237,39 +252,25 @@ def build_pretraining_dataset(
     Shards and dataset_info.json left in `output_dir` by an earlier run are
     replaced; other files there are left alone.
     """
-    if not input_files:
-        raise FileNotFoundError("build_pretraining_dataset got no input files.")
-    for path in input_files:
-        if not tf.io.gfile.exists(path):
-            raise FileNotFoundError(f"Input file {path} does not exist.")
-    if max_seq_length < 5:
-        raise ValueError(f"max_seq_length must be at least 5, got {max_seq_length}.")
-    if not 1 <= num_processes <= num_out_files:
-        raise ValueError(
-            f"Need 1 <= num_processes <= num_out_files (every process writes "
-            f"its own shards), got {num_processes} and {num_out_files}."
-        )
+    _check_arguments(input_files, max_seq_length, num_out_files, num_processes)
     vocab = tokenization.load_vocab(vocab_file)  # fail here, not inside a worker
     tf.io.gfile.makedirs(output_dir)
     _remove_previous_output(output_dir)
 
     input_files = sorted(input_files)
-    job_args = [
-        (
-            job_id,
-            num_processes,
-            input_files,
-            vocab_file,
-            output_dir,
-            max_seq_length,
-            num_out_files,
-            do_lower_case,
-            strip_accents,
-            blanks_separate_docs,
-            seed,
-        )
-        for job_id in range(num_processes)
-    ]
+    shared_args = (
+        num_processes,
+        input_files,
+        vocab_file,
+        output_dir,
+        max_seq_length,
+        num_out_files,
+        do_lower_case,
+        strip_accents,
+        blanks_separate_docs,
+        seed,
+    )
+    job_args = [(job_id, *shared_args) for job_id in range(num_processes)]
     if num_processes == 1:
         counts = [_write_job(*job_args[0])]
     else:

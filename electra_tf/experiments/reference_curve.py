@@ -178,12 +178,11 @@ def _mask(input_ids, input_mask, special, s, generator):
     return positions, original, weights, masked
 
 
-def train_reference(settings, special, dataset, num_train_steps, log_every, seed, emit):
-    """Trains the HF-PyTorch ELECTRA and calls emit(row) once per window."""
-    import torch
+def _tied_reference_models(settings):
+    """HF-PyTorch generator and discriminator sharing their embedding block, and the original
+    AdamW over their distinct parameters."""
     import transformers
 
-    torch.manual_seed(seed)
     generator = transformers.ElectraForMaskedLM(
         _hf_config(settings.generator, "ElectraForMaskedLM")
     )
@@ -199,6 +198,15 @@ def train_reference(settings, special, dataset, num_train_steps, log_every, seed
         if all(p is not q for q in named.values()):
             named[name] = p
     optimizer = OriginalAdamW(named.items(), settings.weight_decay_rate)
+    return generator, discriminator, optimizer
+
+
+def train_reference(settings, special, dataset, num_train_steps, log_every, seed, emit):
+    """Trains the HF-PyTorch ELECTRA and calls emit(row) once per window."""
+    import torch
+
+    torch.manual_seed(seed)
+    generator, discriminator, optimizer = _tied_reference_models(settings)
     rng = torch.Generator().manual_seed(seed)
     generator.train()
     discriminator.train()

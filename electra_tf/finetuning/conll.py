@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import itertools
 import json
 import logging
 import os
@@ -61,6 +62,58 @@ def _is_conllu(path: PathLike) -> bool:
     return name.endswith(".conllu")
 
 
+def _lines(raw: bytes, name: str):
+    """(line number, text) of each line, decoded as UTF-8; an error names the line and byte."""
+    for lineno, line_bytes in enumerate(raw.split(b"\n"), start=1):
+        try:
+            line = line_bytes.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConllFormatError(
+                f"{name}:{lineno}: not valid UTF-8 (byte 0x{line_bytes[e.start]:02x}"
+                f" at column {e.start + 1})"
+            ) from None
+        if lineno == 1:
+            line = line.lstrip("\ufeff")
+        yield lineno, line.rstrip("\r\n")
+
+
+def _rows(raw: bytes, name: str, conllu: bool, comment_prefix: str | None, columns):
+    """(line number, columns) of each data line, and None at each sentence boundary.
+
+    Every data line must have the first one's column count, and `columns` must exist in it.
+    """
+    num_columns = first_data_line = None
+    for lineno, line in _lines(raw, name):
+        if not line.strip():
+            yield None
+            continue
+        cols = line.split("\t") if conllu else line.split()
+        if conllu:
+            cols = [c.strip() for c in cols]
+        if comment_prefix and line.startswith(comment_prefix):
+            if conllu or num_columns is None or len(cols) != num_columns:
+                continue
+        if cols[0] == "-DOCSTART-":
+            yield None
+            continue
+        if conllu and ("-" in cols[0] or "." in cols[0]):
+            continue  # multiword token range or empty node
+        if num_columns is None:
+            num_columns, first_data_line = len(cols), lineno
+            for c in columns:
+                if not -num_columns <= c < num_columns:
+                    raise ConllFormatError(
+                        f"{name}:{lineno}: column {c} requested but the line has "
+                        f"{num_columns} columns"
+                    )
+        elif len(cols) != num_columns:
+            raise ConllFormatError(
+                f"{name}:{lineno}: expected {num_columns} columns (as on line "
+                f"{first_data_line}) but found {len(cols)}: {line!r}"
+            )
+        yield lineno, cols
+
+
 def read_conll(
     path: PathLike,
     word_column: int = 0,
@@ -97,55 +150,14 @@ def read_conll(
 
     sentences: list[Sentence] = []
     words, tags, lines = [], [], []
-    num_columns = None
-    first_data_line = None
-
-    def flush():
-        if words:
-            sentences.append(Sentence(tuple(words), tuple(tags), tuple(lines), name))
-            words.clear()
-            tags.clear()
-            lines.clear()
-
-    for lineno, line_bytes in enumerate(raw.split(b"\n"), start=1):
-        try:
-            line = line_bytes.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise ConllFormatError(
-                f"{name}:{lineno}: not valid UTF-8 (byte 0x{line_bytes[e.start]:02x}"
-                f" at column {e.start + 1})"
-            ) from None
-        if lineno == 1:
-            line = line.lstrip("\ufeff")
-        line = line.rstrip("\r\n")
-        if not line.strip():
-            flush()
+    rows = _rows(raw, name, conllu, comment_prefix, (word_column, label_column))
+    for row in itertools.chain(rows, [None]):
+        if row is None:  # a sentence boundary, or the end of the file
+            if words:
+                sentences.append(Sentence(tuple(words), tuple(tags), tuple(lines), name))
+                words, tags, lines = [], [], []
             continue
-        cols = line.split("\t") if conllu else line.split()
-        if conllu:
-            cols = [c.strip() for c in cols]
-        if comment_prefix and line.startswith(comment_prefix):
-            if conllu or num_columns is None or len(cols) != num_columns:
-                continue
-        if cols[0] == "-DOCSTART-":
-            flush()
-            continue
-        if conllu and ("-" in cols[0] or "." in cols[0]):
-            continue  # multiword token range or empty node
-        if num_columns is None:
-            num_columns = len(cols)
-            first_data_line = lineno
-            for c in (word_column, label_column):
-                if not -num_columns <= c < num_columns:
-                    raise ConllFormatError(
-                        f"{name}:{lineno}: column {c} requested but the line has "
-                        f"{num_columns} columns"
-                    )
-        elif len(cols) != num_columns:
-            raise ConllFormatError(
-                f"{name}:{lineno}: expected {num_columns} columns (as on line "
-                f"{first_data_line}) but found {len(cols)}: {line!r}"
-            )
+        lineno, cols = row
         tag = cols[label_column]
         if allowed is not None and tag not in allowed:
             raise ConllFormatError(
@@ -154,7 +166,6 @@ def read_conll(
         words.append(cols[word_column])
         tags.append(tag)
         lines.append(lineno)
-    flush()
     if not sentences:
         raise ConllFormatError(f"{name}:1: no sentences found (only comments or -DOCSTART- lines)")
     return sentences
@@ -305,6 +316,46 @@ class WindowFeatures:
     max_seq_length: int = 0  # the length the window will be padded to
 
 
+def _pack_sentence(s_idx, pieces, label_ids, truncated, labelled, special, names, max_seq_length):
+    """A sentence's windows: greedy packing of its words' pieces at word boundaries."""
+    capacity = max_seq_length - 2
+    n = len(pieces)
+    windows = []
+    start = 0
+    while True:
+        end, used = start, 0
+        while end < n and used + len(pieces[end]) <= capacity:
+            used += len(pieces[end])
+            end += 1
+        ids, lab, wts, pos = [special.cls], [0], [0], []
+        for w in range(start, end):
+            pos.append(len(ids))
+            ids.extend(pieces[w])
+            lab.extend([label_ids[w]] + [0] * (len(pieces[w]) - 1))
+            wts.extend([1 if labelled else 0] + [0] * (len(pieces[w]) - 1))
+        ids.append(special.sep)
+        lab.append(0)
+        wts.append(0)
+        windows.append(
+            WindowFeatures(
+                s_idx,
+                start,
+                end - start,
+                n,
+                ids,
+                lab,
+                wts,
+                pos,
+                names,
+                sum(truncated[start:end]),
+                max_seq_length,
+            )
+        )
+        start = end
+        if start >= n:
+            return windows
+
+
 def encode_sentences(
     sentences: Sequence[Sentence], tokenizer, label_map: LabelMap | None, max_seq_length: int
 ) -> list[WindowFeatures]:
@@ -339,32 +390,11 @@ def encode_sentences(
                 pieces[i] = p[:capacity]
                 truncated[i] = True
         label_ids = label_map.encode(sentence.labels) if labelled else [0] * n
-        # Greedy packing at word boundaries.
-        start = 0
-        while True:
-            end, used = start, 0
-            while end < n and used + len(pieces[end]) <= capacity:
-                used += len(pieces[end])
-                end += 1
-            ids, lab, wts, pos = [special.cls], [0], [0], []
-            for w in range(start, end):
-                pos.append(len(ids))
-                ids.extend(pieces[w])
-                lab.extend([label_ids[w]] + [0] * (len(pieces[w]) - 1))
-                wts.extend([1 if labelled else 0] + [0] * (len(pieces[w]) - 1))
-            ids.append(special.sep)
-            lab.append(0)
-            wts.append(0)
-            n_trunc = sum(truncated[start:end])
-            truncated_total += n_trunc
-            features.append(
-                WindowFeatures(
-                    s_idx, start, end - start, n, ids, lab, wts, pos, names, n_trunc, max_seq_length
-                )
-            )
-            start = end
-            if start >= n:
-                break
+        for window in _pack_sentence(
+            s_idx, pieces, label_ids, truncated, labelled, special, names, max_seq_length
+        ):
+            truncated_total += window.num_truncated_words
+            features.append(window)
     if truncated_total:
         logger.warning(
             "%d word(s) had more than %d wordpieces and were truncated", truncated_total, capacity
@@ -395,31 +425,6 @@ def features_to_arrays(
         arrays["label_ids"][i, :L] = f.label_ids
         arrays["label_weights"][i, :L] = f.label_weights
     return arrays
-
-
-def features_to_dataset(
-    features: Sequence[WindowFeatures],
-    batch_size: int,
-    shuffle: bool = False,
-    seed: int | None = None,
-    max_seq_length: int | None = None,
-    drop_remainder: bool = False,
-    repeat: bool = False,
-):
-    """A tf.data.Dataset of dicts of int32 [batch, max_seq_length] tensors.
-
-    Keys: input_ids, input_mask, segment_ids, label_ids, label_weights.
-    Without shuffling, batches follow ``features`` order, so predictions line
-    up with ``features`` for ``words_predictions``.
-    """
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-    ds = tf.data.Dataset.from_tensor_slices(features_to_arrays(features, max_seq_length))
-    if shuffle:
-        ds = ds.shuffle(max(len(features), 1), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
 def words_predictions(

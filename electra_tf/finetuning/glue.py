@@ -198,6 +198,21 @@ def _column(header: list[str] | None, key, name: str) -> int:
     return header.index(key)
 
 
+def _glue_label(task: GlueTask, text: str, where: str) -> Label:
+    """A GLUE label cell as the task's label (a float score for regression)."""
+    raw = text.strip()
+    if task.is_regression:
+        try:
+            return float(raw)
+        except ValueError:
+            raise DataFormatError(f"{where}: score {raw!r} is not a number") from None
+    if raw not in task.labels:
+        raise DataFormatError(
+            f"{where}: unknown label {raw!r}; {task.name} labels are {list(task.labels)}"
+        )
+    return raw
+
+
 def read_glue(task: str | GlueTask, data_dir: PathLike, split: str = "train") -> list[Example]:
     """Reads ``<data_dir>/<split>.tsv`` of a GLUE task.
 
@@ -239,23 +254,7 @@ def read_glue(task: str | GlueTask, data_dir: PathLike, split: str = "train") ->
             raise DataFormatError(
                 f"{path}:{lineno}: expected {width} tab-separated columns, found {len(cols)}"
             )
-        label: Label = None
-        if l_col is not None:
-            raw = cols[l_col].strip()
-            if task.is_regression:
-                try:
-                    label = float(raw)
-                except ValueError:
-                    raise DataFormatError(
-                        f"{path}:{lineno}: score {raw!r} is not a number"
-                    ) from None
-            else:
-                if raw not in task.labels:
-                    raise DataFormatError(
-                        f"{path}:{lineno}: unknown label {raw!r}; "
-                        f"{task.name} labels are {list(task.labels)}"
-                    )
-                label = raw
+        label = None if l_col is None else _glue_label(task, cols[l_col], f"{path}:{lineno}")
         examples.append(
             Example(f"{split}-{lineno}", cols[a_col], None if b_col is None else cols[b_col], label)
         )
@@ -312,6 +311,43 @@ def load_tfds(
     return examples
 
 
+def _json_records(text: str, name: str) -> list[tuple[int, dict]]:
+    """(line number, object) of each non-blank JSON line."""
+    records = []
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataFormatError(f"{name}:{lineno}: bad JSON ({e.msg})") from None
+        if not isinstance(obj, dict):
+            raise DataFormatError(f"{name}:{lineno}: expected a JSON object")
+        records.append((lineno, obj))
+    return records
+
+
+def _delimited_records(text: str, name: str, delimiter: str) -> list[tuple[int, dict]]:
+    """(line number, {header: field}) of each non-empty CSV / TSV row after the header."""
+    records = []
+    reader = csv.reader(text.splitlines(keepends=True), delimiter=delimiter)
+    header = None
+    for row in reader:
+        if header is None:
+            header = [h.strip() for h in row]
+            continue
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise DataFormatError(
+                f"{name}:{reader.line_num}: expected "
+                f"{len(header)} fields (header {header}), "
+                f"found {len(row)}"
+            )
+        records.append((reader.line_num, dict(zip(header, row))))
+    return records
+
+
 def read_examples_file(
     path: PathLike, labels: Sequence[str] | None = None, is_regression: bool = False
 ) -> list[Example]:
@@ -333,36 +369,11 @@ def read_examples_file(
         raise DataFormatError(f"{name}:{lineno}: not valid UTF-8") from None
     if not text.strip():
         raise DataFormatError(f"{name}:1: empty file")
-    records: list[tuple[int, dict]] = []
     lower = name.lower()
     if lower.endswith((".jsonl", ".json", ".ndjson")):
-        for lineno, line in enumerate(text.split("\n"), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataFormatError(f"{name}:{lineno}: bad JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise DataFormatError(f"{name}:{lineno}: expected a JSON object")
-            records.append((lineno, obj))
+        records = _json_records(text, name)
     else:
-        delimiter = "\t" if lower.endswith(".tsv") else ","
-        reader = csv.reader(text.splitlines(keepends=True), delimiter=delimiter)
-        header = None
-        for row in reader:
-            if header is None:
-                header = [h.strip() for h in row]
-                continue
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise DataFormatError(
-                    f"{name}:{reader.line_num}: expected "
-                    f"{len(header)} fields (header {header}), "
-                    f"found {len(row)}"
-                )
-            records.append((reader.line_num, dict(zip(header, row))))
+        records = _delimited_records(text, name, "\t" if lower.endswith(".tsv") else ",")
     examples = []
     for lineno, rec in records:
         a = rec.get("text_a", rec.get("text"))
@@ -465,23 +476,3 @@ def encode_pairs(
                     raise ValueError(f"example {ex.guid}: unknown label {ex.label!r}")
                 out["label_ids"][i] = label_index[str(ex.label)]
     return out
-
-
-def pairs_to_dataset(
-    arrays: dict[str, np.ndarray],
-    batch_size: int,
-    shuffle: bool = False,
-    seed: int | None = None,
-    drop_remainder: bool = False,
-    repeat: bool = False,
-):
-    """tf.data of (features dict, label_ids) batches from ``encode_pairs``."""
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-    feats = {k: v for k, v in arrays.items() if k != "label_ids"}
-    ds = tf.data.Dataset.from_tensor_slices((feats, arrays["label_ids"]))
-    if shuffle:
-        ds = ds.shuffle(max(len(arrays["input_ids"]), 1), seed=seed)
-    if repeat:
-        ds = ds.repeat()
-    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)

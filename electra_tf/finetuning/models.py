@@ -22,9 +22,9 @@ import tensorflow as tf
 
 from electra_tf.data import tokenization
 from electra_tf.model.config import ElectraConfig
-from electra_tf.model.encoder import CONFIG_FILE, WEIGHTS_PREFIX, ElectraEncoder
+from electra_tf.model.encoder import ElectraEncoder
 from electra_tf.model.layers.dropout import example_keys, stateless_dropout
-from electra_tf.model.layers.transformer import _dense, exact_gelu
+from electra_tf.model.layers.transformer import exact_gelu, truncated_normal_dense
 
 _ENCODER_SALT, _HEAD_SALT = 0, 1
 
@@ -89,51 +89,6 @@ class _FinetuningModel(keras.Model):
     def get_config(self):
         return {**super().get_config(), "config": self.config.to_dict()}
 
-    def load_encoder_weights(self, directory, vocab_file=None):
-        """Loads a discriminator written by `ElectraEncoder.save_pretrained`.
-
-        The saved config must match this model's (vocabulary, sizes), and so
-        must the vocabulary: `vocab_file`, or `<directory>/vocab.txt` when it
-        exists. Raises FileNotFoundError / EncoderMismatchError naming the path.
-        """
-        directory = str(directory).rstrip("/")
-        config_path = f"{directory}/{CONFIG_FILE}"
-        index_path = f"{directory}/{WEIGHTS_PREFIX}.index"
-        for path in (config_path, index_path):
-            if not tf.io.gfile.exists(path):
-                raise FileNotFoundError(
-                    f"{path} does not exist; a discriminator directory holds {CONFIG_FILE} and "
-                    f"{WEIGHTS_PREFIX}.* (written by run_pretraining in <model_dir>/discriminator)"
-                )
-        saved = ElectraConfig.load(config_path)
-        differing = [
-            f"{name}: model {getattr(self.config, name)} vs {config_path} {getattr(saved, name)}"
-            for name in (
-                "vocab_size",
-                "hidden_size",
-                "num_hidden_layers",
-                "num_attention_heads",
-                "intermediate_size",
-                "embedding_dim",
-                "max_position_embeddings",
-                "type_vocab_size",
-            )
-            if getattr(saved, name) != getattr(self.config, name)
-        ]
-        if differing:
-            raise EncoderMismatchError(
-                f"The discriminator in {directory} does not fit this model: " + "; ".join(differing)
-            )
-        if vocab_file is None and tf.io.gfile.exists(f"{directory}/vocab.txt"):
-            vocab_file = f"{directory}/vocab.txt"
-        if vocab_file is not None:
-            check_vocab_size(self.config.vocab_size, vocab_file, directory)
-        if not self.built:
-            self.build()
-        status = tf.train.Checkpoint(encoder=self.encoder).read(f"{directory}/{WEIGHTS_PREFIX}")
-        status.assert_consumed()
-        return self
-
 
 def check_vocab_size(model_vocab_size, vocab_file, model_directory=None):
     """Raises EncoderMismatchError unless the vocabulary has the model's size."""
@@ -164,7 +119,7 @@ class ElectraForTokenClassification(_FinetuningModel):
         self.num_labels = int(num_labels)
         self.task_specific = _TaskSpecific(
             {
-                "dense": _dense(
+                "dense": truncated_normal_dense(
                     self.num_labels, self.config.initializer_range, "dense", self.dtype_policy
                 )
             },
@@ -226,7 +181,7 @@ class ElectraForSequenceClassification(_FinetuningModel):
         self.num_labels = 1 if self.is_regression else int(num_labels)
         self.task_specific = _TaskSpecific(
             {
-                "dense": _dense(
+                "dense": truncated_normal_dense(
                     self.num_labels, self.config.initializer_range, "dense", self.dtype_policy
                 )
             },
@@ -299,14 +254,16 @@ class ElectraForQuestionAnswering(_FinetuningModel):
         self.version_2 = bool(version_2)
         c, policy = self.config, self.dtype_policy
         layers = {
-            "start_logits": _dense(1, c.initializer_range, "start_logits", policy),
-            "end_logits": _dense(1, c.initializer_range, "end_logits", policy),
+            "start_logits": truncated_normal_dense(1, c.initializer_range, "start_logits", policy),
+            "end_logits": truncated_normal_dense(1, c.initializer_range, "end_logits", policy),
         }
         if self.version_2:
-            layers["answerable_hidden"] = _dense(
+            layers["answerable_hidden"] = truncated_normal_dense(
                 512, c.initializer_range, "answerable_hidden", policy, activation=exact_gelu
             )
-            layers["answerable_logit"] = _dense(1, c.initializer_range, "answerable_logit", policy)
+            layers["answerable_logit"] = truncated_normal_dense(
+                1, c.initializer_range, "answerable_logit", policy
+            )
         self.task_specific = _TaskSpecific(layers, dtype=policy, name="task_specific")
 
     def _head_shapes(self):

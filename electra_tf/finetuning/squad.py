@@ -121,6 +121,48 @@ def _max_context(spans, span_index, position) -> bool:
     return best_index == span_index
 
 
+def _doc_pieces(tokenizer, doc_words):
+    """(pieces of the document, word of each piece, first piece of each word); a word with no
+    pieces is one [UNK]."""
+    doc_pieces, piece_to_word, word_to_piece = [], [], []
+    for w, pieces in enumerate(tokenizer.tokenize_words(doc_words)):
+        word_to_piece.append(len(doc_pieces))
+        for p in pieces or [tokenizer.special.unk]:
+            doc_pieces.append(p)
+            piece_to_word.append(w)
+    return doc_pieces, piece_to_word, word_to_piece
+
+
+def _answer_pieces(tokenizer, ex, doc_pieces, word_to_piece):
+    """(first, last) piece of the answer: its words' pieces, tightened to the answer's own
+    pieces when they occur inside that span."""
+    tok_start = word_to_piece[ex.start_word]
+    tok_end = (
+        word_to_piece[ex.end_word + 1] - 1
+        if ex.end_word + 1 < len(word_to_piece)
+        else len(doc_pieces) - 1
+    )
+    ans = tokenizer.tokenize([ex.answer_text]).to_list()[0]
+    for s in range(tok_start, tok_end + 1):
+        e = s + len(ans) - 1
+        if ans and e <= tok_end and doc_pieces[s : e + 1] == ans:
+            return s, e
+    return tok_start, tok_end
+
+
+def _doc_spans(num_pieces, max_doc, doc_stride):
+    """(start, length) of each window over the document: every `doc_stride` pieces, at least
+    one window."""
+    spans, start = [], 0
+    while start < num_pieces or not spans:
+        length = min(num_pieces - start, max_doc)
+        spans.append((start, length))
+        if start + length >= num_pieces:
+            break
+        start += min(length, doc_stride)
+    return spans
+
+
 def build_squad_features(
     examples: Sequence[SquadExample],
     tokenizer,
@@ -134,38 +176,14 @@ def build_squad_features(
     features = []
     for ex_index, ex in enumerate(examples):
         query = tokenizer.tokenize([ex.question]).to_list()[0][:max_query_length]
-        per_word = tokenizer.tokenize_words(ex.doc_words)
-        doc_pieces, piece_to_word, word_to_piece = [], [], []
-        for w, pieces in enumerate(per_word):
-            word_to_piece.append(len(doc_pieces))
-            for p in pieces or [special.unk]:
-                doc_pieces.append(p)
-                piece_to_word.append(w)
+        doc_pieces, piece_to_word, word_to_piece = _doc_pieces(tokenizer, ex.doc_words)
         tok_start = tok_end = -1
         if is_training and not ex.is_impossible:
-            tok_start = word_to_piece[ex.start_word]
-            tok_end = (
-                word_to_piece[ex.end_word + 1] - 1
-                if ex.end_word + 1 < len(word_to_piece)
-                else len(doc_pieces) - 1
-            )
-            # Tighten to the answer's own pieces when they occur inside the span.
-            ans = tokenizer.tokenize([ex.answer_text]).to_list()[0]
-            for s in range(tok_start, tok_end + 1):
-                e = s + len(ans) - 1
-                if ans and e <= tok_end and doc_pieces[s : e + 1] == ans:
-                    tok_start, tok_end = s, e
-                    break
+            tok_start, tok_end = _answer_pieces(tokenizer, ex, doc_pieces, word_to_piece)
         max_doc = max_seq_length - len(query) - 3
         if max_doc <= 0:
             raise ValueError("max_seq_length too small for max_query_length")
-        spans, start = [], 0
-        while start < len(doc_pieces) or not spans:
-            length = min(len(doc_pieces) - start, max_doc)
-            spans.append((start, length))
-            if start + length >= len(doc_pieces):
-                break
-            start += min(length, doc_stride)
+        spans = _doc_spans(len(doc_pieces), max_doc, doc_stride)
         for span_index, (s0, length) in enumerate(spans):
             ids = [special.cls] + query + [special.sep]
             seg = [0] * len(ids)
@@ -193,38 +211,6 @@ def build_squad_features(
     return features
 
 
-def squad_features_to_dataset(
-    features: Sequence[SquadFeatures],
-    max_seq_length: int,
-    batch_size: int,
-    is_training: bool,
-    shuffle: bool = False,
-    seed: int | None = None,
-    drop_remainder: bool = False,
-):
-    """tf.data of dicts: input_ids / input_mask / segment_ids (int32) and,
-    for training, start_positions / end_positions / is_impossible."""
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-    n = len(features)
-    arr = {
-        k: np.zeros((n, max_seq_length), np.int32)
-        for k in ("input_ids", "input_mask", "segment_ids")
-    }
-    for i, f in enumerate(features):
-        arr["input_ids"][i, : len(f.input_ids)] = f.input_ids
-        arr["input_mask"][i, : len(f.input_ids)] = 1
-        arr["segment_ids"][i, : len(f.segment_ids)] = f.segment_ids
-    if is_training:
-        arr["start_positions"] = np.array([f.start_position for f in features], np.int32)
-        arr["end_positions"] = np.array([f.end_position for f in features], np.int32)
-        arr["is_impossible"] = np.array([f.is_impossible for f in features], np.int32)
-    ds = tf.data.Dataset.from_tensor_slices(arr)
-    if shuffle:
-        ds = ds.shuffle(max(n, 1), seed=seed)
-    return ds.batch(batch_size, drop_remainder=drop_remainder)
-
-
 def _final_text(piece_text: str, orig_text: str) -> str:
     """The part of the original words matching the predicted pieces.
 
@@ -246,6 +232,34 @@ def _final_text(piece_text: str, orig_text: str) -> str:
 def _pieces_text(tokenizer, ids: Sequence[int]) -> str:
     text = " ".join(tokenizer.convert_ids_to_tokens(ids))
     return " ".join(text.replace(" ##", "").replace("##", "").split())
+
+
+def _span_candidates(
+    features, feature_indices, start_logits, end_logits, n_best_size, max_answer_length
+):
+    """(score, start logit, end logit, feature, start, end) of every valid span among each
+    window's top starts and ends, and the lowest null ([CLS]) score over the windows."""
+    cands, null_score = [], None
+    for fi in feature_indices:
+        f = features[fi]
+        s_log = np.asarray(start_logits[fi], np.float64)[: len(f.input_ids)]
+        e_log = np.asarray(end_logits[fi], np.float64)[: len(f.input_ids)]
+        null = s_log[0] + e_log[0]
+        if null_score is None or null < null_score:
+            null_score = null
+        top_s = np.argsort(-s_log, kind="stable")[:n_best_size]
+        top_e = np.argsort(-e_log, kind="stable")[:n_best_size]
+        for s in top_s:
+            for e in top_e:
+                s, e = int(s), int(e)
+                if s not in f.token_to_word or e not in f.token_to_word:
+                    continue
+                if e < s or e - s + 1 > max_answer_length:
+                    continue
+                if not f.token_is_max_context.get(s, False):
+                    continue
+                cands.append((s_log[s] + e_log[e], s_log[s], e_log[e], fi, s, e))
+    return cands, null_score
 
 
 def postprocess(
@@ -270,26 +284,14 @@ def postprocess(
         by_example[f.example_index].append(i)
     predictions, diffs, nbest_out = {}, {}, {}
     for ex_index, ex in enumerate(examples):
-        cands, null_score = [], None
-        for fi in by_example.get(ex_index, []):
-            f = features[fi]
-            s_log = np.asarray(start_logits[fi], np.float64)[: len(f.input_ids)]
-            e_log = np.asarray(end_logits[fi], np.float64)[: len(f.input_ids)]
-            null = s_log[0] + e_log[0]
-            if null_score is None or null < null_score:
-                null_score = null
-            top_s = np.argsort(-s_log, kind="stable")[:n_best_size]
-            top_e = np.argsort(-e_log, kind="stable")[:n_best_size]
-            for s in top_s:
-                for e in top_e:
-                    s, e = int(s), int(e)
-                    if s not in f.token_to_word or e not in f.token_to_word:
-                        continue
-                    if e < s or e - s + 1 > max_answer_length:
-                        continue
-                    if not f.token_is_max_context.get(s, False):
-                        continue
-                    cands.append((s_log[s] + e_log[e], s_log[s], e_log[e], fi, s, e))
+        cands, null_score = _span_candidates(
+            features,
+            by_example.get(ex_index, []),
+            start_logits,
+            end_logits,
+            n_best_size,
+            max_answer_length,
+        )
         cands.sort(key=lambda c: -c[0])
         nbest, seen = [], set()
         for _, sl, el, fi, s, e in cands:

@@ -6,7 +6,11 @@ import tensorflow as tf
 from electra_tf.model.config import ElectraConfig
 from electra_tf.model.layers.dropout import fold_seed
 from electra_tf.model.layers.embeddings import ElectraEmbeddings
-from electra_tf.model.layers.transformer import TransformerLayer, _dense, attention_bias_from_mask
+from electra_tf.model.layers.transformer import (
+    TransformerLayer,
+    attention_bias_from_mask,
+    truncated_normal_dense,
+)
 
 CONFIG_FILE = "config.json"
 WEIGHTS_PREFIX = "encoder.ckpt"
@@ -49,7 +53,7 @@ class ElectraEncoder(keras.layers.Layer):
             )
         self.embeddings = embeddings
         self.embeddings_project = (
-            _dense(c.hidden_size, c.initializer_range, "embeddings_project", policy)
+            truncated_normal_dense(c.hidden_size, c.initializer_range, "embeddings_project", policy)
             if c.embedding_dim != c.hidden_size
             else None
         )

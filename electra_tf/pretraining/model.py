@@ -1,17 +1,17 @@
 """The ELECTRA pre-training model: generator + discriminator and their joint loss.
 
 One model and one train step cover the paper's ablations (see
-docs/pretraining_variants.md); each is one constructor argument (one flag of
-run_pretraining) away from the default:
-
-  objective            electra (default) | electra_15 | replace_mlm | all_tokens_mlm |
-                       mlm | electric
-  generator_training   mle (default) | two_stage | adversarial
-  embedding_sharing    embeddings (default) | none | all | gdes
-  uniform_generator    sample replacements uniformly (no generator network)
+docs/pretraining_variants.md and electra_tf.pretraining.variants); each is one
+constructor argument (one flag of run_pretraining) away from the default.  The
+step is one method per generator mode (`_uniform_generator_logits`,
+`_cloze_generator_logits`, `_masked_generator_logits`, `_adversarial_loss`) and
+per discriminator objective (`_bert_mlm_loss`, `_replaced_token_detection_loss`,
+`_token_prediction_loss`).
 """
 
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import keras
 import tensorflow as tf
@@ -25,152 +25,43 @@ from electra_tf.model.layers.heads import DiscriminatorHead, MaskedLMHead
 from electra_tf.pretraining import gdes, masking
 from electra_tf.pretraining.metrics import AUC_BINS
 from electra_tf.pretraining.two_tower import TwoTowerGenerator
+from electra_tf.pretraining.variants import (
+    EMBEDDING_SHARING,
+    GENERATOR_TRAINING,
+    OBJECTIVES,
+    RTD_OBJECTIVES,
+    TOKEN_OBJECTIVES,
+    needs_same_size,
+    resolve_embedding_sharing,
+    validate_variant,
+)
+
+# run_pretraining's flags and experiments.compare read the variant names from here.
+__all__ = [
+    "EMBEDDING_SHARING",
+    "GENERATOR_TRAINING",
+    "OBJECTIVES",
+    "ElectraPretrainer",
+    "resolve_embedding_sharing",
+]
 
 # Salts that split one step key into independent streams.
 _MASK_SALT, _SAMPLE_SALT, _GEN_DROPOUT_SALT, _DISC_DROPOUT_SALT = range(4)
 
-OBJECTIVES = ("electra", "electra_15", "replace_mlm", "all_tokens_mlm", "mlm", "electric")
-GENERATOR_TRAINING = ("mle", "two_stage", "adversarial")
-EMBEDDING_SHARING = ("none", "embeddings", "all", "gdes")
-# Objectives whose discriminator is a binary replaced-token classifier.
-_RTD_OBJECTIVES = ("electra", "electra_15", "electric")
-# Objectives whose "discriminator" predicts token identities with an MLM head.
-_TOKEN_OBJECTIVES = ("replace_mlm", "all_tokens_mlm", "mlm")
 # BERT's corruption of the chosen positions: 80% [MASK], 10% random, 10% kept.
 BERT_MASK_TOKEN_RATIO, BERT_RANDOM_TOKEN_RATIO = 0.8, 0.1
 
 
-def resolve_embedding_sharing(
-    embedding_sharing=None, untied_generator_embeddings=False, untied_generator=True
-):
-    """The sharing mode from the new flag and its two legacy aliases; raises if they disagree.
+class _Batch(NamedTuple):
+    """One micro-batch as the step's pieces see it: inputs, masking and normalizers."""
 
-    `untied_generator_embeddings=True` is an alias of "none" and
-    `untied_generator=False` (the original's flag: G and D share all weights)
-    of "all".
-    """
-    implied = []
-    if untied_generator_embeddings:
-        implied.append(("untied_generator_embeddings=True", "none"))
-    if not untied_generator:
-        implied.append(("untied_generator=False", "all"))
-    if embedding_sharing is None:
-        if len(implied) > 1:
-            raise ValueError(
-                "untied_generator_embeddings=True (no sharing) contradicts "
-                "untied_generator=False (share all weights)"
-            )
-        return implied[0][1] if implied else "embeddings"
-    if embedding_sharing not in EMBEDDING_SHARING:
-        raise ValueError(
-            f"embedding_sharing must be one of {EMBEDDING_SHARING}, got {embedding_sharing!r}"
-        )
-    for flag, mode in implied:
-        if mode != embedding_sharing:
-            raise ValueError(
-                f"{flag} means embedding_sharing={mode!r}, but "
-                f"embedding_sharing={embedding_sharing!r} was given"
-            )
-    return embedding_sharing
-
-
-def _same_architecture(a, b):
-    # Heads and FFN width follow from these (the generator's are derived from
-    # its hidden size); a same-size generator takes the discriminator's config.
-    return a.hidden_size == b.hidden_size and a.num_hidden_layers == b.num_hidden_layers
-
-
-def _needs_same_size(generator_training, embedding_sharing):
-    return generator_training == "two_stage" or embedding_sharing == "all"
-
-
-def validate_variant(
-    objective,
-    generator_training,
-    uniform_generator,
-    embedding_sharing,
-    discriminator_config,
-    generator_config,
-):
-    """Raises ValueError naming the first unsupported combination."""
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if generator_training not in GENERATOR_TRAINING:
-        raise ValueError(
-            f"generator_training must be one of {GENERATOR_TRAINING}, got {generator_training!r}"
-        )
-    if embedding_sharing not in EMBEDDING_SHARING:
-        raise ValueError(
-            f"embedding_sharing must be one of {EMBEDDING_SHARING}, got {embedding_sharing!r}"
-        )
-    if objective == "mlm":
-        if uniform_generator or generator_training != "mle" or embedding_sharing in ("all", "gdes"):
-            raise ValueError(
-                "objective='mlm' has no generator: it takes neither "
-                "uniform_generator, generator_training other than 'mle', nor "
-                "embedding_sharing 'all'/'gdes'"
-            )
-        return
-    if uniform_generator:
-        if generator_training != "mle" or objective == "electric":
-            raise ValueError(
-                "uniform_generator has no parameters to train: it needs "
-                "generator_training='mle' and an objective other than 'electric'"
-            )
-        if embedding_sharing in ("all", "gdes"):
-            raise ValueError(
-                "uniform_generator has no weights to share "
-                f"(embedding_sharing={embedding_sharing!r})"
-            )
-        return
-    if objective == "electric" and (
-        generator_training != "mle" or embedding_sharing not in ("none", "embeddings")
-    ):
-        raise ValueError(
-            "objective='electric' (two-tower generator) supports "
-            "generator_training='mle' and embedding_sharing 'none'/'embeddings'"
-        )
-    if generator_training in ("two_stage", "adversarial") and objective not in (
-        "electra",
-        "electra_15",
-    ):
-        raise ValueError(
-            f"generator_training={generator_training!r} needs objective 'electra' or 'electra_15'"
-        )
-    if generator_training == "two_stage":
-        if embedding_sharing not in ("none", "embeddings"):
-            raise ValueError(
-                "generator_training='two_stage' needs embedding_sharing 'none' or 'embeddings'"
-            )
-        if not _same_architecture(discriminator_config, generator_config):
-            raise ValueError(
-                "generator_training='two_stage' initializes the discriminator from the "
-                "generator, so they must be the same size: use generator_hidden_size=1.0 and "
-                f"generator_layers=1.0 (generator {generator_config.hidden_size}x"
-                f"{generator_config.num_hidden_layers}, discriminator "
-                f"{discriminator_config.hidden_size}x{discriminator_config.num_hidden_layers})"
-            )
-    if generator_training == "adversarial" and embedding_sharing == "all":
-        raise ValueError(
-            "generator_training='adversarial' needs a generator with its own "
-            "transformer (embedding_sharing other than 'all')"
-        )
-    if embedding_sharing == "all" and not _same_architecture(
-        discriminator_config, generator_config
-    ):
-        raise ValueError(
-            "embedding_sharing='all' (untied_generator=False) shares every weight, "
-            "so the generator must be the discriminator's size: "
-            "generator_hidden_size=1.0 and generator_layers=1.0"
-        )
-    if (
-        embedding_sharing == "gdes"
-        and generator_config.embedding_dim != discriminator_config.embedding_dim
-    ):
-        raise ValueError(
-            "embedding_sharing='gdes' needs the generator's embedding size to be "
-            "the discriminator's"
-        )
+    features: dict
+    masked: masking.MaskedInputs
+    denominators: dict
+    masked_denominator: tf.Tensor
+    real_denominator: tf.Tensor
+    input_mask: tf.Tensor  # float32 [B, L]
+    dropout_key: Callable
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -256,19 +147,27 @@ class ElectraPretrainer(keras.Model):
             self.discriminator_config,
             self.generator_config,
         )
-        if _needs_same_size(generator_training, self.embedding_sharing):
+        if needs_same_size(generator_training, self.embedding_sharing):
             self.generator_config = self.discriminator_config.replace(
                 embedding_size=self.discriminator_config.embedding_dim
             )
 
-        policy = self.dtype_policy
-        d_config, g_config = self.discriminator_config, self.generator_config
         has_generator = objective != "mlm" and not self.uniform_generator
         self.generator = None
         self.two_tower = None
         self.generator_predictions = None
         self.discriminator_predictions = None
         self.mlm_predictions = None
+        self._create_encoders(has_generator)
+        self._create_heads(has_generator)
+        if generator_training == "two_stage":
+            self._create_frozen_generator()
+
+    def _create_encoders(self, has_generator):
+        """D's encoder and G's (an encoder, the two-tower cloze model, or D itself), with
+        the embedding sharing asked for."""
+        policy = self.dtype_policy
+        d_config, g_config = self.discriminator_config, self.generator_config
         if self.embedding_sharing == "gdes":
             # G owns E_G; D reads stop_gradient(E_G) + E_delta.
             shared = ElectraEmbeddings(
@@ -294,7 +193,7 @@ class ElectraPretrainer(keras.Model):
         else:
             self.discriminator = ElectraEncoder(d_config, dtype=policy, name="electra")
             shared = None if self.embedding_sharing == "none" else self.discriminator.embeddings
-            if has_generator and objective == "electric":
+            if has_generator and self.objective == "electric":
                 self.two_tower = TwoTowerGenerator(
                     g_config, embeddings=shared, dtype=policy, name="generator"
                 )
@@ -304,6 +203,11 @@ class ElectraPretrainer(keras.Model):
                 self.generator = ElectraEncoder(
                     g_config, embeddings=shared, dtype=policy, name="generator"
                 )
+
+    def _create_heads(self, has_generator):
+        """G's masked-LM head, and D's token (MLM) or binary head as the objective needs."""
+        policy = self.dtype_policy
+        d_config, g_config = self.discriminator_config, self.generator_config
         if has_generator:
             table = (self.two_tower or self.generator).embeddings
             self.generator_predictions = MaskedLMHead(
@@ -313,7 +217,7 @@ class ElectraPretrainer(keras.Model):
                 dtype=policy,
                 name="generator_predictions",
             )
-        if objective in _TOKEN_OBJECTIVES:
+        if self.objective in TOKEN_OBJECTIVES:
             self.mlm_predictions = MaskedLMHead(
                 self.discriminator.embeddings,
                 d_config.initializer_range,
@@ -321,7 +225,7 @@ class ElectraPretrainer(keras.Model):
                 dtype=policy,
                 name="mlm_predictions",
             )
-        if objective in _RTD_OBJECTIVES or objective == "all_tokens_mlm":
+        if self.objective in RTD_OBJECTIVES or self.objective == "all_tokens_mlm":
             # all_tokens_mlm uses it as the copy-probability head.
             self.discriminator_predictions = DiscriminatorHead(
                 d_config.hidden_size,
@@ -329,21 +233,25 @@ class ElectraPretrainer(keras.Model):
                 dtype=policy,
                 name="discriminator_predictions",
             )
-        if generator_training == "two_stage":
-            # The sampler of stage two: a frozen copy of G (its own embeddings),
-            # so the optimizer's weight decay cannot move it.
-            self.frozen_generator = ElectraEncoder(
-                g_config.replace(embedding_size=g_config.embedding_dim),
-                dtype=policy,
-                name="frozen_generator",
-            )
-            self.frozen_generator_predictions = MaskedLMHead(
-                self.frozen_generator.embeddings,
-                g_config.initializer_range,
-                g_config.layer_norm_eps,
-                dtype=policy,
-                name="frozen_generator_predictions",
-            )
+
+    def _create_frozen_generator(self):
+        """two_stage's sampler for stage two."""
+        policy = self.dtype_policy
+        g_config = self.generator_config
+        # The sampler of stage two: a frozen copy of G (its own embeddings),
+        # so the optimizer's weight decay cannot move it.
+        self.frozen_generator = ElectraEncoder(
+            g_config.replace(embedding_size=g_config.embedding_dim),
+            dtype=policy,
+            name="frozen_generator",
+        )
+        self.frozen_generator_predictions = MaskedLMHead(
+            self.frozen_generator.embeddings,
+            g_config.initializer_range,
+            g_config.layer_norm_eps,
+            dtype=policy,
+            name="frozen_generator_predictions",
+        )
 
     def build(self, input_shape=None):
         g_hidden = self.generator_config.hidden_size
@@ -474,8 +382,58 @@ class ElectraPretrainer(keras.Model):
         generator_only=False,
         frozen_generator=False,
     ):
-        objective = self.objective
-        bert_corruption = objective == "mlm"
+        """One micro-batch: masking, the generator's logits and samples, the discriminator's
+        objective and the generator's loss; (loss, stats)."""
+        batch = self._mask(features, denominators, key, example_index, dropout_key)
+        if self.objective == "mlm":
+            return self._bert_mlm_loss(batch)
+        masked = batch.masked
+        mlm_logits, cloze_logits, cloze_loss = self._generator_logits(batch, frozen_generator)
+        mlm_nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=masked.masked_lm_ids, logits=mlm_logits
+        )
+        disallow_ids = masked.masked_lm_ids if self.disallow_correct else None
+        sampled_ids = masking.sample_tokens(
+            mlm_logits,
+            fold_seed(key, _SAMPLE_SALT),
+            example_index,
+            self.temperature,
+            disallow_ids=disallow_ids,
+        )
+        mlm_loss_sum = tf.reduce_sum(mlm_nll * masked.masked_lm_weights)
+        mlm_loss = mlm_loss_sum / batch.masked_denominator
+
+        if generator_only:  # two_stage, stage one: the generator's MLM alone
+            stats = _mlm_stats(mlm_loss, mlm_loss_sum, mlm_logits, sampled_ids, masked)
+            stats.update(_zero_disc_stats(batch.input_mask))
+            return mlm_loss, stats
+
+        fake_ids = masking.replace_at(
+            features["input_ids"], masked.masked_lm_positions, masked.masked_lm_weights, sampled_ids
+        )
+        disc_loss, disc_xent, disc_stats, extra_stats = self._discriminator_loss(
+            batch, fake_ids, cloze_logits
+        )
+        if frozen_generator:
+            gen_loss = 0.0
+        elif self.objective == "electric":
+            gen_loss = self.gen_weight * cloze_loss
+        elif self.generator_training == "adversarial":
+            gen_loss, extra_stats["adversarial_reward_sum"] = self._adversarial_loss(
+                batch, disc_xent, mlm_logits, sampled_ids, disallow_ids
+            )
+        else:
+            gen_loss = self.gen_weight * mlm_loss
+        loss = gen_loss + disc_loss
+        stats = _mlm_stats(loss, mlm_loss_sum, mlm_logits, sampled_ids, masked)
+        stats.update(disc_stats)
+        stats.update(extra_stats)
+        return loss, stats
+
+    def _mask(self, features, denominators, key, example_index, dropout_key):
+        """The masked inputs (BERT's 80/10/10 corruption for objective 'mlm') and the
+        step's normalizers."""
+        bert_corruption = self.objective == "mlm"
         masked = masking.mask_inputs(
             features,
             self.special,
@@ -493,173 +451,107 @@ class ElectraPretrainer(keras.Model):
                 else {}
             ),
         )
-        weights = masked.masked_lm_weights
-        masked_denominator = tf.maximum(denominators["masked_tokens"], 1.0)
-        real_denominator = tf.maximum(denominators["real_tokens"], 1.0)
-        input_mask = tf.cast(features["input_mask"], tf.float32)
-
-        if objective == "mlm":
-            # BERT: the full-size model is the masked LM; nothing else.
-            hidden = self.discriminator(
-                masked._asdict(), dropout_key=dropout_key(_DISC_DROPOUT_SALT)
-            )
-            logits = self.mlm_predictions(
-                tf.gather(hidden, masked.masked_lm_positions, batch_dims=1)
-            )
-            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=masked.masked_lm_ids, logits=logits
-            )
-            mlm_loss_sum = tf.reduce_sum(nll * weights)
-            loss = mlm_loss_sum / masked_denominator
-            stats = _mlm_stats(loss, mlm_loss_sum, logits, None, masked)
-            stats.update(_zero_disc_stats(input_mask))
-            return loss, stats
-
-        # ---- generator
-        cloze_loss = None
-        if self.uniform_generator:
-            mlm_logits = tf.zeros_like(weights)[..., None] + tf.zeros(
-                [self.discriminator_config.vocab_size]
-            )
-        elif objective == "electric":
-            cloze_hidden = self.two_tower(features, dropout_key=dropout_key(_GEN_DROPOUT_SALT))
-            cloze_logits = self.generator_predictions(cloze_hidden)  # [B, L, V]
-            never_mask = (self.special.cls, self.special.sep, self.special.mask, self.special.pad)
-            candidates = tf.cast(
-                masking.masking_candidates(
-                    features["input_ids"], features["input_mask"], never_mask
-                ),
-                tf.float32,
-            )
-            cloze_nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=features["input_ids"], logits=cloze_logits
-            )
-            cloze_loss_sum = tf.reduce_sum(cloze_nll * candidates)
-            cloze_loss = cloze_loss_sum / tf.maximum(denominators["cloze_tokens"], 1.0)
-            mlm_logits = tf.gather(cloze_logits, masked.masked_lm_positions, batch_dims=1)
-        else:
-            generator, head = (
-                (self.frozen_generator, self.frozen_generator_predictions)
-                if frozen_generator
-                else (self.generator, self.generator_predictions)
-            )
-            gen_hidden = generator(masked._asdict(), dropout_key=dropout_key(_GEN_DROPOUT_SALT))
-            gen_hidden = tf.gather(gen_hidden, masked.masked_lm_positions, batch_dims=1)
-            mlm_logits = head(gen_hidden)
-            if frozen_generator:
-                mlm_logits = tf.stop_gradient(mlm_logits)
-        mlm_nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=masked.masked_lm_ids, logits=mlm_logits
+        return _Batch(
+            features=features,
+            masked=masked,
+            denominators=denominators,
+            masked_denominator=tf.maximum(denominators["masked_tokens"], 1.0),
+            real_denominator=tf.maximum(denominators["real_tokens"], 1.0),
+            input_mask=tf.cast(features["input_mask"], tf.float32),
+            dropout_key=dropout_key,
         )
 
-        disallow_ids = masked.masked_lm_ids if self.disallow_correct else None
-        sampled_ids = masking.sample_tokens(
-            mlm_logits,
-            fold_seed(key, _SAMPLE_SALT),
-            example_index,
-            self.temperature,
-            disallow_ids=disallow_ids,
+    # ----------------------------------------------------------------- objectives
+    def _bert_mlm_loss(self, batch):
+        """objective 'mlm' (BERT): the full-size model is the masked LM; nothing else."""
+        masked = batch.masked
+        hidden = self.discriminator(
+            masked._asdict(), dropout_key=batch.dropout_key(_DISC_DROPOUT_SALT)
         )
-        mlm_loss_sum = tf.reduce_sum(mlm_nll * weights)
-        mlm_loss = mlm_loss_sum / masked_denominator
-
-        if generator_only:  # two_stage, stage one: the generator's MLM alone
-            stats = _mlm_stats(mlm_loss, mlm_loss_sum, mlm_logits, sampled_ids, masked)
-            stats.update(_zero_disc_stats(input_mask))
-            return mlm_loss, stats
-
-        fake_ids = masking.replace_at(
-            features["input_ids"], masked.masked_lm_positions, weights, sampled_ids
+        logits = self.mlm_predictions(tf.gather(hidden, masked.masked_lm_positions, batch_dims=1))
+        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=masked.masked_lm_ids, logits=logits
         )
+        mlm_loss_sum = tf.reduce_sum(nll * masked.masked_lm_weights)
+        loss = mlm_loss_sum / batch.masked_denominator
+        stats = _mlm_stats(loss, mlm_loss_sum, logits, None, masked)
+        stats.update(_zero_disc_stats(batch.input_mask))
+        return loss, stats
+
+    def _discriminator_loss(self, batch, fake_ids, cloze_logits):
+        """D on the corrupted input, with the objective's loss: (loss, per-token binary
+        cross-entropy or None, binary stats, token-prediction stats)."""
+        features = batch.features
         disc_features = {
             "input_ids": fake_ids,
             "input_mask": features["input_mask"],
             "segment_ids": features["segment_ids"],
         }
-        disc_hidden = self.discriminator(disc_features, dropout_key=dropout_key(_DISC_DROPOUT_SALT))
-
-        extra_stats = {}
-        if objective in _RTD_OBJECTIVES:
-            disc_logits = self.discriminator_predictions(disc_hidden)
-            if objective == "electric":
-                # Energy-based cloze: D's logit is an energy correction to q.
-                log_q = -tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels=fake_ids, logits=cloze_logits
-                )
-                disc_logits += tf.stop_gradient(log_q)
-                disc_logits += math.log(self.mask_prob / (1.0 - self.mask_prob))
-                _, hit = masking.scatter_positions(
-                    weights, masked.masked_lm_positions, weights, tf.shape(fake_ids)[1]
-                )
-                disc_labels = tf.cast(hit, tf.float32) * input_mask
-            else:
-                # A sample equal to the original is not a replacement.
-                disc_labels = (
-                    tf.cast(tf.not_equal(fake_ids, features["input_ids"]), tf.float32) * input_mask
-                )
-            disc_xent = tf.nn.sigmoid_cross_entropy_with_logits(
-                labels=disc_labels, logits=disc_logits
+        disc_hidden = self.discriminator(
+            disc_features, dropout_key=batch.dropout_key(_DISC_DROPOUT_SALT)
+        )
+        if self.objective in RTD_OBJECTIVES:
+            disc_loss, disc_xent, disc_stats = self._replaced_token_detection_loss(
+                batch, disc_hidden, fake_ids, cloze_logits
             )
-            if objective == "electra_15":
-                _, hit = masking.scatter_positions(
-                    weights, masked.masked_lm_positions, weights, tf.shape(fake_ids)[1]
-                )
-                disc_weights = tf.cast(hit, tf.float32) * input_mask
-                disc_denominator = masked_denominator
-            else:
-                disc_weights, disc_denominator = input_mask, real_denominator
-            disc_loss_sum = tf.reduce_sum(disc_xent * disc_weights)
-            disc_loss = self.disc_weight * disc_loss_sum / disc_denominator
-            disc_stats = _disc_stats(disc_loss_sum, disc_logits, disc_labels, disc_weights)
+            return disc_loss, disc_xent, disc_stats, {}
+        disc_loss, token_stats = self._token_prediction_loss(batch, disc_hidden, fake_ids)
+        return disc_loss, None, _zero_disc_stats(batch.input_mask), token_stats
+
+    def _replaced_token_detection_loss(self, batch, disc_hidden, fake_ids, cloze_logits):
+        """electra / electra_15 / electric: D's binary loss, its cross-entropy per token (the
+        adversarial generator's reward) and its stats."""
+        masked, input_mask = batch.masked, batch.input_mask
+        weights = masked.masked_lm_weights
+        disc_logits = self.discriminator_predictions(disc_hidden)
+        if self.objective == "electric":
+            # Energy-based cloze: D's logit is an energy correction to q.
+            log_q = -tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=fake_ids, logits=cloze_logits
+            )
+            disc_logits += tf.stop_gradient(log_q)
+            disc_logits += math.log(self.mask_prob / (1.0 - self.mask_prob))
+            _, hit = masking.scatter_positions(
+                weights, masked.masked_lm_positions, weights, tf.shape(fake_ids)[1]
+            )
+            disc_labels = tf.cast(hit, tf.float32) * input_mask
         else:
-            token_nll, token_weights, token_logits, token_labels = self._token_prediction(
-                disc_hidden, fake_ids, features, masked, input_mask
+            # A sample equal to the original is not a replacement.
+            disc_labels = (
+                tf.cast(tf.not_equal(fake_ids, batch.features["input_ids"]), tf.float32)
+                * input_mask
             )
-            token_loss_sum = tf.reduce_sum(token_nll * token_weights)
-            disc_loss = token_loss_sum / (
-                masked_denominator if objective == "replace_mlm" else real_denominator
+        disc_xent = tf.nn.sigmoid_cross_entropy_with_logits(labels=disc_labels, logits=disc_logits)
+        if self.objective == "electra_15":
+            _, hit = masking.scatter_positions(
+                weights, masked.masked_lm_positions, weights, tf.shape(fake_ids)[1]
             )
-            token_preds = tf.argmax(token_logits, axis=-1, output_type=tf.int32)
-            extra_stats = {
-                "disc_mlm_loss_sum": token_loss_sum,
-                "disc_mlm_tokens": tf.reduce_sum(token_weights),
-                "disc_mlm_correct": tf.reduce_sum(
-                    tf.cast(tf.equal(token_preds, token_labels), tf.float32) * token_weights
-                ),
-            }
-            disc_stats = _zero_disc_stats(input_mask)
-
-        # ---- generator loss
-        if frozen_generator:
-            gen_loss = 0.0
-        elif objective == "electric":
-            gen_loss = self.gen_weight * cloze_loss
-        elif self.generator_training == "adversarial":
-            # REINFORCE: the reward of a sampled token is D's loss at its position.
-            reward = tf.stop_gradient(
-                tf.gather(disc_xent, masked.masked_lm_positions, batch_dims=1)
-            )
-            baseline = tf.cast(self.reward_baseline, reward.dtype)
-            # The policy is the distribution the tokens were drawn from.
-            log_policy = tf.nn.log_softmax(
-                masking.sampling_logits(mlm_logits, self.temperature, disallow_ids)
-            )
-            log_prob = tf.reduce_sum(
-                log_policy
-                * tf.one_hot(sampled_ids, tf.shape(mlm_logits)[-1], dtype=log_policy.dtype),
-                axis=-1,
-            )
-            adversarial_sum = -tf.reduce_sum((reward - baseline) * log_prob * weights)
-            gen_loss = self.gen_weight * adversarial_sum / masked_denominator
-            extra_stats["adversarial_reward_sum"] = tf.reduce_sum(reward * weights)
+            disc_weights = tf.cast(hit, tf.float32) * input_mask
+            disc_denominator = batch.masked_denominator
         else:
-            gen_loss = self.gen_weight * mlm_loss
-        loss = gen_loss + disc_loss
+            disc_weights, disc_denominator = input_mask, batch.real_denominator
+        disc_loss_sum = tf.reduce_sum(disc_xent * disc_weights)
+        disc_loss = self.disc_weight * disc_loss_sum / disc_denominator
+        disc_stats = _disc_stats(disc_loss_sum, disc_logits, disc_labels, disc_weights)
+        return disc_loss, disc_xent, disc_stats
 
-        stats = _mlm_stats(loss, mlm_loss_sum, mlm_logits, sampled_ids, masked)
-        stats.update(disc_stats)
-        stats.update(extra_stats)
-        return loss, stats
+    def _token_prediction_loss(self, batch, disc_hidden, fake_ids):
+        """replace_mlm / all_tokens_mlm: D's token-prediction loss and its stats."""
+        token_nll, token_weights, token_logits, token_labels = self._token_prediction(
+            disc_hidden, fake_ids, batch.features, batch.masked, batch.input_mask
+        )
+        token_loss_sum = tf.reduce_sum(token_nll * token_weights)
+        disc_loss = token_loss_sum / (
+            batch.masked_denominator if self.objective == "replace_mlm" else batch.real_denominator
+        )
+        token_preds = tf.argmax(token_logits, axis=-1, output_type=tf.int32)
+        return disc_loss, {
+            "disc_mlm_loss_sum": token_loss_sum,
+            "disc_mlm_tokens": tf.reduce_sum(token_weights),
+            "disc_mlm_correct": tf.reduce_sum(
+                tf.cast(tf.equal(token_preds, token_labels), tf.float32) * token_weights
+            ),
+        }
 
     def _token_prediction(self, disc_hidden, fake_ids, features, masked, input_mask):
         """(nll, weights, logits, labels) of replace_mlm / all_tokens_mlm's token predictions."""
@@ -687,6 +579,74 @@ class ElectraPretrainer(keras.Model):
             generate,
         )
         return -log_p, input_mask, logits, labels
+
+    # ----------------------------------------------------------------- generator modes
+    def _generator_logits(self, batch, frozen_generator):
+        """(logits at the masked positions, the cloze logits or None, the cloze loss or None)."""
+        if self.uniform_generator:
+            return self._uniform_generator_logits(batch), None, None
+        if self.objective == "electric":
+            return self._cloze_generator_logits(batch)
+        return self._masked_generator_logits(batch, frozen_generator), None, None
+
+    def _uniform_generator_logits(self, batch):
+        """uniform_generator: equal logits over the vocabulary, no network."""
+        weights = batch.masked.masked_lm_weights
+        return tf.zeros_like(weights)[..., None] + tf.zeros([self.discriminator_config.vocab_size])
+
+    def _cloze_generator_logits(self, batch):
+        """electric: the two-tower cloze generator on the unmasked input, trained on every
+        masking candidate."""
+        features = batch.features
+        cloze_hidden = self.two_tower(features, dropout_key=batch.dropout_key(_GEN_DROPOUT_SALT))
+        cloze_logits = self.generator_predictions(cloze_hidden)  # [B, L, V]
+        never_mask = (self.special.cls, self.special.sep, self.special.mask, self.special.pad)
+        candidates = tf.cast(
+            masking.masking_candidates(features["input_ids"], features["input_mask"], never_mask),
+            tf.float32,
+        )
+        cloze_nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=features["input_ids"], logits=cloze_logits
+        )
+        cloze_loss_sum = tf.reduce_sum(cloze_nll * candidates)
+        cloze_loss = cloze_loss_sum / tf.maximum(batch.denominators["cloze_tokens"], 1.0)
+        mlm_logits = tf.gather(cloze_logits, batch.masked.masked_lm_positions, batch_dims=1)
+        return mlm_logits, cloze_logits, cloze_loss
+
+    def _masked_generator_logits(self, batch, frozen_generator):
+        """A masked-LM generator (mle, adversarial, two_stage); two_stage's second stage samples
+        from the frozen copy, with no gradient."""
+        generator, head = (
+            (self.frozen_generator, self.frozen_generator_predictions)
+            if frozen_generator
+            else (self.generator, self.generator_predictions)
+        )
+        masked = batch.masked
+        gen_hidden = generator(masked._asdict(), dropout_key=batch.dropout_key(_GEN_DROPOUT_SALT))
+        gen_hidden = tf.gather(gen_hidden, masked.masked_lm_positions, batch_dims=1)
+        mlm_logits = head(gen_hidden)
+        if frozen_generator:
+            mlm_logits = tf.stop_gradient(mlm_logits)
+        return mlm_logits
+
+    def _adversarial_loss(self, batch, disc_xent, mlm_logits, sampled_ids, disallow_ids):
+        """generator_training='adversarial' (REINFORCE): the reward of a sampled token is D's
+        loss at its position.  Returns (generator loss, reward sum)."""
+        masked = batch.masked
+        weights = masked.masked_lm_weights
+        reward = tf.stop_gradient(tf.gather(disc_xent, masked.masked_lm_positions, batch_dims=1))
+        baseline = tf.cast(self.reward_baseline, reward.dtype)
+        # The policy is the distribution the tokens were drawn from.
+        log_policy = tf.nn.log_softmax(
+            masking.sampling_logits(mlm_logits, self.temperature, disallow_ids)
+        )
+        log_prob = tf.reduce_sum(
+            log_policy * tf.one_hot(sampled_ids, tf.shape(mlm_logits)[-1], dtype=log_policy.dtype),
+            axis=-1,
+        )
+        adversarial_sum = -tf.reduce_sum((reward - baseline) * log_prob * weights)
+        gen_loss = self.gen_weight * adversarial_sum / batch.masked_denominator
+        return gen_loss, tf.reduce_sum(reward * weights)
 
     def get_config(self):
         return {

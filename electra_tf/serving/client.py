@@ -23,16 +23,6 @@ from collections.abc import Sequence
 
 SIGNATURE = "serving_default"
 INPUT_KEY = "texts"
-_WORD_KEYS = ("tokens", "labels", "scores", "word_starts", "word_ends")
-_ENTITY_KEYS = (
-    "entity_types",
-    "entity_texts",
-    "entity_scores",
-    "entity_starts",
-    "entity_ends",
-    "entity_start_words",
-    "entity_end_words",
-)
 
 
 def build_predict_request(

@@ -505,37 +505,8 @@ class CoreBertTokenizer(tf.Module):
         is_too_long = tf.strings.length(word_bytes) > self._max_bytes_per_word
 
         def search_step(position, searching, failed, piece_id_at):
-            # Candidates: every piece length from the word's position on, for
-            # every word still being split; the longest one in the vocabulary wins.
-            num_candidates = tf.where(
-                searching, tf.minimum(word_length - position, self._max_chars_per_token), 0
-            )
-            candidate_word = tf.repeat(tf.range(num_words), num_candidates)
-            candidate_length = tf.ragged.range(num_candidates).flat_values + 1
-            first = tf.gather(word_first_character + position, candidate_word)
-            byte_start = tf.gather(character_byte_start, first)
-            piece_text = tf.strings.substr(
-                tf.gather(word_bytes, candidate_word),
-                byte_start,
-                tf.gather(character_byte_end, first + candidate_length - 1) - byte_start,
-            )
-            piece_text = tf.where(
-                tf.gather(position > 0, candidate_word),
-                tf.strings.join([self._suffix_indicator, piece_text]),
-                piece_text,
-            )
-            candidate_id = self._vocab_table.lookup(piece_text)
-            in_vocab = candidate_id >= 0
-            # Words without candidates get the dtype's minimum from segment_max.
-            match_length = tf.maximum(
-                tf.math.unsorted_segment_max(
-                    tf.where(in_vocab, candidate_length, 0), candidate_word, num_words
-                ),
-                0,
-            )
-            is_match = in_vocab & (candidate_length == tf.gather(match_length, candidate_word))
-            match_id = tf.math.unsorted_segment_max(
-                tf.where(is_match, candidate_id, -1), candidate_word, num_words
+            match_length, match_id = self._longest_match(
+                words, word_bytes, (character_byte_start, character_byte_end), position, searching
             )
             matched = searching & (match_length > 0)
             piece_id_at = tf.tensor_scatter_nd_update(
@@ -566,6 +537,56 @@ class CoreBertTokenizer(tf.Module):
         )
 
         is_unknown = tf.gather(is_too_long | failed, word_of_character)
+        return self._pieces(words, starts_word, is_unknown, piece_id_at)
+
+    def _longest_match(self, words, word_bytes, character_byte_spans, position, searching):
+        """(length, id) per word of the longest vocabulary piece at `position` (0 if none).
+
+        Candidates: every piece length from the word's position on, for every word still being
+        split; the longest one in the vocabulary wins.
+        """
+        num_words = words.nrows()
+        word_first_character = words.row_starts()
+        character_byte_start, character_byte_end = character_byte_spans
+        num_candidates = tf.where(
+            searching, tf.minimum(words.row_lengths() - position, self._max_chars_per_token), 0
+        )
+        candidate_word = tf.repeat(tf.range(num_words), num_candidates)
+        candidate_length = tf.ragged.range(num_candidates).flat_values + 1
+        first = tf.gather(word_first_character + position, candidate_word)
+        byte_start = tf.gather(character_byte_start, first)
+        piece_text = tf.strings.substr(
+            tf.gather(word_bytes, candidate_word),
+            byte_start,
+            tf.gather(character_byte_end, first + candidate_length - 1) - byte_start,
+        )
+        piece_text = tf.where(
+            tf.gather(position > 0, candidate_word),
+            tf.strings.join([self._suffix_indicator, piece_text]),
+            piece_text,
+        )
+        candidate_id = self._vocab_table.lookup(piece_text)
+        in_vocab = candidate_id >= 0
+        # Words without candidates get the dtype's minimum from segment_max.
+        match_length = tf.maximum(
+            tf.math.unsorted_segment_max(
+                tf.where(in_vocab, candidate_length, 0), candidate_word, num_words
+            ),
+            0,
+        )
+        is_match = in_vocab & (candidate_length == tf.gather(match_length, candidate_word))
+        match_id = tf.math.unsorted_segment_max(
+            tf.where(is_match, candidate_id, -1), candidate_word, num_words
+        )
+        return match_length, match_id
+
+    def _pieces(self, words, starts_word, is_unknown, piece_id_at):
+        """(ids, word, first character, last character) per piece from the matches found at
+        each piece's first character; an unknown word is one [UNK] per word."""
+        num_characters = tf.size(words.flat_values, out_type=tf.int64)
+        word_of_character = words.value_rowids()
+        word_first_character = words.row_starts()
+        word_length = words.row_lengths()
         starts_piece = tf.where(is_unknown, starts_word, piece_id_at >= 0)
         piece_ids = tf.boolean_mask(
             tf.where(is_unknown, tf.constant(self._unk_id, tf.int64), piece_id_at), starts_piece

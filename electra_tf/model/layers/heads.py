@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from electra_tf.model.layers.normalization import LayerNorm
-from electra_tf.model.layers.transformer import _dense, exact_gelu
+from electra_tf.model.layers.transformer import exact_gelu, truncated_normal_dense
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -20,7 +20,7 @@ class MaskedLMHead(keras.layers.Layer):
         self.embeddings = embeddings
         self.initializer_range = initializer_range
         self.layer_norm_eps = layer_norm_eps
-        self.dense = _dense(
+        self.dense = truncated_normal_dense(
             embeddings.embedding_size,
             initializer_range,
             "dense",
@@ -59,10 +59,10 @@ class DiscriminatorHead(keras.layers.Layer):
         super().__init__(**kwargs)
         self.hidden_size = hidden_size
         self.initializer_range = initializer_range
-        self.dense = _dense(
+        self.dense = truncated_normal_dense(
             hidden_size, initializer_range, "dense", self.dtype_policy, activation=exact_gelu
         )
-        self.dense_1 = _dense(1, initializer_range, "dense_1", self.dtype_policy)
+        self.dense_1 = truncated_normal_dense(1, initializer_range, "dense_1", self.dtype_policy)
 
     def build(self, input_shape):
         self.dense.build(input_shape)

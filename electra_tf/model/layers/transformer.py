@@ -131,7 +131,12 @@ def dot_product_attention(q, k, v, attention_bias, dropout_rate=0.0, dropout_key
     return forward(q, k, v)
 
 
-def _dense(units, initializer_range, name, dtype, activation=None):
+def truncated_normal_dense(units, initializer_range, name, dtype, activation=None):
+    """A Dense layer initialized as BERT / ELECTRA do (truncated normal, stddev initializer_range).
+
+    Every projection in the encoder and heads is built here, so a checkpoint from any of them
+    starts from the same distribution the original TF1 code used.
+    """
     return keras.layers.Dense(
         units,
         activation=activation,
@@ -173,7 +178,7 @@ class TransformerLayer(keras.layers.Layer):
         policy = self.dtype_policy
 
         def dense(units, name, activation=None):
-            return _dense(units, initializer_range, name, policy, activation)
+            return truncated_normal_dense(units, initializer_range, name, policy, activation)
 
         self.query = dense(hidden_size, "query")
         self.key = dense(hidden_size, "key")
