@@ -119,9 +119,7 @@ def test_check_shards_names_a_truncated_file(shards, tmp_path):
 
 
 def test_check_shards_names_a_file_of_garbage(shards, tmp_path):
-    (tmp_path / "pretrain_data.tfrecord-9-of-5").write_bytes(
-        b"this is not a tfrecord at all" * 10
-    )
+    (tmp_path / "pretrain_data.tfrecord-9-of-5").write_bytes(b"this is not a tfrecord at all" * 10)
     with pytest.raises(ValueError, match=r"tfrecord-9-of-5 is not a readable TFRecord file"):
         pretraining_input.check_shards(shards, SEQ_LENGTH)
 
