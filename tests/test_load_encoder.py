@@ -20,7 +20,9 @@ from test_convert import (
     ATOL,
     DISC,
     cli,
+    converted_pretraining,  # noqa: F401  (a fixture)
     hf_forward,  # noqa: E402,F401
+    hf_models,  # noqa: F401  (a fixture)
     inputs,
     oracles,
     randomize,
