@@ -16,6 +16,13 @@ from absl import app, flags, logging
 
 from electra_tf.data import corpora, pretraining_records
 from electra_tf.data import vocab as vocab_lib
+from electra_tf.filenames import (
+    DATASET_INFO_FILE,
+    LEARNING_CURVE_FILE,
+    SHARD_PREFIX,
+    TRAIN_SUMMARY_DIR,
+    VOCAB_FILE,
+)
 from electra_tf.pretraining import curves, runner
 from electra_tf.pretraining.settings import PretrainingSettings, SettingsError
 
@@ -35,8 +42,8 @@ def demo_settings(out, extra_flags):
         return PretrainingSettings.from_flags(
             [
                 f"--flagfile={FLAGS.demo_flagfile}",
-                f"--pretrain_tfrecords={out}/pretrain_tfrecords/pretrain_data.tfrecord*",
-                f"--vocab_file={out}/vocab.txt",
+                f"--pretrain_tfrecords={out}/pretrain_tfrecords/{SHARD_PREFIX}*",
+                f"--vocab_file={out}/{VOCAB_FILE}",
                 f"--model_dir={out}/model",
                 *extra_flags,
             ]
@@ -48,7 +55,7 @@ def demo_settings(out, extra_flags):
 def prepare_data(out, max_seq_length):
     """Corpus, vocabulary and TFRecords under `out`; each step skipped when its output exists."""
     corpus_dir, data_dir = out / "corpus", out / "pretrain_tfrecords"
-    vocab_file = out / "vocab.txt"
+    vocab_file = out / VOCAB_FILE
     if not corpus_dir.is_dir():
         logging.info("Writing the King James Bible corpus to %s", corpus_dir)
         corpora.write_kjv_corpus(str(corpus_dir))
@@ -57,7 +64,7 @@ def prepare_data(out, max_seq_length):
         logging.info("Learning a %d-token WordPiece vocabulary", FLAGS.demo_vocab_size)
         tokens = vocab_lib.build_vocab(corpus, FLAGS.demo_vocab_size, do_lower_case=True)
         vocab_lib.write_vocab(tokens, str(vocab_file))
-    if not (data_dir / pretraining_records.DATASET_INFO_FILE).exists():
+    if not (data_dir / DATASET_INFO_FILE).exists():
         logging.info("Building pre-training TFRecords in %s", data_dir)
         examples = pretraining_records.build_pretraining_dataset(
             corpus,
@@ -74,8 +81,8 @@ def prepare_data(out, max_seq_length):
 def report(result, seconds):
     """The learning curve's PNG and summary, then where everything is."""
     model_dir = pathlib.Path(result.model_dir)
-    windows = curves.read_windows(str(model_dir / "train"))
-    curve_png = model_dir / "train" / "learning_curve.png"
+    windows = curves.read_windows(str(model_dir / TRAIN_SUMMARY_DIR))
+    curve_png = model_dir / TRAIN_SUMMARY_DIR / LEARNING_CURVE_FILE
     base_rate = 1.0 - windows[-1]["replaced_fraction"]
     curves.plot_curve(
         windows, str(curve_png), "ELECTRA demo: replaced token detection", base_rate=base_rate
@@ -87,7 +94,7 @@ def report(result, seconds):
         f"pre-training {trained:.0f} s)."
     )
     print(f"  checkpoints:       {model_dir}")
-    print(f"  TensorBoard logs:  tensorboard --logdir {model_dir}/train")
+    print(f"  TensorBoard logs:  tensorboard --logdir {model_dir}/{TRAIN_SUMMARY_DIR}")
     print(f"  learning curve:    {curve_png}")
     print(
         f"  discriminator:     {result.discriminator_dir} (config.json, encoder.ckpt.*, vocab.txt)"

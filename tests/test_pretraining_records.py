@@ -9,7 +9,7 @@ import random
 import pytest
 import tensorflow as tf
 
-from electra_tf.data import pretraining_records, tokenization
+from electra_tf.data import pretraining_input, pretraining_records, tokenization
 from electra_tf.data import vocab as vocab_lib
 
 MAX_SEQ_LENGTH = 64
@@ -24,7 +24,7 @@ def read_examples(output_dir):
         examples.append(
             {
                 name: list(example.features.feature[name].int64_list.value)
-                for name in pretraining_records.FEATURE_NAMES
+                for name in pretraining_input.FEATURE_NAMES
             }
         )
     return examples

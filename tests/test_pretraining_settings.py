@@ -6,8 +6,9 @@ import json
 import pytest
 from absl import flags
 
+from electra_tf.filenames import PRETRAINING_SETTINGS_FILE
 from electra_tf.model import config as config_lib
-from electra_tf.pretraining.settings import SETTINGS_FILE, PretrainingSettings, SettingsError
+from electra_tf.pretraining.settings import PretrainingSettings, SettingsError
 
 
 @pytest.mark.parametrize(
@@ -94,8 +95,10 @@ def test_settings_file_round_trips_and_reads_older_files(tmp_path):
         use_xla=False,
     )
     path = settings.write(str(tmp_path))
-    assert path == f"{tmp_path}/{SETTINGS_FILE}"
-    assert json.loads((tmp_path / SETTINGS_FILE).read_text()) == dataclasses.asdict(settings)
+    assert path == f"{tmp_path}/{PRETRAINING_SETTINGS_FILE}"
+    assert json.loads((tmp_path / PRETRAINING_SETTINGS_FILE).read_text()) == dataclasses.asdict(
+        settings
+    )
     assert PretrainingSettings.read(str(tmp_path)) == settings
     assert PretrainingSettings.read(path) == settings
 
@@ -103,7 +106,7 @@ def test_settings_file_round_trips_and_reads_older_files(tmp_path):
     # from another version.
     older = tmp_path / "older"
     older.mkdir()
-    (older / SETTINGS_FILE).write_text(
+    (older / PRETRAINING_SETTINGS_FILE).write_text(
         json.dumps(
             {
                 "model_size": "small",

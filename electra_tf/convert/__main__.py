@@ -6,6 +6,7 @@ import sys
 
 import electra_tf  # noqa: F401  (selects the Keras backend)
 from electra_tf.convert.report import ConversionError
+from electra_tf.filenames import CONVERTED_FLAGS_FILE, DISCRIMINATOR_DIR, GENERATOR_DIR, VOCAB_FILE
 
 
 def _load_config(path):
@@ -20,8 +21,8 @@ def _vocab(args, *dirs):
     if getattr(args, "vocab_file", None):
         return args.vocab_file
     for d in dirs:
-        if d and os.path.exists(os.path.join(d, "vocab.txt")):
-            return os.path.join(d, "vocab.txt")
+        if d and os.path.exists(os.path.join(d, VOCAB_FILE)):
+            return os.path.join(d, VOCAB_FILE)
     return None
 
 
@@ -51,7 +52,7 @@ def _write_ours(args, bundle, vocab_file, source):
         print(
             f"Wrote pre-training checkpoint {saved} (step {bundle.global_step or 0}) from "
             f"{source}.\nResume with: python -m electra_tf.run_pretraining "
-            f"--flagfile={args.model_dir}/{native.FLAGFILE} --model_dir={args.model_dir} "
+            f"--flagfile={args.model_dir}/{CONVERTED_FLAGS_FILE} --model_dir={args.model_dir} "
             f"--vocab_file={vocab_file} --pretrain_tfrecords=..."
         )
     elif bundle.num_labels is not None:
@@ -137,9 +138,9 @@ def cmd_to_hf(args):
         hf.write(bundle, args.output_dir, "token_classification", vocab_file)
         written = [args.output_dir]
     elif bundle.generator is not None:
-        hf.write(bundle, f"{args.output_dir}/discriminator", "discriminator", vocab_file)
-        hf.write(bundle, f"{args.output_dir}/generator", "generator", vocab_file)
-        written = [f"{args.output_dir}/discriminator", f"{args.output_dir}/generator"]
+        hf.write(bundle, f"{args.output_dir}/{DISCRIMINATOR_DIR}", "discriminator", vocab_file)
+        hf.write(bundle, f"{args.output_dir}/{GENERATOR_DIR}", "generator", vocab_file)
+        written = [f"{args.output_dir}/{DISCRIMINATOR_DIR}", f"{args.output_dir}/{GENERATOR_DIR}"]
     else:
         kind = "discriminator" if bundle.has_discriminator_head else "model"
         hf.write(bundle, args.output_dir, kind, vocab_file)

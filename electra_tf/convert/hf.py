@@ -14,11 +14,14 @@ import numpy as np
 
 from electra_tf.convert import layout
 from electra_tf.convert.report import ConversionError, MismatchReport
+from electra_tf.filenames import (
+    CONFIG_FILE,
+    HF_PYTORCH_FILE,
+    HF_SAFETENSORS_FILE,
+    HF_SAFETENSORS_INDEX_FILE,
+    VOCAB_FILE,
+)
 from electra_tf.model.config import ElectraConfig
-
-SAFETENSORS = "model.safetensors"
-PYTORCH_BIN = "pytorch_model.bin"
-CONFIG = "config.json"
 
 _LAYER_DENSES = (
     ("attention/self/query", "attention.self.query"),
@@ -91,20 +94,20 @@ def token_head_pairs():
 
 def load_state_dict(directory: str) -> dict[str, np.ndarray]:
     """HF weights as numpy, safely: safetensors first, else torch.load(weights_only=True)."""
-    st_path = os.path.join(directory, SAFETENSORS)
+    st_path = os.path.join(directory, HF_SAFETENSORS_FILE)
     if os.path.exists(st_path):
         return _load_safetensors(st_path)
-    if os.path.exists(os.path.join(directory, SAFETENSORS + ".index.json")):
-        with open(os.path.join(directory, SAFETENSORS + ".index.json")) as f:
+    if os.path.exists(os.path.join(directory, HF_SAFETENSORS_INDEX_FILE)):
+        with open(os.path.join(directory, HF_SAFETENSORS_INDEX_FILE)) as f:
             shards = sorted(set(json.load(f)["weight_map"].values()))
         out = {}
         for shard in shards:
             out.update(_load_safetensors(os.path.join(directory, shard)))
         return out
-    bin_path = os.path.join(directory, PYTORCH_BIN)
+    bin_path = os.path.join(directory, HF_PYTORCH_FILE)
     if os.path.exists(bin_path):
         return _load_torch_bin(bin_path)
-    raise ConversionError(f"{directory} holds neither {SAFETENSORS} nor {PYTORCH_BIN}")
+    raise ConversionError(f"{directory} holds neither {HF_SAFETENSORS_FILE} nor {HF_PYTORCH_FILE}")
 
 
 def _load_safetensors(path: str) -> dict[str, np.ndarray]:
@@ -149,9 +152,9 @@ def _load_torch_bin(path: str) -> dict[str, np.ndarray]:
 
 
 def read_config(directory: str) -> dict:
-    path = os.path.join(directory, CONFIG)
+    path = os.path.join(directory, CONFIG_FILE)
     if not os.path.exists(path):
-        raise ConversionError(f"{path} does not exist; an HF model directory holds {CONFIG}")
+        raise ConversionError(f"{path} does not exist; an HF model directory holds {CONFIG_FILE}")
     with open(path) as f:
         try:
             return json.load(f)
@@ -263,7 +266,7 @@ def read(directory: str, role: str | None = None) -> layout.Bundle:
         id2label=id2label,
         has_discriminator_head=kind == "discriminator",
     )
-    layout.validate(bundle, directory, f"the model its {CONFIG} describes")
+    layout.validate(bundle, directory, f"the model its {CONFIG_FILE} describes")
     return bundle
 
 
@@ -311,7 +314,7 @@ def _generator_bundle(directory, weights, config):
     expected = {
         k: v for k, v in layout.expected_shapes(bundle, False).items() if k.startswith("generator")
     }
-    r = MismatchReport(directory, f"the generator its {CONFIG} describes")
+    r = MismatchReport(directory, f"the generator its {CONFIG_FILE} describes")
     r.compare(expected, {k: v.shape for k, v in weights.items()})
     r.raise_if_any()
     return bundle
@@ -366,15 +369,15 @@ def _save(directory: str, state: dict, config: dict, vocab_file: str | None):
     os.makedirs(directory, exist_ok=True)
     save_file(
         {k: np.ascontiguousarray(v, np.float32) for k, v in state.items()},
-        os.path.join(directory, SAFETENSORS),
+        os.path.join(directory, HF_SAFETENSORS_FILE),
         metadata={"format": "pt"},
     )
-    with open(os.path.join(directory, CONFIG), "w") as f:
+    with open(os.path.join(directory, CONFIG_FILE), "w") as f:
         json.dump(config, f, indent=2, sort_keys=True)
     if vocab_file:
         import shutil
 
-        shutil.copyfile(vocab_file, os.path.join(directory, "vocab.txt"))
+        shutil.copyfile(vocab_file, os.path.join(directory, VOCAB_FILE))
 
 
 def _state(weights, pairs):

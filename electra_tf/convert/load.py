@@ -27,19 +27,25 @@ import tensorflow as tf
 from electra_tf.convert import hf, layout, native, original, tf_models
 from electra_tf.convert.report import ConversionError
 from electra_tf.data import tokenization
+from electra_tf.filenames import (
+    CONFIG_FILE,
+    HF_OTHER_WEIGHT_FILES,
+    HF_PYTORCH_FILE,
+    HF_SAFETENSORS_FILE,
+    HF_SAFETENSORS_INDEX_FILE,
+    HF_TOKENIZER_CONFIG_FILE,
+    PRETRAINING_SETTINGS_FILE,
+    VOCAB_FILE,
+    WEIGHTS_PREFIX,
+)
 from electra_tf.model.config import ElectraConfig
-from electra_tf.model.encoder import CONFIG_FILE, WEIGHTS_PREFIX, ElectraEncoder
+from electra_tf.model.encoder import ElectraEncoder
 
 ELECTRA_TF, HF, ORIGINAL, TF_MODELS = "electra_tf", "hf", "original", "tf_models"
-VOCAB_FILE = "vocab.txt"
-HF_TOKENIZER_CONFIG = "tokenizer_config.json"
-_HF_WEIGHTS = (hf.SAFETENSORS, hf.SAFETENSORS + ".index.json", hf.PYTORCH_BIN)
-# HF weight files this loader cannot read without a framework it does not use.
-_HF_OTHER_WEIGHTS = ("tf_model.h5", "flax_model.msgpack")
+_HF_WEIGHTS = (HF_SAFETENSORS_FILE, HF_SAFETENSORS_INDEX_FILE, HF_PYTORCH_FILE)
 _ORIGINAL_QUERY = "electra/encoder/layer_0/attention/self/query/kernel"
 _OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _TF_MODELS_QUERY = "_transformer_layers/0/_attention_layer/_query_dense/kernel"
-_PRETRAINING_SETTINGS = "pretraining_settings.json"
 # What TF's checkpoint reader raises for a truncated or corrupt file.
 _UNREADABLE = (tf.errors.OpError, IndexError)
 
@@ -47,8 +53,8 @@ _LOOKED_FOR = (
     "load_encoder reads:\n"
     f"  - an electra-tf discriminator directory: {CONFIG_FILE} + {WEIGHTS_PREFIX}.index/.data-* "
     "(ElectraEncoder.save_pretrained; run_pretraining writes <model_dir>/discriminator)\n"
-    f"  - a Hugging Face ELECTRA directory: {CONFIG_FILE} + {hf.SAFETENSORS} (or "
-    f"{hf.SAFETENSORS}.index.json, or {hf.PYTORCH_BIN}), as model.save_pretrained(dir) writes\n"
+    f"  - a Hugging Face ELECTRA directory: {CONFIG_FILE} + {HF_SAFETENSORS_FILE} (or "
+    f"{HF_SAFETENSORS_INDEX_FILE}, or {HF_PYTORCH_FILE}), as model.save_pretrained(dir) writes\n"
     "  - a google-research/electra (TF1) checkpoint: a directory with a `checkpoint` file or one "
     f"<name>.index + <name>.data-*, or that prefix, holding {_ORIGINAL_QUERY}\n"
     "  - a tf-models-official / TF Hub BertEncoder checkpoint (object-based, "
@@ -180,14 +186,14 @@ def _find_in_directory(directory: str) -> CheckpointSource:
                 "the model with model.save_pretrained(dir), which writes both)"
             )
         return CheckpointSource(HF, directory, vocab, _hf_do_lower_case(directory))
-    other = [f for f in _HF_OTHER_WEIGHTS if f in files]
+    other = [f for f in HF_OTHER_WEIGHT_FILES if f in files]
     if other:
         raise UnknownCheckpointFormat(
             f"{directory} holds HF weights only as {other[0]}, which load_encoder does not read: "
             "write safetensors with transformers, e.g. ElectraModel.from_pretrained(dir, "
             f"from_tf=True).save_pretrained(dir).\n{_LOOKED_FOR}"
         )
-    if _PRETRAINING_SETTINGS in files:
+    if PRETRAINING_SETTINGS_FILE in files:
         raise UnknownCheckpointFormat(
             f"{directory} is a run_pretraining --model_dir (generator + discriminator): pass "
             f"{directory}/discriminator, which run_pretraining writes at the end, or write one "
@@ -254,7 +260,7 @@ def _beside(directory: str, name: str) -> str | None:
 
 
 def _hf_do_lower_case(directory: str) -> bool | None:
-    path = _beside(directory, HF_TOKENIZER_CONFIG)
+    path = _beside(directory, HF_TOKENIZER_CONFIG_FILE)
     if path is None:
         return None
     with tf.io.gfile.GFile(path) as f:

@@ -13,13 +13,19 @@ import tensorflow as tf
 from electra_tf.convert import layout
 from electra_tf.convert.report import ConversionError, MismatchReport
 from electra_tf.data import tokenization
+from electra_tf.filenames import (
+    CONFIG_FILE,
+    CONVERTED_FLAGS_FILE,
+    DISCRIMINATOR_DIR,
+    PRETRAINING_SETTINGS_FILE,
+    TOKEN_CLASSIFIER_FILE,
+    TOKEN_CLASSIFIER_PREFIX,
+    VOCAB_FILE,
+)
 from electra_tf.model.config import ElectraConfig
-from electra_tf.model.encoder import CONFIG_FILE, ElectraEncoder
-from electra_tf.pretraining.settings import SETTINGS_FILE, PretrainingSettings
+from electra_tf.model.encoder import ElectraEncoder
+from electra_tf.pretraining.settings import PretrainingSettings
 
-FLAGFILE = "converted.flags"
-TOKEN_CLASSIFIER_FILE = "token_classification.json"
-TOKEN_CLASSIFIER_PREFIX = "model.ckpt"
 _DUMMY_SPECIAL = tokenization.SpecialTokens(pad=0, unk=1, cls=2, sep=3, mask=4)
 
 
@@ -136,7 +142,7 @@ def write_encoder_dir(bundle: layout.Bundle, directory: str, vocab_file: str | N
     )
     encoder.save_pretrained(directory)
     if vocab_file:
-        tf.io.gfile.copy(vocab_file, f"{directory}/vocab.txt", overwrite=True)
+        tf.io.gfile.copy(vocab_file, f"{directory}/{VOCAB_FILE}", overwrite=True)
     return encoder
 
 
@@ -192,7 +198,7 @@ def write_token_classifier_dir(
             sort_keys=True,
         )
     if vocab_file:
-        tf.io.gfile.copy(vocab_file, f"{directory}/vocab.txt", overwrite=True)
+        tf.io.gfile.copy(vocab_file, f"{directory}/{VOCAB_FILE}", overwrite=True)
     return model
 
 
@@ -337,7 +343,7 @@ def write_pretraining_dir(
     manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=None)
     saved = manager.save(checkpoint_number=int(optimizer.iterations.numpy()))
     _write_settings_files(model_dir, settings, vocab_file, len(vocab), seed)
-    tf.io.gfile.copy(vocab_file, f"{model_dir}/vocab.txt", overwrite=True)
+    tf.io.gfile.copy(vocab_file, f"{model_dir}/{VOCAB_FILE}", overwrite=True)
     return saved
 
 
@@ -407,9 +413,9 @@ def _write_settings_files(model_dir, settings, vocab_file, vocab_size, seed) -> 
         "vocab_size": vocab_size,
         "seed": seed,
     }
-    with tf.io.gfile.GFile(f"{model_dir}/{SETTINGS_FILE}", "w") as f:
+    with tf.io.gfile.GFile(f"{model_dir}/{PRETRAINING_SETTINGS_FILE}", "w") as f:
         f.write(json.dumps(values, indent=2, sort_keys=True) + "\n")
-    with tf.io.gfile.GFile(f"{model_dir}/{FLAGFILE}", "w") as f:
+    with tf.io.gfile.GFile(f"{model_dir}/{CONVERTED_FLAGS_FILE}", "w") as f:
         for name in (
             "model_size",
             "model_hparam_overrides",
@@ -433,8 +439,8 @@ def _settings_vocab_size(model_dir, settings, vocab_file):
         return int(settings.vocab_size)
     for candidate in (
         settings.vocab_file,
-        f"{model_dir}/vocab.txt",
-        f"{model_dir}/discriminator/vocab.txt",
+        f"{model_dir}/{VOCAB_FILE}",
+        f"{model_dir}/{DISCRIMINATOR_DIR}/{VOCAB_FILE}",
     ):
         if candidate and tf.io.gfile.exists(candidate):
             return len(tokenization.load_vocab(candidate))

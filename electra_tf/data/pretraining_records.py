@@ -13,10 +13,8 @@ import tensorflow as tf
 from absl import logging
 
 from electra_tf.data import corpora, tokenization
+from electra_tf.filenames import DATASET_INFO_FILE, SHARD_PREFIX
 
-SHARD_PREFIX = "pretrain_data.tfrecord"
-DATASET_INFO_FILE = "dataset_info.json"
-FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids")
 CORPUS_SUFFIXES = (".txt", ".txt.gz")
 
 _LINES_PER_BATCH = 2048

@@ -42,6 +42,14 @@ import time
 from absl import app, flags, logging
 
 import electra_tf
+from electra_tf.filenames import (
+    CONFIG_FILE,
+    DATASET_INFO_FILE,
+    DISCRIMINATOR_DIR,
+    RESULTS_FILE,
+    SHARD_PREFIX,
+    VOCAB_FILE,
+)
 from electra_tf.finetuning import conll
 from electra_tf.model import config as config_lib
 from electra_tf.pretraining import flops as flops_lib
@@ -169,7 +177,7 @@ def _module(name):
 
 def prepare_pretraining_data():
     data_dir = FLAGS.data_dir
-    vocab = os.path.join(data_dir, "vocab.txt")
+    vocab = os.path.join(data_dir, VOCAB_FILE)
     records = os.path.join(data_dir, "tfrecords")
     corpus = os.path.join(data_dir, "corpus")
     os.makedirs(corpus, exist_ok=True)
@@ -189,7 +197,7 @@ def prepare_pretraining_data():
             ],
             log,
         )
-    if not os.path.exists(os.path.join(records, "dataset_info.json")):
+    if not os.path.exists(os.path.join(records, DATASET_INFO_FILE)):
         _run(
             _module("electra_tf.build_pretraining_dataset")
             + [
@@ -201,7 +209,7 @@ def prepare_pretraining_data():
             ],
             log,
         )
-    return vocab, os.path.join(records, "pretrain_data.tfrecord*")
+    return vocab, os.path.join(records, SHARD_PREFIX + "*")
 
 
 def _first(items, count):
@@ -312,7 +320,7 @@ def write_random_init_discriminator(config, vocab, directory, seed=0):
     if os.path.exists(tmp):
         shutil.rmtree(tmp)
     encoder.save_pretrained(tmp)
-    shutil.copy(vocab, os.path.join(tmp, "vocab.txt"))
+    shutil.copy(vocab, os.path.join(tmp, VOCAB_FILE))
     os.replace(tmp, directory)
 
 
@@ -419,8 +427,8 @@ def _pretrain_segment(settings, log_path):
 
 def _random_init(vocab, vocab_size):
     """The random_init variant: one 0-FLOPs point, a freshly initialized discriminator."""
-    snapshot = os.path.join(FLAGS.work_dir, RANDOM_INIT, "point_0", "discriminator")
-    if not os.path.exists(os.path.join(snapshot, "config.json")):
+    snapshot = os.path.join(FLAGS.work_dir, RANDOM_INIT, "point_0", DISCRIMINATOR_DIR)
+    if not os.path.exists(os.path.join(snapshot, CONFIG_FILE)):
         os.makedirs(os.path.dirname(snapshot), exist_ok=True)
         write_random_init_discriminator(discriminator_config(vocab_size), vocab, snapshot)
     point = {"point": 0, "step": 0, "flops": 0.0, "discriminator": snapshot}
@@ -442,9 +450,9 @@ def pretrain(name, vocab, records):
     points = []
     for k in range(1, FLAGS.num_points + 1):
         target = min(total_steps, accounting.steps_for(FLAGS.flops_budget * k / FLAGS.num_points))
-        snapshot = os.path.join(FLAGS.work_dir, name, f"point_{k}", "discriminator")
+        snapshot = os.path.join(FLAGS.work_dir, name, f"point_{k}", DISCRIMINATOR_DIR)
         seconds = None
-        if not os.path.exists(os.path.join(snapshot, "config.json")):
+        if not os.path.exists(os.path.join(snapshot, CONFIG_FILE)):
             current = _latest_step(model_dir)
             if current < target:
                 seconds = _pretrain_segment(
@@ -457,7 +465,7 @@ def pretrain(name, vocab, records):
                 )
             if os.path.exists(snapshot):
                 shutil.rmtree(snapshot)
-            shutil.copytree(os.path.join(model_dir, "discriminator"), snapshot)
+            shutil.copytree(os.path.join(model_dir, DISCRIMINATOR_DIR), snapshot)
         points.append(
             {
                 "point": k,
@@ -487,7 +495,7 @@ def finetune(name, point, task, data_flags):
     from electra_tf.finetuning.settings import parse_flag_strings  # pylint: disable=import-outside-toplevel
 
     model_dir = os.path.join(FLAGS.work_dir, name, f"point_{point['point']}", f"finetune_{task}")
-    results = os.path.join(model_dir, "results.json")
+    results = os.path.join(model_dir, RESULTS_FILE)
     if os.path.exists(results):
         with open(results) as f:
             return json.load(f)

@@ -32,6 +32,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from electra_tf.experiments import rtd_sweep
+from electra_tf.filenames import SHARD_PREFIX, VOCAB_FILE
 from electra_tf.pretraining.metrics import AUC_BINS, histogram_auc
 
 FLAGS = flags.FLAGS
@@ -321,11 +322,11 @@ def main(argv):
 
         tf.config.set_visible_devices([], "GPU")
         torch.set_num_threads(FLAGS.threads_per_run)
-        vocab = tokenization.load_vocab(os.path.join(FLAGS.data_root, "vocab.txt"))
+        vocab = tokenization.load_vocab(os.path.join(FLAGS.data_root, VOCAB_FILE))
         settings = _Settings(_parse_flagfile(FLAGS.base_flagfile, common), len(vocab))
         # The CLI's order: seed + start step (0), one file pipeline.
         dataset = pretraining_input.pretraining_dataset(
-            os.path.join(FLAGS.data_root, FLAGS.data, "pretrain_data.tfrecord*"),
+            os.path.join(FLAGS.data_root, FLAGS.data, SHARD_PREFIX + "*"),
             settings.max_seq_length,
             settings.batch_size,
             is_training=True,

@@ -27,6 +27,7 @@ import time
 import tensorflow as tf
 from absl import app, flags, logging
 
+from electra_tf.filenames import TRAIN_SUMMARY_DIR
 from electra_tf.pretraining import curves, runner
 from electra_tf.pretraining.settings import PretrainingSettings
 
@@ -111,7 +112,7 @@ def run_one(run, output, pool=None):
             error = train(settings)
         else:
             error = pool.submit(train, settings).result()
-    windows = curves.read_windows(os.path.join(model_dir, "train"))
+    windows = curves.read_windows(os.path.join(model_dir, TRAIN_SUMMARY_DIR))
     first_wall = windows[0]["wall_time"] if windows else start
     rows = [
         {

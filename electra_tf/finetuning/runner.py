@@ -21,16 +21,22 @@ from absl import logging
 
 from electra_tf.convert.load import copy_encoder_weights, load_encoder
 from electra_tf.data import tokenization
+from electra_tf.filenames import (
+    BEST_CHECKPOINT_DIR,
+    BEST_CHECKPOINT_PREFIX,
+    CONFIG_FILE,
+    FINETUNING_SETTINGS_FILE,
+    LABEL_MAP_FILE,
+    RESULTS_FILE,
+    SEED_DIR_PREFIX,
+    VOCAB_FILE,
+)
 from electra_tf.finetuning.models import check_vocab_size
-from electra_tf.finetuning.settings import SETTINGS_FILE, FinetuningSettings, SettingsError
+from electra_tf.finetuning.settings import FinetuningSettings, SettingsError
 from electra_tf.finetuning.tasks import INPUT_KEYS, TaskData, load_task
-from electra_tf.model.encoder import CONFIG_FILE
 from electra_tf.training import distribute, setup
 from electra_tf.training.optimization import layerwise_lr_multipliers
 from electra_tf.training.trainer import accumulation_batches
-
-RESULTS_FILE = "results.json"
-LABEL_MAP_FILE = "label_map.json"
 
 _PREDICT_FNS = weakref.WeakKeyDictionary()
 
@@ -167,7 +173,7 @@ def _score_dev(trainer, data: TaskData, settings, seed, writer):
 
 def run_seed(settings, seed, data: TaskData, pretrained, strategy) -> dict:
     """Trains one model, keeps its best dev checkpoint and writes its predictions."""
-    seed_dir = os.path.join(settings.model_dir, f"seed_{seed}")
+    seed_dir = os.path.join(settings.model_dir, f"{SEED_DIR_PREFIX}{seed}")
     tf.io.gfile.makedirs(seed_dir)
     num_examples = len(data.train["input_ids"])
     num_train_steps, eval_points = train_steps_for(settings, num_examples)
@@ -179,7 +185,7 @@ def run_seed(settings, seed, data: TaskData, pretrained, strategy) -> dict:
             _train_dataset(data.train, micro_batch, settings.gradient_accumulation_steps, seed)
         )
     )
-    best_prefix = os.path.join(seed_dir, "best", "model")
+    best_prefix = os.path.join(seed_dir, BEST_CHECKPOINT_DIR, BEST_CHECKPOINT_PREFIX)
     model_checkpoint = tf.train.Checkpoint(model=trainer.model)
     chief = distribute.is_chief(strategy)
     writer = tf.summary.create_file_writer(seed_dir) if chief else tf.summary.create_noop_writer()
@@ -261,11 +267,11 @@ def write_export_metadata(settings: FinetuningSettings, data: TaskData, config):
     """What electra_tf.export needs beside the checkpoints of this run, and the settings."""
     model_dir = settings.model_dir
     config.save(os.path.join(model_dir, CONFIG_FILE))
-    tf.io.gfile.copy(settings.vocab_file, os.path.join(model_dir, "vocab.txt"), overwrite=True)
+    tf.io.gfile.copy(settings.vocab_file, os.path.join(model_dir, VOCAB_FILE), overwrite=True)
     if data.labels is not None:
         with tf.io.gfile.GFile(os.path.join(model_dir, LABEL_MAP_FILE), "w") as f:
             f.write(json.dumps({"labels": data.labels}, indent=1, ensure_ascii=False) + "\n")
-    settings.save(os.path.join(model_dir, SETTINGS_FILE))
+    settings.save(os.path.join(model_dir, FINETUNING_SETTINGS_FILE))
 
 
 def _load_pretrained(settings: FinetuningSettings):

@@ -15,8 +15,6 @@ from absl import app
 
 from electra_tf.finetuning import glue
 
-SETTINGS_FILE = "finetuning_settings.json"
-
 # Tagging task -> main metric (None: entity F1 when the labels are B-/I- tags, else accuracy).
 TAGGING_TASKS = {
     "ner": "entity_f1",

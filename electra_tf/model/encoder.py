@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from electra_tf.filenames import CONFIG_FILE, WEIGHTS_PREFIX
 from electra_tf.model.config import ElectraConfig
 from electra_tf.model.layers.dropout import fold_seed
 from electra_tf.model.layers.embeddings import ElectraEmbeddings
@@ -11,9 +12,6 @@ from electra_tf.model.layers.transformer import (
     attention_bias_from_mask,
     truncated_normal_dense,
 )
-
-CONFIG_FILE = "config.json"
-WEIGHTS_PREFIX = "encoder.ckpt"
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")

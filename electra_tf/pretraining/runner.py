@@ -17,6 +17,7 @@ import tensorflow as tf
 from absl import app, logging
 
 from electra_tf.data import pretraining_input, tokenization
+from electra_tf.filenames import DISCRIMINATOR_DIR, TRAIN_SUMMARY_DIR, VOCAB_FILE
 from electra_tf.pretraining import checkpoints, two_stage
 from electra_tf.pretraining import flops as flops_lib
 from electra_tf.pretraining.metrics import pretraining_metrics
@@ -24,8 +25,6 @@ from electra_tf.pretraining.model import ElectraPretrainer
 from electra_tf.pretraining.settings import PretrainingSettings, SettingsError
 from electra_tf.training import distribute, setup
 from electra_tf.training.trainer import NonFiniteLossError, accumulation_batches
-
-DISCRIMINATOR_DIR = "discriminator"
 
 
 class PretrainingError(RuntimeError):
@@ -217,7 +216,7 @@ class _Run:
         elif self.chief:
             settings.write(settings.model_dir)
         self.writer = (
-            tf.summary.create_file_writer(f"{settings.model_dir}/train")
+            tf.summary.create_file_writer(f"{settings.model_dir}/{TRAIN_SUMMARY_DIR}")
             if self.chief
             else tf.summary.create_noop_writer()
         )
@@ -378,9 +377,9 @@ class _Run:
         else:
             discriminator_dir = f"{s.model_dir}/{DISCRIMINATOR_DIR}"
             self.model.discriminator_for_export().save_pretrained(discriminator_dir)
-            tf.io.gfile.copy(s.vocab_file, f"{discriminator_dir}/vocab.txt", overwrite=True)
+            tf.io.gfile.copy(s.vocab_file, f"{discriminator_dir}/{VOCAB_FILE}", overwrite=True)
             logging.info("Checkpoint: %s", saved)
-            logging.info("TensorBoard logs: %s/train", s.model_dir)
+            logging.info("TensorBoard logs: %s/%s", s.model_dir, TRAIN_SUMMARY_DIR)
             logging.info("Discriminator for fine-tuning: %s", discriminator_dir)
         return PretrainingResult(
             step=self.trainer.step,

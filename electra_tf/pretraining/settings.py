@@ -20,12 +20,12 @@ import json
 import tensorflow as tf
 from absl import flags, logging
 
+from electra_tf.filenames import PRETRAINING_SETTINGS_FILE
 from electra_tf.model import config as config_lib
 from electra_tf.pretraining import model as pretraining_model
 from electra_tf.pretraining import two_stage
 from electra_tf.training import distribute
 
-SETTINGS_FILE = "pretraining_settings.json"
 # A resumed run must build the architecture it checkpointed: these must match.
 ARCHITECTURE_FIELDS = (
     "model_size",
@@ -328,7 +328,7 @@ class PretrainingSettings:
     def write(self, model_dir: str) -> str:
         """Writes <model_dir>/pretraining_settings.json; returns its path."""
         tf.io.gfile.makedirs(model_dir)
-        path = f"{model_dir}/{SETTINGS_FILE}"
+        path = f"{model_dir}/{PRETRAINING_SETTINGS_FILE}"
         with tf.io.gfile.GFile(path, "w") as f:
             f.write(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
         return path
@@ -344,7 +344,7 @@ class PretrainingSettings:
         'small'
         """
         if not path.endswith(".json"):
-            path = f"{path}/{SETTINGS_FILE}"
+            path = f"{path}/{PRETRAINING_SETTINGS_FILE}"
         with tf.io.gfile.GFile(path) as f:
             values = json.load(f)
         names = {field.name for field in dataclasses.fields(cls)}
@@ -355,7 +355,7 @@ class PretrainingSettings:
 
     def check_resumable(self, model_dir: str) -> None:
         """Raises SettingsError when model_dir holds a run of another architecture."""
-        path = f"{model_dir}/{SETTINGS_FILE}"
+        path = f"{model_dir}/{PRETRAINING_SETTINGS_FILE}"
         if not tf.io.gfile.exists(path):
             return
         with tf.io.gfile.GFile(path) as f:

@@ -10,18 +10,26 @@ import os
 
 import tensorflow as tf
 
+from electra_tf.filenames import (
+    BEST_CHECKPOINT_DIR,
+    BEST_CHECKPOINT_PREFIX,
+    CONFIG_FILE,
+    LABEL_MAP_FILES,
+    RESULTS_FILE,
+    SEED_DIR_PREFIX,
+    SETTINGS_FILES,
+    TOKEN_CLASSIFIER_PREFIX,
+    VOCAB_FILE,
+)
 from electra_tf.serving.common import ExportError
-
-LABEL_MAP_FILES = ("label_map.json", "labels.json", "token_classification.json")
-SETTINGS_FILES = ("finetuning_settings.json", "export_settings.json", "settings.json")
 
 
 def _best_seed_dir(model_dir: str) -> str | None:
-    seeds = sorted(glob.glob(os.path.join(model_dir, "seed_*")))
-    seeds = [s for s in seeds if glob.glob(os.path.join(s, "best", "*.index"))]
+    seeds = sorted(glob.glob(os.path.join(model_dir, SEED_DIR_PREFIX + "*")))
+    seeds = [s for s in seeds if glob.glob(os.path.join(s, BEST_CHECKPOINT_DIR, "*.index"))]
     if not seeds:
         return None
-    results = os.path.join(model_dir, "results.json")
+    results = os.path.join(model_dir, RESULTS_FILE)
     if os.path.exists(results):
         with open(results, encoding="utf-8") as f:
             scores = json.load(f).get("scores", {})
@@ -29,12 +37,12 @@ def _best_seed_dir(model_dir: str) -> str | None:
             (
                 (score, seed)
                 for seed, score in scores.items()
-                if os.path.join(model_dir, f"seed_{seed}") in seeds
+                if os.path.join(model_dir, f"{SEED_DIR_PREFIX}{seed}") in seeds
             ),
             key=lambda pair: -float(pair[0]),
         )
         if ranked:
-            return os.path.join(model_dir, f"seed_{ranked[0][1]}")
+            return os.path.join(model_dir, f"{SEED_DIR_PREFIX}{ranked[0][1]}")
     return seeds[0]
 
 
@@ -50,15 +58,15 @@ def resolve_checkpoint(path: str):
     seed_dir = _best_seed_dir(path)
     if seed_dir is not None:  # a run_finetuning --model_dir
         return (
-            os.path.join(seed_dir, "best", "model"),
-            [os.path.join(seed_dir, "best"), seed_dir, path],
+            os.path.join(seed_dir, BEST_CHECKPOINT_DIR, BEST_CHECKPOINT_PREFIX),
+            [os.path.join(seed_dir, BEST_CHECKPOINT_DIR), seed_dir, path],
         )
-    if os.path.isdir(os.path.join(path, "best")):  # a seed_<s> folder
-        prefix = tf.train.latest_checkpoint(os.path.join(path, "best")) or os.path.join(
-            path, "best", "model"
-        )
-        return prefix, [os.path.join(path, "best"), path, os.path.dirname(path)]
-    for name in ("model", "model.ckpt"):
+    if os.path.isdir(os.path.join(path, BEST_CHECKPOINT_DIR)):  # a seed_<s> folder
+        prefix = tf.train.latest_checkpoint(
+            os.path.join(path, BEST_CHECKPOINT_DIR)
+        ) or os.path.join(path, BEST_CHECKPOINT_DIR, BEST_CHECKPOINT_PREFIX)
+        return prefix, [os.path.join(path, BEST_CHECKPOINT_DIR), path, os.path.dirname(path)]
+    for name in (BEST_CHECKPOINT_PREFIX, TOKEN_CLASSIFIER_PREFIX):
         if tf.io.gfile.exists(os.path.join(path, name + ".index")):
             return os.path.join(path, name), [
                 path,
@@ -168,7 +176,7 @@ def _metadata_files(prefix, folders, task, config_file, vocab_file, label_map_fi
     """{"checkpoint", "config", "vocab"[, "labels"][, "settings"]: path}: the given files, else
     the nearest in `folders`; a missing required one is an error naming the flag to pass."""
     sources = {"checkpoint": prefix}
-    wanted = [("config", config_file, ("config.json",)), ("vocab", vocab_file, ("vocab.txt",))]
+    wanted = [("config", config_file, (CONFIG_FILE,)), ("vocab", vocab_file, (VOCAB_FILE,))]
     if task in ("token_classification", "classification"):
         wanted.append(("labels", label_map_file, LABEL_MAP_FILES))
     for key, given, names in wanted:

@@ -1,4 +1,4 @@
-"""What every exported server shares: signature and asset names, the pre-trace checks, the model
+"""What every exported server shares: signature names, the pre-trace checks, the model
 call the signatures trace, and byte-to-character offsets."""
 
 from __future__ import annotations
@@ -8,10 +8,6 @@ import tensorflow as tf
 SERVING_SIGNATURE = "serving_default"
 IDS_SIGNATURE = "predict_ids"
 INPUT_KEY = "texts"
-LABEL_MAP_ASSET = "label_map.json"
-VOCAB_ASSET = "vocab.txt"
-WARMUP_FILE = "tf_serving_warmup_requests"
-EXPORT_INFO_FILE = "export_info.json"
 # The predict_ids signature's inputs, the same for every server.
 IDS_INPUT_SIGNATURE = [
     tf.TensorSpec([None, None], tf.int32, name="input_ids"),

@@ -10,13 +10,8 @@ import time
 
 import tensorflow as tf
 
+from electra_tf.filenames import EXPORT_INFO_FILE, LABEL_MAP_FILE, VOCAB_FILE, WARMUP_FILE
 from electra_tf.serving import warmup
-from electra_tf.serving.common import (
-    EXPORT_INFO_FILE,
-    LABEL_MAP_ASSET,
-    VOCAB_ASSET,
-    WARMUP_FILE,
-)
 from electra_tf.serving.versions import write_version
 
 
@@ -52,10 +47,10 @@ def write_export(
 def save_server(server, path, vocab, labels, signatures, info, warmup_logs):
     """tf.saved_model.save + assets (vocab, label map) + assets.extra (warm-up, info)."""
     with tempfile.TemporaryDirectory() as staging:
-        vocab_path = os.path.join(staging, VOCAB_ASSET)
+        vocab_path = os.path.join(staging, VOCAB_FILE)
         with open(vocab_path, "w", encoding="utf-8") as f:
             f.write("".join(f"{token}\n" for token in vocab))
-        labels_path = os.path.join(staging, LABEL_MAP_ASSET)
+        labels_path = os.path.join(staging, LABEL_MAP_FILE)
         with open(labels_path, "w", encoding="utf-8") as f:
             json.dump({"labels": list(labels or [])}, f, ensure_ascii=False, indent=1)
         server.vocab_file = tf.saved_model.Asset(vocab_path)
