@@ -1,7 +1,9 @@
 """FinetuningSettings: run_finetuning's flags as a validated dataclass, read and written as JSON."""
 
-import dataclasses
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -15,25 +17,37 @@ REQUIRED = dict(task_name="chunk", train_file="train.txt", dev_file="dev.txt")
 REQUIRED.update(init_checkpoint="discriminator", model_dir="runs/chunk")
 
 
-def test_flags_and_settings_share_names_and_defaults():
-    from electra_tf import run_finetuning
+_FLAGS_CHECK = """
+import dataclasses, json, sys
+from electra_tf import run_finetuning
+from electra_tf.finetuning.settings import FinetuningSettings
+required = json.loads(sys.argv[1])
+flag_values = run_finetuning.FLAGS
+flag_values(["run_finetuning"] + [f"--{k}={v}" for k, v in required.items()])
+for field in dataclasses.fields(FinetuningSettings):
+    default = flag_values[field.name].default
+    if field.name == "seeds":
+        default = tuple(int(s) for s in default)
+    if field.name == "do_lower_case":  # None: the checkpoint's own, else the flag's True
+        assert default is True and field.default is None
+        continue
+    assert default == field.default, field.name
+settings = run_finetuning.settings_from_flags()
+assert settings == FinetuningSettings(**required), settings
+assert settings.do_lower_case is None
+"""
 
-    flag_values = run_finetuning.FLAGS
-    flag_values(["run_finetuning"] + [f"--{k}={v}" for k, v in REQUIRED.items()])
-    try:
-        for field in dataclasses.fields(FinetuningSettings):
-            default = flag_values[field.name].default
-            if field.name == "seeds":
-                default = tuple(int(s) for s in default)
-            if field.name == "do_lower_case":  # None: the checkpoint's own, else the flag's True
-                assert default is True and field.default is None
-                continue
-            assert default == field.default, field.name
-        settings = run_finetuning.settings_from_flags()
-        assert settings == FinetuningSettings(**REQUIRED)
-        assert settings.do_lower_case is None
-    finally:
-        flag_values.unparse_flags()
+
+def test_flags_and_settings_share_names_and_defaults():
+    # A fresh process: run_finetuning defines absl flags whose names other test modules'
+    # imports (experiments.compare, run_pretraining) define too.
+    result = subprocess.run(
+        [sys.executable, "-c", _FLAGS_CHECK, json.dumps(REQUIRED)],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 @pytest.mark.parametrize(
