@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 from test_export import (
     _run,
+    ner,
     normalized,
     python_pipeline,  # noqa: F401  (fixture)
     signature_in_fresh_process,
