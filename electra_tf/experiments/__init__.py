@@ -1,1 +1,1 @@
-"""Experiments built on the project CLIs (compute-matched comparisons)."""
+"""Experiments on the library: the RTD sweep, the HF reference curve, compute-matched comparisons."""

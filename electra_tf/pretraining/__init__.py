@@ -1,0 +1,1 @@
+"""Pre-training: generator + discriminator, masking and sampling, metrics, variants, settings, runner."""

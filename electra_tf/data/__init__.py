@@ -1,0 +1,1 @@
+"""Text in, model inputs out: corpora, tokenization, vocabulary learning, pre-training TFRecords."""
