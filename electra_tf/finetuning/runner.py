@@ -95,11 +95,11 @@ def train_steps_for(settings: FinetuningSettings, num_examples):
 
 
 def set_up_training(settings: FinetuningSettings, strategy, data, pretrained, steps, seed):
-    """Precision, micro-batch, model, schedule, optimizer and Trainer for one seed.
+    """Micro-batch, model, schedule, optimizer and Trainer for one seed (finetune() sets the
+    precision policy once for all seeds).
 
     Returns (trainer, micro_batch). The model starts from the pre-trained encoder.
     """
-    setup.set_precision(settings.mixed_precision)
     try:
         micro_batch = setup.micro_batch_size(
             strategy, settings.train_batch_size, settings.gradient_accumulation_steps
@@ -376,6 +376,7 @@ def finetune(settings: FinetuningSettings) -> dict:
     if distribute.is_chief(strategy):
         write_export_metadata(settings, data, pretrained.config)
     policy = keras.mixed_precision.dtype_policy()
+    setup.set_precision(settings.mixed_precision)
     try:
         per_seed = [
             run_seed(settings, seed, data, pretrained.encoder, strategy) for seed in settings.seeds
