@@ -107,8 +107,8 @@ def cpu_bf16_advice(mixed_precision: str, cpuinfo_path: str = "/proc/cpuinfo") -
     if native:
         return (
             f"CPU has {' + '.join(native)}: --mixed_precision=bfloat16 is likely to pay on "
-            f"this CPU (x1.2-1.3 train-step speed over float32 measured with AVX512_BF16; "
-            f"BUILD_NOTES.md); now {setting}."
+            f"this CPU (x1.2-1.4 train-step speed over float32 measured with AVX512_BF16; "
+            f"bench/RESULTS.md); now {setting}."
         )
     if mixed_precision == "bfloat16":
         return (
