@@ -284,13 +284,22 @@ class _Run:
         run_start = time.time()
         with _stop_requests() as stop:
             while self.trainer.step < last_step and not stopping:
-                steps = self._window_steps(last_step)
-                metrics = self._train_window(steps)
-                step = self.trainer.step
-                eta = (last_step - step) * (time.time() - run_start) / max(1, step - start_step)
-                _log_window(step, s.num_train_steps, steps, eta, metrics)
-                self.manager.save(checkpoint_number=step)
-                stopping = stop_agreement.any_worker(stop.requested)
+                try:
+                    steps = self._window_steps(last_step)
+                    metrics = self._train_window(steps)
+                    step = self.trainer.step
+                    eta = (last_step - step) * (time.time() - run_start) / max(1, step - start_step)
+                    _log_window(step, s.num_train_steps, steps, eta, metrics)
+                    self.manager.save(checkpoint_number=step)
+                    stopping = stop_agreement.any_worker(stop.requested)
+                except tf.errors.UnavailableError as e:
+                    # A collective failed (the step's or the stop agreement's): a peer stopped
+                    # (its heartbeats) or cannot be reached.
+                    raise PretrainingError(
+                        f"Stopped after step {self.trainer.step}: lost contact with another "
+                        f"worker. {e.message.strip()}\nRestart every worker with the same "
+                        f"command; training resumes from the last checkpoint in {s.model_dir}."
+                    ) from e
         if stopping:
             logging.info("Stopping at step %d on request.", self.trainer.step)
         return self._finish(metrics, stopping)
@@ -336,13 +345,6 @@ class _Run:
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
             message = pretraining_input.describe_data_error(e, s.pretrain_tfrecords)
             raise PretrainingError(message) from e
-        except tf.errors.UnavailableError as e:
-            # A collective failed: a peer stopped (its heartbeats) or cannot be reached.
-            raise PretrainingError(
-                f"Stopped after step {self.trainer.step}: lost contact with another worker. "
-                f"{e.message.strip()}\nRestart every worker with the same command; training "
-                f"resumes from the last checkpoint in {s.model_dir}."
-            ) from e
         elapsed = time.time() - loop_start
         step = self.trainer.step
         metrics = {k: float(v) for k, v in pretraining_metrics(sums, steps).items()}
