@@ -99,6 +99,12 @@ flags.DEFINE_float(
     _DEFAULT["learning_rate"],
     "Peak learning rate (paper: small 3e-4, base 1e-4, large 5e-5).",
 )
+flags.DEFINE_bool(
+    "freeze_encoder",
+    _DEFAULT["freeze_encoder"],
+    "Train only the task head on the discriminator's fixed features (a probe of what "
+    "pre-training learned); the encoder runs without dropout and keeps its weights.",
+)
 flags.DEFINE_float(
     "layerwise_lr_decay",
     _DEFAULT["layerwise_lr_decay"],

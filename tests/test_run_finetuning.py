@@ -458,3 +458,46 @@ def test_export_in_process_loads_in_a_fresh_process(finetuned_in_process, tmp_pa
         n = outputs["num_words"][i]
         assert outputs["tokens"][i][:n] == list(words)
         assert conll.bioes_to_iob2(outputs["labels"][i][:n]) == list(tags), words
+
+
+def _encoder_weights_kept(discriminator, finetuned_model_dir, seed):
+    """How many of the pre-trained encoder's weights the seed's best checkpoint holds unchanged."""
+    import tensorflow as tf
+
+    from electra_tf.convert.load import load_encoder
+    from electra_tf.filenames import BEST_CHECKPOINT_DIR, BEST_CHECKPOINT_PREFIX, SEED_DIR_PREFIX
+
+    reader = tf.train.load_checkpoint(
+        str(
+            pathlib.Path(finetuned_model_dir)
+            / f"{SEED_DIR_PREFIX}{seed}"
+            / BEST_CHECKPOINT_DIR
+            / BEST_CHECKPOINT_PREFIX
+        )
+    )
+    saved = [
+        reader.get_tensor(k)
+        for k, dtype in reader.get_variable_to_dtype_map().items()
+        if dtype.is_floating and "OPTIMIZER" not in k
+    ]
+    pretrained = [w.numpy() for w in load_encoder(str(discriminator)).encoder.weights]
+    kept = sum(any(s.shape == w.shape and np.array_equal(s, w) for s in saved) for w in pretrained)
+    return kept, len(pretrained)
+
+
+def test_freeze_encoder_trains_only_the_head(discriminator, chunk_data, finetuned_in_process):
+    import electra_tf
+
+    frozen = finetuned_in_process[0].replace(
+        model_dir=str(pathlib.Path(finetuned_in_process[0].model_dir).parent / "frozen"),
+        freeze_encoder=True,
+        learning_rate=5e-3,
+    )
+    result = electra_tf.finetune(frozen)
+    kept, total = _encoder_weights_kept(discriminator, frozen.model_dir, seed=3)
+    assert kept == total, f"{total - kept} of {total} encoder weights changed"
+    baseline, _ = _majority_baseline(chunk_data / "train.txt", chunk_data / "dev.txt")
+    assert result["scores"]["3"] > baseline + 0.1, (result["scores"], baseline)
+    # The same check on the unfrozen run: fine-tuning moves (almost) every encoder weight.
+    kept, total = _encoder_weights_kept(discriminator, finetuned_in_process[0].model_dir, seed=3)
+    assert kept < total // 4, f"{kept} of {total} encoder weights unchanged without freezing"

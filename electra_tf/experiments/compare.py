@@ -543,6 +543,7 @@ def write_report(rows, metrics, wall_seconds):
                     name: FLAGS[name].value
                     for name in (
                         "variants",
+                        "variant_flags",
                         "flops_budget",
                         "num_points",
                         "finetune_tasks",
@@ -552,12 +553,16 @@ def write_report(rows, metrics, wall_seconds):
                         "max_seq_length",
                         "train_batch_size",
                         "learning_rate",
+                        "warmup_fraction",
+                        "embedding_size",
+                        "pretrain_extra_flags",
                         "finetune_train_examples",
                         "finetune_dev_examples",
                         "finetune_epochs",
                         "finetune_learning_rate",
                         "finetune_max_seq_length",
                         "finetune_batch_size",
+                        "finetune_extra_flags",
                     )
                 },
                 "metrics": metrics,
@@ -575,7 +580,10 @@ def write_report(rows, metrics, wall_seconds):
         f"{_count(FLAGS.finetune_dev_examples)} dev examples (chunk: CoNLL-2000 test.txt; pos: "
         f"UD EWT dev), {FLAGS.finetune_epochs:g} epochs, lr {FLAGS.finetune_learning_rate:g}, "
         f"seq {FLAGS.finetune_max_seq_length}, batch {FLAGS.finetune_batch_size}, best epoch; "
-        f"seeds {','.join(FLAGS.seeds)}.",
+        f"seeds {','.join(FLAGS.seeds)}"
+        + (
+            f"; also {' '.join(FLAGS.finetune_extra_flags)}." if FLAGS.finetune_extra_flags else "."
+        ),
         f"Pre-training: {FLAGS.model_size} with {FLAGS.model_hparam_overrides}, seq "
         f"{FLAGS.max_seq_length}, batch {FLAGS.train_batch_size}, lr {FLAGS.learning_rate:g}, "
         f"budget {FLAGS.flops_budget:.3g} FLOPs per variant (forward + backward = 3x forward, "

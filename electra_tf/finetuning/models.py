@@ -84,6 +84,8 @@ class _FinetuningModel(keras.Model):
 
     def _encode(self, features, encoder_key):
         inputs = {k: features[k] for k in ("input_ids", "input_mask", "segment_ids")}
+        if not self.encoder.trainable:  # a frozen encoder (--freeze_encoder) runs as at inference
+            encoder_key = None
         return self.encoder(inputs, dropout_key=encoder_key)
 
     def get_config(self):

@@ -112,6 +112,7 @@ def set_up_training(settings: FinetuningSettings, strategy, data, pretrained, st
         model = data.make_model(config)
         model.build()
         copy_encoder_weights(pretrained, model.encoder)
+        model.encoder.trainable = not settings.freeze_encoder
         variables = model.trainable_variables
         multipliers = None
         if settings.layerwise_lr_decay > 0:

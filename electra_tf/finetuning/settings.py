@@ -177,6 +177,7 @@ class FinetuningSettings:
     max_seq_length: int = 128
     # Optimization.
     learning_rate: float = 1e-4
+    freeze_encoder: bool = False
     layerwise_lr_decay: float = 0.8
     layerwise_lr_decay_original_off_by_one: bool = False
     num_train_epochs: float = 3.0
