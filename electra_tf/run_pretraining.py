@@ -18,11 +18,11 @@ from absl import app, flags
 import electra_tf  # noqa: F401  (selects the Keras backend before keras loads)
 from electra_tf.pretraining import runner
 from electra_tf.pretraining import settings as settings_lib
-from electra_tf.training import distribute
+from electra_tf.training import distribute, flag_fields
 
 FLAGS = flags.FLAGS
 settings_lib.define_flags(FLAGS)
-flags.adopt_module_key_flags(settings_lib)
+flags.adopt_module_key_flags(flag_fields)
 flags.adopt_module_key_flags(distribute)
 
 

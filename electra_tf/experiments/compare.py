@@ -51,7 +51,6 @@ from electra_tf.filenames import (
     VOCAB_FILE,
 )
 from electra_tf.finetuning import conll
-from electra_tf.model import config as config_lib
 from electra_tf.pretraining import flops as flops_lib
 from electra_tf.pretraining import model as model_lib
 from electra_tf.pretraining import runner, two_stage
@@ -287,24 +286,9 @@ def variant_flags(name):
     return list(table[name])
 
 
-def _flag_value(flag_list, name, default):
-    for item in flag_list:
-        if item.startswith(f"--{name}="):
-            return item.split("=", 1)[1]
-        if item == f"--{name}":
-            return True
-        if item == f"--no{name}":
-            return False
-    return default
-
-
 def discriminator_config(vocab_size):
     """The discriminator configuration every variant's pre-training builds from the flags."""
-    overrides = json.loads(FLAGS.model_hparam_overrides)
-    if FLAGS.embedding_size is not None:
-        overrides["embedding_size"] = FLAGS.embedding_size
-    overrides["vocab_size"] = vocab_size
-    return config_lib.preset(FLAGS.model_size, **overrides)
+    return _settings(RANDOM_INIT).model_configs(vocab_size)[0]
 
 
 def write_random_init_discriminator(config, vocab, directory, seed=0):
@@ -325,40 +309,29 @@ def write_random_init_discriminator(config, vocab, directory, seed=0):
 
 
 def variant_flops(name, vocab_size):
-    """FLOPs accounting of one variant, from the same flags its pre-training gets."""
-    extra = variant_flags(name) + list(FLAGS.pretrain_extra_flags)
-    discriminator = discriminator_config(vocab_size)
-    sharing = _flag_value(extra, "embedding_sharing", None)
-    untied = bool(_flag_value(extra, "untied_generator_embeddings", False))
-    sharing = model_lib.resolve_embedding_sharing(
-        sharing, untied, bool(_flag_value(extra, "untied_generator", True))
-    )
-    generator = config_lib.generator_config(
-        discriminator,
-        float(_flag_value(extra, "generator_hidden_size", 0.25)),
-        float(_flag_value(extra, "generator_layers", 1.0)),
-        sharing == "none",
-    )
-    max_predictions = int(
-        (float(_flag_value(extra, "mask_prob", 0.15)) + 0.005) * FLAGS.max_seq_length
-    )
-    training = _flag_value(extra, "generator_training", "mle")
+    """FLOPs accounting of one variant, from the settings its pre-training gets."""
+    settings = _settings(name)
+    discriminator, generator = settings.model_configs(vocab_size)
+    training = settings.generator_training
 
     def accounting(num_train_steps):
-        switch = two_stage.switch_step(
-            float(_flag_value(extra, "two_stage_generator_fraction", 0.5)), num_train_steps
-        )
         return flops_lib.variant_train_flops(
             discriminator,
             generator,
-            seq_length=FLAGS.max_seq_length,
-            batch_size=FLAGS.train_batch_size,
-            max_predictions=max_predictions,
-            objective=_flag_value(extra, "objective", "electra"),
+            seq_length=settings.max_seq_length,
+            batch_size=settings.train_batch_size,
+            max_predictions=settings.max_predictions,
+            objective=settings.objective,
             generator_training=training,
-            uniform_generator=bool(_flag_value(extra, "uniform_generator", False)),
-            embedding_sharing=sharing,
-            two_stage_switch_step=switch,
+            uniform_generator=settings.uniform_generator,
+            embedding_sharing=model_lib.resolve_embedding_sharing(
+                settings.embedding_sharing,
+                settings.untied_generator_embeddings,
+                settings.untied_generator,
+            ),
+            two_stage_switch_step=two_stage.switch_step(
+                settings.two_stage_generator_fraction, num_train_steps
+            ),
         )
 
     # two_stage's stages cost differently and the switch depends on the total:
@@ -389,22 +362,16 @@ def _latest_step(model_dir):
     return int(first.strip().split("ckpt-")[-1].rstrip('"'))
 
 
-def pretraining_settings(name, vocab, records, model_dir, total_steps):
-    """Variant `name`'s PretrainingSettings: the shared flags, its own, then the extra ones."""
+def _settings(name, *args):
+    """Variant `name`'s PretrainingSettings: `args`, the shared flags, its own, the extra ones."""
     args = [
-        f"--pretrain_tfrecords={records}",
-        f"--vocab_file={vocab}",
-        f"--model_dir={model_dir}",
+        *args,
         f"--model_size={FLAGS.model_size}",
         f"--model_hparam_overrides={FLAGS.model_hparam_overrides}",
         f"--max_seq_length={FLAGS.max_seq_length}",
         f"--train_batch_size={FLAGS.train_batch_size}",
         f"--learning_rate={FLAGS.learning_rate}",
-        f"--num_train_steps={total_steps}",
-        f"--num_warmup_steps={int(FLAGS.warmup_fraction * total_steps)}",
         f"--iterations_per_loop={FLAGS.iterations_per_loop}",
-        f"--save_checkpoints_steps={total_steps + 1}",
-        "--keep_checkpoint_max=2",
         *_xla_flags(),
     ]
     if FLAGS.embedding_size is not None:
@@ -414,6 +381,20 @@ def pretraining_settings(name, vocab, records, model_dir, total_steps):
         return PretrainingSettings.from_flags(args)
     except SettingsError as e:
         raise app.UsageError(f"variant {name}: {e}") from e
+
+
+def pretraining_settings(name, vocab, records, model_dir, total_steps):
+    """The settings of variant `name`'s pre-training run of `total_steps` steps."""
+    return _settings(
+        name,
+        f"--pretrain_tfrecords={records}",
+        f"--vocab_file={vocab}",
+        f"--model_dir={model_dir}",
+        f"--num_train_steps={total_steps}",
+        f"--num_warmup_steps={int(FLAGS.warmup_fraction * total_steps)}",
+        f"--save_checkpoints_steps={total_steps + 1}",
+        "--keep_checkpoint_max=2",
+    )
 
 
 def _pretrain_segment(settings, log_path):

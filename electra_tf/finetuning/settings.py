@@ -9,11 +9,12 @@ electra_tf.finetune takes them directly. A run writes the settings it used to
 import dataclasses
 import json
 import os
-import typing
 
-from absl import app
+from absl import app, flags
 
 from electra_tf.finetuning import glue
+from electra_tf.training import flag_fields
+from electra_tf.training.flag_fields import distributed, setting
 
 # Tagging task -> main metric (None: entity F1 when the labels are B-/I- tags, else accuracy).
 TAGGING_TASKS = {
@@ -97,42 +98,6 @@ def parse_seeds(values) -> tuple[int, ...]:
     return seeds
 
 
-_TRUE, _FALSE = ("true", "t", "1", "yes"), ("false", "f", "0", "no")
-
-
-def _flag_value(field, text):
-    kinds = set(typing.get_args(field.type) or (field.type,)) - {type(None)}
-    try:
-        if bool in kinds:
-            if text.lower() not in _TRUE + _FALSE:
-                raise ValueError
-            return text.lower() in _TRUE
-        if field.name != "seeds" and int in kinds:
-            return int(text)
-        if float in kinds:
-            return float(text)
-    except ValueError:
-        raise SettingsError(f"--{field.name}: cannot parse {text!r}") from None
-    return text
-
-
-def parse_flag_strings(args) -> dict:
-    """Setting values from run_finetuning command-line flags ("--name=value", "--[no]name").
-
-    Later flags override earlier ones, as on a command line.
-    """
-    fields = {field.name: field for field in dataclasses.fields(FinetuningSettings)}
-    values = {}
-    for arg in args:
-        name, has_value, text = arg.removeprefix("--").partition("=")
-        if not has_value:
-            name, text = (name[2:], "false") if name not in fields else (name, "true")
-        if not arg.startswith("--") or name not in fields:
-            raise SettingsError(f"{arg}: not a run_finetuning flag (known: {sorted(fields)})")
-        values[name] = _flag_value(fields[name], text)
-    return values
-
-
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class FinetuningSettings:
     """One fine-tuning run; bad values raise SettingsError naming the flag.
@@ -161,45 +126,118 @@ class FinetuningSettings:
     """
 
     # Data.
-    task_name: str | None = None
-    data_dir: str | None = None
-    train_file: str | None = None
-    dev_file: str | None = None
-    test_file: str | None = None
-    word_column: int = 0
-    label_column: int = -1
-    label_encoding: str = "BIOES"
+    task_name: str | None = setting(
+        None,
+        flags.DEFINE_string,
+        "ner (wikiann / conll2003), chunk, pos, a GLUE task (cola, sst-2, mrpc, sts-b, qqp, "
+        "mnli, qnli, rte, wnli), squad, squadv2, or tagging / classification / regression for "
+        "your own files.",
+    )
+    data_dir: str | None = setting(
+        None,
+        flags.DEFINE_string,
+        "Folder of the task's train/dev/test files (GLUE: the GLUE root or the task folder).",
+    )
+    train_file: str | None = setting(
+        None, flags.DEFINE_string, "Training file (overrides --data_dir)."
+    )
+    dev_file: str | None = setting(
+        None, flags.DEFINE_string, "Dev file, scored after each epoch (overrides --data_dir)."
+    )
+    test_file: str | None = setting(
+        None, flags.DEFINE_string, "Test file to predict with the best checkpoint."
+    )
+    word_column: int = setting(
+        0, flags.DEFINE_integer, "Tagging: column of the words (CoNLL-U: FORM)."
+    )
+    label_column: int = setting(
+        -1, flags.DEFINE_integer, "Tagging: column of the labels (CoNLL-U: UPOS)."
+    )
+    label_encoding: str = setting(
+        "BIOES",
+        flags.DEFINE_enum,
+        "Tagging: train span labels (B-/I- tags) as BIOES, as the original does; predictions "
+        "are written and scored as IOB2.",
+        choices=LABEL_ENCODINGS,
+    )
     # Model.
-    init_checkpoint: str | None = None
-    vocab_file: str | None = None
-    do_lower_case: bool | None = None
-    model_dir: str | None = None
-    max_seq_length: int = 128
+    init_checkpoint: str | None = setting(
+        None,
+        flags.DEFINE_string,
+        "Pre-trained discriminator: our directory (<pretraining model_dir>/discriminator: "
+        "config.json + encoder.ckpt), a Hugging Face ELECTRA directory, a google-research/electra "
+        "checkpoint or a tf-models-official checkpoint (the format is detected).",
+    )
+    vocab_file: str | None = setting(
+        None,
+        flags.DEFINE_string,
+        "WordPiece vocabulary (default: vocab.txt beside the discriminator).",
+    )
+    do_lower_case: bool | None = setting(
+        None,
+        flags.DEFINE_bool,
+        "Lower-case the text (must match pre-training; default: an HF checkpoint's "
+        "tokenizer_config.json when it says, else true).",
+    )
+    model_dir: str | None = setting(
+        None, flags.DEFINE_string, "Checkpoints, predictions and results.json."
+    )
+    max_seq_length: int = setting(
+        128,
+        flags.DEFINE_integer,
+        "Wordpieces per input (longer sentences are split into windows for tagging, truncated "
+        "for GLUE, strided for SQuAD).",
+    )
     # Optimization.
-    learning_rate: float = 1e-4
-    freeze_encoder: bool = False
-    layerwise_lr_decay: float = 0.8
-    layerwise_lr_decay_original_off_by_one: bool = False
-    num_train_epochs: float = 3.0
-    warmup_proportion: float = 0.1
-    weight_decay_rate: float = 0.01
-    train_batch_size: int = 32
-    eval_batch_size: int = 32
-    gradient_accumulation_steps: int = 1
-    seeds: tuple[int, ...] = (0,)
-    max_train_steps: int | None = None
-    iterations_per_loop: int = 1000
+    learning_rate: float = setting(
+        1e-4, flags.DEFINE_float, "Peak learning rate (paper: small 3e-4, base 1e-4, large 5e-5)."
+    )
+    freeze_encoder: bool = setting(
+        False,
+        flags.DEFINE_bool,
+        "Train only the task head on the discriminator's fixed features (a probe of what "
+        "pre-training learned); the encoder runs without dropout and keeps its weights.",
+    )
+    layerwise_lr_decay: float = setting(
+        0.8, flags.DEFINE_float, "Layer-wise LR decay (large: 0.9); 0 turns it off."
+    )
+    layerwise_lr_decay_original_off_by_one: bool = setting(
+        False,
+        flags.DEFINE_bool,
+        "Reproduce the original code's depths (top layer gets decay^2, not decay^1).",
+    )
+    num_train_epochs: float = setting(3.0, flags.DEFINE_float, "Passes over the training data.")
+    warmup_proportion: float = setting(
+        0.1, flags.DEFINE_float, "Fraction of the steps with linear warmup."
+    )
+    weight_decay_rate: float = setting(0.01, flags.DEFINE_float, "Decoupled weight decay.")
+    train_batch_size: int = setting(32, flags.DEFINE_integer, "Global batch per optimizer step.")
+    eval_batch_size: int = setting(32, flags.DEFINE_integer, "Batch for dev/test prediction.")
+    gradient_accumulation_steps: int = setting(
+        1, flags.DEFINE_integer, "Micro-batches per optimizer step."
+    )
+    seeds: tuple[int, ...] = setting(
+        (0,), flags.DEFINE_list, "Comma-separated seeds; one model is trained per seed."
+    )
+    max_train_steps: int | None = setting(
+        None, flags.DEFINE_integer, "Stop after this many steps (for quick tests)."
+    )
+    iterations_per_loop: int = setting(
+        1000, flags.DEFINE_integer, "Steps per host call; also the log period."
+    )
     # SQuAD.
-    max_query_length: int = 64
-    doc_stride: int = 128
-    n_best_size: int = 20
-    max_answer_length: int = 30
+    max_query_length: int = setting(64, flags.DEFINE_integer, "SQuAD: question wordpieces kept.")
+    doc_stride: int = setting(128, flags.DEFINE_integer, "SQuAD: stride between document windows.")
+    n_best_size: int = setting(20, flags.DEFINE_integer, "SQuAD: candidates per question.")
+    max_answer_length: int = setting(
+        30, flags.DEFINE_integer, "SQuAD: longest answer in wordpieces."
+    )
     # Scale-out (electra_tf.training.distribute's flags).
-    distribution_strategy: str = "default"
-    tpu: str | None = None
-    num_gpus: int | None = None
-    mixed_precision: str = "none"
-    use_xla: bool | None = None
+    distribution_strategy: str = distributed("default")
+    tpu: str | None = distributed(None)
+    num_gpus: int | None = distributed(None)
+    mixed_precision: str = distributed("none")
+    use_xla: bool | None = distributed(None)
 
     def __post_init__(self):
         for name in _REQUIRED:
@@ -336,3 +374,13 @@ class FinetuningSettings:
         if not isinstance(values, dict):
             raise SettingsError(f"{path}: holds a {type(values).__name__}, not a settings object")
         return cls.from_dict(values, **overrides)
+
+
+def parse_flag_strings(args) -> dict:
+    """The settings that run_finetuning command-line flags ("--name=value", "--[no]name") set.
+
+    Only the flags given are returned; a later flag overrides an earlier one, as on a
+    command line. A flag that does not parse or does not exist raises SettingsError.
+    """
+    flag_values = flag_fields.parse_flags(FinetuningSettings, "run_finetuning", args, SettingsError)
+    return flag_fields.values_from_flags(FinetuningSettings, flag_values, only_given=True)

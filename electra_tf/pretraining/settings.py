@@ -24,7 +24,8 @@ from electra_tf.filenames import PRETRAINING_SETTINGS_FILE
 from electra_tf.model import config as config_lib
 from electra_tf.pretraining import model as pretraining_model
 from electra_tf.pretraining import two_stage
-from electra_tf.training import distribute
+from electra_tf.training import distribute, flag_fields
+from electra_tf.training.flag_fields import distributed, setting
 
 # A resumed run must build the architecture it checkpointed: these must match.
 ARCHITECTURE_FIELDS = (
@@ -41,22 +42,11 @@ ARCHITECTURE_FIELDS = (
     "untied_generator",
     "embedding_sharing",
 )
-# Defined by distribute.define_flags (shared with run_finetuning).
-_DISTRIBUTE_FIELDS = ("distribution_strategy", "tpu", "num_gpus", "mixed_precision", "use_xla")
 _REQUIRED_FIELDS = ("pretrain_tfrecords", "vocab_file", "model_dir")
 
 
 class SettingsError(ValueError):
     """A setting is missing or out of range; the message names it as its flag (--name)."""
-
-
-def _setting(default, define, help_text, choices=None):
-    metadata = {"define": define, "help": help_text, "choices": choices}
-    return dataclasses.field(default=default, metadata=metadata)
-
-
-def _distributed(default):
-    return dataclasses.field(default=default, metadata={"define": None})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,125 +60,123 @@ class PretrainingSettings:
     """
 
     # Data and output.
-    pretrain_tfrecords: str | None = _setting(
+    pretrain_tfrecords: str | None = setting(
         None,
         flags.DEFINE_string,
         "Comma-separated globs of pre-training TFRecords "
         "(written by electra_tf.build_pretraining_dataset or the original code).",
     )
-    vocab_file: str | None = _setting(
+    vocab_file: str | None = setting(
         None, flags.DEFINE_string, "The WordPiece vocabulary the data was built with."
     )
-    model_dir: str | None = _setting(
+    model_dir: str | None = setting(
         None, flags.DEFINE_string, "Checkpoints, TensorBoard logs and the final discriminator."
     )
     # Model.
-    model_size: str = _setting(
+    model_size: str = setting(
         "small", flags.DEFINE_enum, "Discriminator size.", sorted(config_lib.PRESETS)
     )
-    model_hparam_overrides: str = _setting(
+    model_hparam_overrides: str = setting(
         "{}",
         flags.DEFINE_string,
         "JSON dict overriding ElectraConfig fields, e.g. "
         '{"hidden_size": 128, "num_hidden_layers": 2}.',
     )
-    embedding_size: int | None = _setting(
+    embedding_size: int | None = setting(
         None, flags.DEFINE_integer, "Embedding size (default: the size's own)."
     )
-    vocab_size: int | None = _setting(
+    vocab_size: int | None = setting(
         None, flags.DEFINE_integer, "Must equal the vocab file's size when given."
     )
-    max_seq_length: int = _setting(
+    max_seq_length: int = setting(
         128, flags.DEFINE_integer, "Sequence length the data was built with."
     )
-    generator_hidden_size: float = _setting(
+    generator_hidden_size: float = setting(
         0.25, flags.DEFINE_float, "Generator hidden size, fraction of D's."
     )
-    generator_layers: float = _setting(1.0, flags.DEFINE_float, "Generator depth, fraction of D's.")
-    untied_generator_embeddings: bool = _setting(
+    generator_layers: float = setting(1.0, flags.DEFINE_float, "Generator depth, fraction of D's.")
+    untied_generator_embeddings: bool = setting(
         False,
         flags.DEFINE_bool,
         "Give G its own embedding block (an alias of --embedding_sharing=none).",
     )
     # Pre-training variants (docs/pretraining_variants.md).
-    objective: str = _setting(
+    objective: str = setting(
         "electra",
         flags.DEFINE_enum,
         "electra (RTD), electra_15 (RTD loss on masked positions only), replace_mlm, "
         "all_tokens_mlm, mlm (BERT, no generator) or electric.",
         list(pretraining_model.OBJECTIVES),
     )
-    generator_training: str = _setting(
+    generator_training: str = setting(
         "mle",
         flags.DEFINE_enum,
         "mle (joint MLM), two_stage (G alone, then D from G with G frozen) or "
         "adversarial (REINFORCE, G maximizes the RTD loss).",
         list(pretraining_model.GENERATOR_TRAINING),
     )
-    two_stage_generator_fraction: float = _setting(
+    two_stage_generator_fraction: float = setting(
         0.5,
         flags.DEFINE_float,
         "two_stage: fraction of --num_train_steps that trains the generator.",
     )
-    uniform_generator: bool = _setting(
+    uniform_generator: bool = setting(
         False, flags.DEFINE_bool, "Replace masked tokens uniformly at random."
     )
-    untied_generator: bool = _setting(
+    untied_generator: bool = setting(
         True,
         flags.DEFINE_bool,
         "False: G and D share all weights (same size; an alias of --embedding_sharing=all).",
     )
-    embedding_sharing: str | None = _setting(
+    embedding_sharing: str | None = setting(
         None,
         flags.DEFINE_enum,
         "none, embeddings (default), all, or gdes (DeBERTaV3 gradient-disentangled).",
         list(pretraining_model.EMBEDDING_SHARING),
     )
     # Objective.
-    mask_prob: float = _setting(0.15, flags.DEFINE_float, "Fraction of tokens masked per sequence.")
-    max_predictions_per_seq: int | None = _setting(
+    mask_prob: float = setting(0.15, flags.DEFINE_float, "Fraction of tokens masked per sequence.")
+    max_predictions_per_seq: int | None = setting(
         None,
         flags.DEFINE_integer,
         "Masked positions per sequence (default int((mask_prob+0.005)*max_seq_length)).",
     )
-    gen_weight: float = _setting(1.0, flags.DEFINE_float, "Weight of the generator's MLM loss.")
-    disc_weight: float = _setting(50.0, flags.DEFINE_float, "Weight of the discriminator's loss.")
-    temperature: float = _setting(1.0, flags.DEFINE_float, "Sampling temperature of the generator.")
-    disallow_correct: bool = _setting(False, flags.DEFINE_bool, "Never sample the original token.")
+    gen_weight: float = setting(1.0, flags.DEFINE_float, "Weight of the generator's MLM loss.")
+    disc_weight: float = setting(50.0, flags.DEFINE_float, "Weight of the discriminator's loss.")
+    temperature: float = setting(1.0, flags.DEFINE_float, "Sampling temperature of the generator.")
+    disallow_correct: bool = setting(False, flags.DEFINE_bool, "Never sample the original token.")
     # Optimization.
-    learning_rate: float = _setting(5e-4, flags.DEFINE_float, "Peak learning rate.")
-    lr_decay_power: float = _setting(
+    learning_rate: float = setting(5e-4, flags.DEFINE_float, "Peak learning rate.")
+    lr_decay_power: float = setting(
         1.0, flags.DEFINE_float, "Power of the polynomial decay (1: linear)."
     )
-    weight_decay_rate: float = _setting(0.01, flags.DEFINE_float, "Decoupled weight decay.")
-    num_warmup_steps: int = _setting(10000, flags.DEFINE_integer, "Linear warmup steps.")
-    num_train_steps: int = _setting(1000000, flags.DEFINE_integer, "Total optimizer steps.")
-    train_batch_size: int = _setting(128, flags.DEFINE_integer, "Global batch per optimizer step.")
-    gradient_accumulation_steps: int = _setting(
+    weight_decay_rate: float = setting(0.01, flags.DEFINE_float, "Decoupled weight decay.")
+    num_warmup_steps: int = setting(10000, flags.DEFINE_integer, "Linear warmup steps.")
+    num_train_steps: int = setting(1000000, flags.DEFINE_integer, "Total optimizer steps.")
+    train_batch_size: int = setting(128, flags.DEFINE_integer, "Global batch per optimizer step.")
+    gradient_accumulation_steps: int = setting(
         1, flags.DEFINE_integer, "Micro-batches per optimizer step."
     )
     # Loop, checkpoints, logging.
-    iterations_per_loop: int = _setting(
+    iterations_per_loop: int = setting(
         200, flags.DEFINE_integer, "Steps per host call; also the logging period."
     )
-    save_checkpoints_steps: int = _setting(
-        1000, flags.DEFINE_integer, "Checkpoint period in steps."
-    )
-    keep_checkpoint_max: int = _setting(5, flags.DEFINE_integer, "Checkpoints kept (0 keeps all).")
-    seed: int = _setting(
+    save_checkpoints_steps: int = setting(1000, flags.DEFINE_integer, "Checkpoint period in steps.")
+    keep_checkpoint_max: int = setting(5, flags.DEFINE_integer, "Checkpoints kept (0 keeps all).")
+    seed: int = setting(
         0, flags.DEFINE_integer, "Seed of initialization, data order, masking and sampling."
     )
-    max_train_steps_this_run: int | None = _setting(
+    max_train_steps_this_run: int | None = setting(
         None,
         flags.DEFINE_integer,
         "Stop (with a checkpoint) after this many steps in this process.",
     )
     # Scale-out (distribute.define_flags).
-    distribution_strategy: str = _distributed("default")
-    tpu: str | None = _distributed(None)
-    num_gpus: int | None = _distributed(None)
-    mixed_precision: str = _distributed("none")
-    use_xla: bool | None = _distributed(None)
+    distribution_strategy: str = distributed("default")
+    tpu: str | None = distributed(None)
+    num_gpus: int | None = distributed(None)
+    mixed_precision: str = distributed("none")
+    use_xla: bool | None = distributed(None)
 
     def __post_init__(self):
         if isinstance(self.model_hparam_overrides, dict):
@@ -375,7 +363,7 @@ class PretrainingSettings:
     @classmethod
     def from_flag_values(cls, flag_values) -> "PretrainingSettings":
         """Settings from parsed absl flags (defined by `define_flags`)."""
-        return cls(**{f.name: flag_values[f.name].value for f in dataclasses.fields(cls)})
+        return cls(**flag_fields.values_from_flags(cls, flag_values))
 
     @classmethod
     def from_flags(cls, args) -> "PretrainingSettings":
@@ -385,26 +373,14 @@ class PretrainingSettings:
         ... # doctest: +ELLIPSIS
         PretrainingSettings(...)
         """
-        flag_values = flags.FlagValues()
-        define_flags(flag_values)
-        try:
-            flag_values(["run_pretraining", *args])
-        except flags.Error as e:
-            raise SettingsError(str(e)) from e
-        return cls.from_flag_values(flag_values)
+        return cls.from_flag_values(
+            flag_fields.parse_flags(cls, "run_pretraining", args, SettingsError)
+        )
 
 
 def define_flags(flag_values=flags.FLAGS):
     """Defines run_pretraining's flags (one per PretrainingSettings field) in `flag_values`."""
-    for field in dataclasses.fields(PretrainingSettings):
-        define = field.metadata["define"]
-        if define is None:
-            continue
-        kwargs = {"flag_values": flag_values}
-        if field.metadata["choices"] is not None:
-            kwargs["enum_values"] = field.metadata["choices"]
-        define(field.name, field.default, help=field.metadata["help"], **kwargs)
-    distribute.define_flags(flag_values)
+    flag_fields.define_flags(PretrainingSettings, flag_values)
 
 
 def _same_setting(name, saved, current):
