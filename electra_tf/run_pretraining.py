@@ -21,7 +21,7 @@ from electra_tf.pretraining import settings as settings_lib
 from electra_tf.training import distribute, flag_fields
 
 FLAGS = flags.FLAGS
-settings_lib.define_flags(FLAGS)
+flag_fields.define_flags(settings_lib.PretrainingSettings, FLAGS)
 flags.adopt_module_key_flags(flag_fields)
 flags.adopt_module_key_flags(distribute)
 

@@ -362,7 +362,7 @@ class PretrainingSettings:
 
     @classmethod
     def from_flag_values(cls, flag_values) -> "PretrainingSettings":
-        """Settings from parsed absl flags (defined by `define_flags`)."""
+        """Settings from parsed absl flags (defined by `flag_fields.define_flags`)."""
         return cls(**flag_fields.values_from_flags(cls, flag_values))
 
     @classmethod
@@ -376,11 +376,6 @@ class PretrainingSettings:
         return cls.from_flag_values(
             flag_fields.parse_flags(cls, "run_pretraining", args, SettingsError)
         )
-
-
-def define_flags(flag_values=flags.FLAGS):
-    """Defines run_pretraining's flags (one per PretrainingSettings field) in `flag_values`."""
-    flag_fields.define_flags(PretrainingSettings, flag_values)
 
 
 def _same_setting(name, saved, current):
