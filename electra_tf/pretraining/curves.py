@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 
 import tensorflow as tf
+from tensorflow.core.util import event_pb2
 
 CURVE_METRICS = (
     "disc_auc",
@@ -21,7 +22,9 @@ def read_windows(event_dir: str) -> list[dict]:
     """One row per logged window, ordered by step: {"step", "wall_time", metric: value}."""
     windows: dict[int, dict] = {}
     for path in sorted(tf.io.gfile.glob(f"{event_dir}/events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(path):
+        # TFRecordDataset, not summary_iterator: that one prints a deprecation warning to users.
+        for record in tf.data.TFRecordDataset(path):
+            event = event_pb2.Event.FromString(record.numpy())
             for value in event.summary.value:
                 if value.tag in CURVE_METRICS:
                     row = windows.setdefault(
