@@ -116,7 +116,7 @@ def child(args):
     next(iter(strategy.distribute_datasets_from_function(lambda ctx: data)))
     t = lap("first_input_batch", t)
     iterator = iter(strategy.distribute_datasets_from_function(lambda ctx: data))
-    trainer._train_steps.get_concrete_function(iterator, tf.constant(1, tf.int32))  # pylint: disable=protected-access
+    step_function = trainer._train_steps.get_concrete_function(iterator, tf.constant(1, tf.int32))  # pylint: disable=protected-access
     t = lap("tracing", t)
     first_loss = float(trainer.train(iterator, 1)["loss"])
     t = lap("first_call", t)
@@ -135,6 +135,9 @@ def child(args):
                 "phases_s": phases,
                 "phases_cpu_s": cpu_phases,
                 "first_loss": first_loss,
+                # What tracing builds and the first call instantiates: the step's
+                # operations, its nested functions' included (counted after timing).
+                "graph_ops": graph_ops(step_function.graph.as_graph_def()),
                 "xla": trainer.jit_compile,
                 "grappler_off_by_runner": grappler_off_by_runner,
                 "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
@@ -143,6 +146,11 @@ def child(args):
         flush=True,
     )
     os._exit(0)
+
+
+def graph_ops(graph_def):
+    """Operations in a GraphDef and in every function of its library."""
+    return len(graph_def.node) + sum(len(f.node_def) for f in graph_def.library.function)
 
 
 FIRST_STEP_PHASES = (
