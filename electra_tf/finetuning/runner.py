@@ -378,6 +378,7 @@ def finetune(settings: FinetuningSettings) -> dict:
         write_export_metadata(settings, data, pretrained.config)
     policy = keras.mixed_precision.dtype_policy()
     setup.set_precision(settings.mixed_precision)
+    setup.quiet_checkpoint_timings()
     try:
         per_seed = [
             run_seed(settings, seed, data, pretrained.encoder, strategy) for seed in settings.seeds

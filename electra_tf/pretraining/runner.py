@@ -84,6 +84,7 @@ def pretrain(settings: PretrainingSettings) -> PretrainingResult:
         strategy, settings.train_batch_size, settings.gradient_accumulation_steps
     )
     keras.utils.set_random_seed(settings.seed)
+    setup.quiet_checkpoint_timings()
     model = build_model(settings, strategy, discriminator_config, generator_config, special)
     return _Run(settings, strategy, model, micro_batch).train()
 

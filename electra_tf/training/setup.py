@@ -14,6 +14,7 @@ Plain arguments (the runners pass their settings' values), no absl FLAGS:
 """
 
 import functools
+import logging as std_logging
 
 import keras
 from absl import logging
@@ -25,6 +26,24 @@ from electra_tf.training.trainer import Trainer
 
 class SetupError(ValueError):
     """The strategy or the batch split cannot be set up as asked; the message names the flag."""
+
+
+class _DropCheckpointTimings(std_logging.Filter):
+    """Drops TensorFlow's "Sharding callback duration: N microseconds" lines.
+
+    TF's checkpoint saver logs one at INFO through absl on every save, between
+    the progress lines, and nothing in it is for users to act on.
+    """
+
+    def filter(self, record):
+        return not str(record.msg).startswith("Sharding callback duration")
+
+
+def quiet_checkpoint_timings():
+    """Keeps TF's per-save timing lines out of the training log (idempotent)."""
+    absl_logger = logging.get_absl_logger()
+    if not any(isinstance(f, _DropCheckpointTimings) for f in absl_logger.filters):
+        absl_logger.addFilter(_DropCheckpointTimings())
 
 
 def create_strategy(distribution_strategy="default", tpu=None, num_gpus=None):
