@@ -19,6 +19,9 @@ demo's) and flags:
     and the original's AdamW (no bias correction, decoupled weight decay
     except LayerNorm/bias, global-norm clipping at 1, warmup multiplied into
     the linear decay).
+Flags for what the reference does not implement (another --objective or
+--generator_training, a uniform or untied generator, --disallow_correct, a
+non-linear decay) are refused rather than ignored.
 Every --log_every steps each side writes a JSONL row with its masked-LM and
 discriminator accuracy and disc AUC over that window (the same histogram AUC).
 """
@@ -34,6 +37,7 @@ from absl import app, flags, logging
 from electra_tf.experiments import rtd_sweep
 from electra_tf.filenames import SHARD_PREFIX, VOCAB_FILE
 from electra_tf.pretraining.metrics import AUC_BINS, histogram_auc
+from electra_tf.pretraining.settings import PretrainingSettings, SettingsError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data", "tfr128", "TFRecord subfolder of --data_root.")
@@ -44,49 +48,40 @@ flags.DEFINE_list("sides", ["ours", "hf_torch"], "Which implementations to train
 flags.DEFINE_integer("reference_seed", 0, "Seed of the PyTorch side (init, masking, sampling).")
 
 
-def _parse_flagfile(path, extra):
-    """{flag: value} from a flagfile plus --flags overrides (later wins)."""
-    values = {}
-    with open(path) as f:
-        lines = [line.strip() for line in f if line.strip() and not line.startswith("#")]
-    for item in lines + list(extra):
-        name, _, value = item.lstrip("-").partition("=")
-        values[name] = value
-    return values
+# The settings the reference is written for, the paper's ELECTRA, and their values it implements.
+_REFERENCE_IMPLEMENTS = {
+    "objective": ("electra",),
+    "generator_training": ("mle",),
+    "uniform_generator": (False,),
+    "untied_generator": (True,),
+    "embedding_sharing": (None, "embeddings"),
+    "untied_generator_embeddings": (False,),
+    "disallow_correct": (False,),
+    "lr_decay_power": (1.0,),
+}
 
 
-class _Settings:
-    """The run_pretraining flags the reference needs, with the CLI's defaults."""
+def reference_settings(flagfile, extra):
+    """run_pretraining's settings from `flagfile` plus `extra` flags (later wins).
 
-    def __init__(self, values, vocab_size):
-        from electra_tf.model import config as config_lib
-
-        overrides = json.loads(values.get("model_hparam_overrides", "{}"))
-        if "embedding_size" in values:
-            overrides["embedding_size"] = int(values["embedding_size"])
-        overrides["vocab_size"] = vocab_size
-        self.discriminator = config_lib.preset(values.get("model_size", "small"), **overrides)
-        self.generator = config_lib.generator_config(
-            self.discriminator,
-            float(values.get("generator_hidden_size", 0.25)),
-            float(values.get("generator_layers", 1.0)),
-            untied_embeddings=False,
+    Raises app.UsageError for flags that do not parse, and for settings the
+    reference does not implement (it would train something else silently).
+    """
+    try:
+        settings = PretrainingSettings.from_flags([f"--flagfile={flagfile}", *extra])
+    except SettingsError as e:
+        raise app.UsageError(str(e)) from e
+    unsupported = [
+        f"--{name}={getattr(settings, name)}"
+        for name, implemented in _REFERENCE_IMPLEMENTS.items()
+        if getattr(settings, name) not in implemented
+    ]
+    if unsupported:
+        raise app.UsageError(
+            "the HF-PyTorch reference implements the paper's ELECTRA only, not "
+            + ", ".join(unsupported)
         )
-        self.max_seq_length = int(values.get("max_seq_length", 128))
-        self.mask_prob = float(values.get("mask_prob", 0.15))
-        self.max_predictions = int(
-            values.get(
-                "max_predictions_per_seq", int((self.mask_prob + 0.005) * self.max_seq_length)
-            )
-        )
-        self.learning_rate = float(values.get("learning_rate", 5e-4))
-        self.num_warmup_steps = int(values.get("num_warmup_steps", 10000))
-        self.weight_decay_rate = float(values.get("weight_decay_rate", 0.01))
-        self.batch_size = int(values.get("train_batch_size", 128))
-        self.gen_weight = float(values.get("gen_weight", 1.0))
-        self.disc_weight = float(values.get("disc_weight", 50.0))
-        self.temperature = float(values.get("temperature", 1.0))
-        self.seed = int(values.get("seed", 0))
+    return settings
 
 
 def _hf_config(config, architecture):
@@ -179,16 +174,15 @@ def _mask(input_ids, input_mask, special, s, generator):
     return positions, original, weights, masked
 
 
-def _tied_reference_models(settings):
+def _tied_reference_models(settings, vocab_size):
     """HF-PyTorch generator and discriminator sharing their embedding block, and the original
     AdamW over their distinct parameters."""
     import transformers
 
-    generator = transformers.ElectraForMaskedLM(
-        _hf_config(settings.generator, "ElectraForMaskedLM")
-    )
+    discriminator_config, generator_config = settings.model_configs(vocab_size)
+    generator = transformers.ElectraForMaskedLM(_hf_config(generator_config, "ElectraForMaskedLM"))
     discriminator = transformers.ElectraForPreTraining(
-        _hf_config(settings.discriminator, "ElectraForPreTraining")
+        _hf_config(discriminator_config, "ElectraForPreTraining")
     )
     # The whole embedding block is shared; the generator's output layer is
     # tied to its (now shared) word embeddings.
@@ -202,21 +196,21 @@ def _tied_reference_models(settings):
     return generator, discriminator, optimizer
 
 
-def train_reference(settings, special, dataset, num_train_steps, log_every, seed, emit):
-    """Trains the HF-PyTorch ELECTRA and calls emit(row) once per window."""
+def train_reference(settings, vocab_size, special, dataset, num_train_steps, log_every, seed, emit):
+    """Trains the HF-PyTorch ELECTRA of `settings` and calls emit(row) once per window."""
     import torch
 
     torch.manual_seed(seed)
-    generator, discriminator, optimizer = _tied_reference_models(settings)
+    generator, discriminator, optimizer = _tied_reference_models(settings, vocab_size)
     rng = torch.Generator().manual_seed(seed)
     generator.train()
     discriminator.train()
     window = _Window()
     start = time.time()
     for step, batch in enumerate(dataset.take(num_train_steps).as_numpy_iterator(), start=1):
-        input_ids = torch.from_numpy(batch["input_ids"]).long()
-        input_mask = torch.from_numpy(batch["input_mask"]).long()
-        segment_ids = torch.from_numpy(batch["segment_ids"]).long()
+        input_ids = torch.tensor(batch["input_ids"], dtype=torch.long)
+        input_mask = torch.tensor(batch["input_mask"], dtype=torch.long)
+        segment_ids = torch.tensor(batch["segment_ids"], dtype=torch.long)
         positions, original, weights, masked = _mask(input_ids, input_mask, special, settings, rng)
         hidden = generator.electra(
             input_ids=masked, attention_mask=input_mask, token_type_ids=segment_ids
@@ -323,12 +317,12 @@ def main(argv):
         tf.config.set_visible_devices([], "GPU")
         torch.set_num_threads(FLAGS.threads_per_run)
         vocab = tokenization.load_vocab(os.path.join(FLAGS.data_root, VOCAB_FILE))
-        settings = _Settings(_parse_flagfile(FLAGS.base_flagfile, common), len(vocab))
+        settings = reference_settings(FLAGS.base_flagfile, common)
         # The CLI's order: seed + start step (0), one file pipeline.
         dataset = pretraining_input.pretraining_dataset(
             os.path.join(FLAGS.data_root, FLAGS.data, SHARD_PREFIX + "*"),
             settings.max_seq_length,
-            settings.batch_size,
+            settings.train_batch_size,
             is_training=True,
             seed=settings.seed,
         )
@@ -340,6 +334,7 @@ def main(argv):
 
         train_reference(
             settings,
+            len(vocab),
             tokenization.special_token_ids(vocab),
             dataset,
             FLAGS.num_train_steps,

@@ -24,13 +24,13 @@ for r in tf.data.TFRecordDataset(tf.io.gfile.glob("/work/runs/kjv/tfr64/*.tfreco
     )
     np.add.at(counts, ids[ids > 4], 1)
 unigram = torch.tensor(counts / counts.sum(), dtype=torch.float32)
-values = rc._parse_flagfile(
+s = rc.reference_settings(
     "/work/main/configs/demo.flags", ["--max_seq_length=64", "--learning_rate=1e-3"]
 )
-s = rc._Settings(values, V)
+discriminator_config, _ = s.model_configs(V)
 dropout = float(sys.argv[1]) if len(sys.argv) > 1 else 0.1
 cfg = rc._hf_config(
-    s.discriminator.replace(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout),
+    discriminator_config.replace(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout),
     "ElectraForPreTraining",
 )
 disc = transformers.ElectraForPreTraining(cfg)
