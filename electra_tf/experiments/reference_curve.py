@@ -40,12 +40,18 @@ from electra_tf.pretraining.metrics import AUC_BINS, histogram_auc
 from electra_tf.pretraining.settings import PretrainingSettings, SettingsError
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data", "tfr128", "TFRecord subfolder of --data_root.")
-flags.DEFINE_integer("num_train_steps", 4000, "Steps of both runs.")
-flags.DEFINE_integer("log_every", 100, "Steps per logged window.")
-flags.DEFINE_list("flags", [], "Extra run_pretraining flags for both sides.")
-flags.DEFINE_list("sides", ["ours", "hf_torch"], "Which implementations to train.")
-flags.DEFINE_integer("reference_seed", 0, "Seed of the PyTorch side (init, masking, sampling).")
+
+
+def define_flags():
+    """rtd_sweep's flags (--data_root, --output, --base_flagfile, --threads_per_run...) and
+    this command's, defined when it runs, not on import."""
+    rtd_sweep.define_flags()
+    flags.DEFINE_string("data", "tfr128", "TFRecord subfolder of --data_root.")
+    flags.DEFINE_integer("num_train_steps", 4000, "Steps of both runs.")
+    flags.DEFINE_integer("log_every", 100, "Steps per logged window.")
+    flags.DEFINE_list("flags", [], "Extra run_pretraining flags for both sides.")
+    flags.DEFINE_list("sides", ["ours", "hf_torch"], "Which implementations to train.")
+    flags.DEFINE_integer("reference_seed", 0, "Seed of the PyTorch side (init, masking, sampling).")
 
 
 # The settings the reference is written for, the paper's ELECTRA, and their values it implements.
@@ -347,4 +353,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -32,23 +32,30 @@ from electra_tf.pretraining import curves, runner
 from electra_tf.pretraining.settings import PretrainingSettings
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("spec", None, "JSON list of runs: name, data subfolder, flags.")
-flags.DEFINE_string("data_root", None, "Folder with vocab.txt and one TFRecord folder per data.")
-flags.DEFINE_string("output", None, "JSONL file the windows are appended to.")
-flags.DEFINE_string("runs_dir", "runs/rtd_sweep", "Model directories of the runs.")
-flags.DEFINE_string(
-    "base_flagfile",
-    str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "demo.flags"),
-    "Flags every run starts from.",
-)
-flags.DEFINE_integer("parallel", 1, "Runs at a time.")
-flags.DEFINE_integer("threads_per_run", 1, "CPU threads of each run.")
-flags.DEFINE_list("only", [], "Run only these names from the spec.")
-flags.DEFINE_bool(
-    "collect_only",
-    False,
-    "Record the windows already logged in --runs_dir (runs stopped early) without training.",
-)
+
+
+def define_flags():
+    """The command's flags, defined when it runs (importing this module defines none: its
+    names, --output among them, would clash with other commands' in one process)."""
+    flags.DEFINE_string("spec", None, "JSON list of runs: name, data subfolder, flags.")
+    flags.DEFINE_string(
+        "data_root", None, "Folder with vocab.txt and one TFRecord folder per data."
+    )
+    flags.DEFINE_string("output", None, "JSONL file the windows are appended to.")
+    flags.DEFINE_string("runs_dir", "runs/rtd_sweep", "Model directories of the runs.")
+    flags.DEFINE_string(
+        "base_flagfile",
+        str(pathlib.Path(__file__).resolve().parents[2] / "configs" / "demo.flags"),
+        "Flags every run starts from.",
+    )
+    flags.DEFINE_integer("parallel", 1, "Runs at a time.")
+    flags.DEFINE_integer("threads_per_run", 1, "CPU threads of each run.")
+    flags.DEFINE_list("only", [], "Run only these names from the spec.")
+    flags.DEFINE_bool(
+        "collect_only",
+        False,
+        "Record the windows already logged in --runs_dir (runs stopped early) without training.",
+    )
 
 
 def cpu_model():
@@ -182,4 +189,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
