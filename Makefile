@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+# Test processes: two keep a 2-core machine busy (the suite is mostly single-threaded tracing);
+# each holds up to ~7 GiB, so raise it only with the memory for it (make test TEST_WORKERS=4).
+TEST_WORKERS ?= 2
 
 .PHONY: demo test clean
 
@@ -18,7 +21,7 @@ demo: $(INSTALLED)
 test: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf runs .pytest_cache
