@@ -38,7 +38,6 @@ TASK_ALIASES = {
 CUSTOM_TASKS = ("classification", "regression")
 QA_TASKS = ("squad", "squadv2")
 LABEL_ENCODINGS = ("BIOES", "none")
-MIXED_PRECISIONS = ("none", "bfloat16", "float16")
 _REQUIRED = ("task_name", "init_checkpoint", "model_dir")
 _POSITIVE = (
     "train_batch_size",
@@ -233,10 +232,10 @@ class FinetuningSettings:
         30, flags.DEFINE_integer, "SQuAD: longest answer in wordpieces."
     )
     # Scale-out (electra_tf.training.distribute's flags).
-    distribution_strategy: str = distributed("default")
+    distribution_strategy: str = distributed("default", flag_fields.STRATEGIES)
     tpu: str | None = distributed(None)
     num_gpus: int | None = distributed(None)
-    mixed_precision: str = distributed("none")
+    mixed_precision: str = distributed("none", flag_fields.MIXED_PRECISIONS)
     use_xla: bool | None = distributed(None)
 
     def __post_init__(self):
@@ -244,6 +243,7 @@ class FinetuningSettings:
             _require(getattr(self, name), name, "is required")
         object.__setattr__(self, "task_name", canonical_task_name(self.task_name))
         object.__setattr__(self, "seeds", parse_seeds(self.seeds))
+        flag_fields.check_choices(self, SettingsError)
         for name in ("data_dir", "train_file", "dev_file", "test_file", "init_checkpoint"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, os.fspath(getattr(self, name)))
@@ -251,11 +251,6 @@ class FinetuningSettings:
         self._check_numbers()
 
     def _check_data_sources(self):
-        _require(
-            self.label_encoding in LABEL_ENCODINGS,
-            "label_encoding",
-            f"must be one of {LABEL_ENCODINGS}, got {self.label_encoding!r}",
-        )
         if self.task_name in CUSTOM_TASKS:
             _require(
                 self.train_file and self.dev_file,
@@ -266,11 +261,6 @@ class FinetuningSettings:
         elif not self.data_dir:
             for name in ("train_file", "dev_file"):
                 _require(getattr(self, name), name, "is required when --data_dir is not given")
-        _require(
-            self.mixed_precision in MIXED_PRECISIONS,
-            "mixed_precision",
-            f"must be one of {MIXED_PRECISIONS}, got {self.mixed_precision!r}",
-        )
 
     def _check_numbers(self):
         _require(self.max_seq_length >= 3, "max_seq_length", "must leave room for [CLS] and [SEP]")

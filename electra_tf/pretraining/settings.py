@@ -24,7 +24,7 @@ from electra_tf.filenames import PRETRAINING_SETTINGS_FILE
 from electra_tf.model import config as config_lib
 from electra_tf.pretraining import model as pretraining_model
 from electra_tf.pretraining import two_stage
-from electra_tf.training import distribute, flag_fields
+from electra_tf.training import flag_fields
 from electra_tf.training.flag_fields import distributed, setting
 
 # A resumed run must build the architecture it checkpointed: these must match.
@@ -172,10 +172,10 @@ class PretrainingSettings:
         "Stop (with a checkpoint) after this many steps in this process.",
     )
     # Scale-out (distribute.define_flags).
-    distribution_strategy: str = distributed("default")
+    distribution_strategy: str = distributed("default", flag_fields.STRATEGIES)
     tpu: str | None = distributed(None)
     num_gpus: int | None = distributed(None)
-    mixed_precision: str = distributed("none")
+    mixed_precision: str = distributed("none", flag_fields.MIXED_PRECISIONS)
     use_xla: bool | None = distributed(None)
 
     def __post_init__(self):
@@ -183,26 +183,9 @@ class PretrainingSettings:
             # The Python API may pass a dict; the flag and the settings file hold JSON.
             overrides = json.dumps(self.model_hparam_overrides, sort_keys=True)
             object.__setattr__(self, "model_hparam_overrides", overrides)
-        self._validate_choices()
+        flag_fields.check_choices(self, SettingsError)
         self._validate_ranges()
         self.hparam_overrides()
-
-    def _validate_choices(self):
-        for field in dataclasses.fields(self):
-            choices = field.metadata.get("choices")
-            value = getattr(self, field.name)
-            if choices and value is not None and value not in choices:
-                _fail(field.name, f"is {value!r}; choose one of {', '.join(choices)}")
-        _require(
-            self.distribution_strategy in distribute.STRATEGIES,
-            "distribution_strategy",
-            f"choose one of {', '.join(distribute.STRATEGIES)}",
-        )
-        _require(
-            self.mixed_precision in ("none", "bfloat16", "float16"),
-            "mixed_precision",
-            "choose one of none, bfloat16, float16",
-        )
 
     def _validate_ranges(self):
         _require(0.0 < self.mask_prob < 1.0, "mask_prob", "must be in (0, 1)")

@@ -6,7 +6,7 @@ import os
 import tensorflow as tf
 from absl import flags
 
-STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
+from electra_tf.training.flag_fields import MIXED_PRECISIONS, STRATEGIES
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -32,7 +32,7 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_enum(
         "mixed_precision",
         "none",
-        ["none", "bfloat16", "float16"],
+        list(MIXED_PRECISIONS),
         "Compute dtype; variables stay float32.",
         flag_values=flag_values,
     )

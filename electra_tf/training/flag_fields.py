@@ -6,12 +6,15 @@ so one definition gives the field, its default and the flag. Fields made with
 for every runner. `define_flags` defines a settings class's flags;
 `parse_flags` reads a list of flag strings into a fresh FlagValues, so a
 caller builds settings from "--name=value" strings without touching absl's
-global FLAGS.
+global FLAGS; `check_choices` refuses a value outside a field's choices.
 """
 
 import dataclasses
 
 from absl import flags
+
+STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
+MIXED_PRECISIONS = ("none", "bfloat16", "float16")
 
 
 def setting(default, define, help_text, choices=None):
@@ -20,9 +23,18 @@ def setting(default, define, help_text, choices=None):
     return dataclasses.field(default=default, metadata=metadata)
 
 
-def distributed(default):
+def distributed(default, choices=None):
     """A settings field whose flag `distribute.define_flags` defines."""
-    return dataclasses.field(default=default, metadata={"define": None})
+    return dataclasses.field(default=default, metadata={"define": None, "choices": choices})
+
+
+def check_choices(settings, error):
+    """Raises `error` naming the flag when a field's value is not one of its choices."""
+    for field in dataclasses.fields(settings):
+        choices = field.metadata.get("choices")
+        value = getattr(settings, field.name)
+        if choices and value is not None and value not in choices:
+            raise error(f"--{field.name}: is {value!r}; choose one of {', '.join(choices)}")
 
 
 def define_flags(settings_class, flag_values=flags.FLAGS):
