@@ -65,6 +65,15 @@ class _FinetuningModel(keras.Model):
     def _head_shapes(self):
         raise NotImplementedError
 
+    def _dense(self, units, name, **kwargs):
+        return truncated_normal_dense(
+            units, self.config.initializer_range, name, self.dtype_policy, **kwargs
+        )
+
+    def _set_head(self, layers):
+        """The task head: `layers` ({name: layer}) under ".../task_specific/..."."""
+        self.task_specific = _TaskSpecific(layers, dtype=self.dtype_policy, name="task_specific")
+
     def build(self, input_shape=None):
         self.encoder.build()
         self.task_specific.build_layers(self._head_shapes())
@@ -119,15 +128,7 @@ class ElectraForTokenClassification(_FinetuningModel):
     def __init__(self, config, num_labels, **kwargs):
         super().__init__(config, **kwargs)
         self.num_labels = int(num_labels)
-        self.task_specific = _TaskSpecific(
-            {
-                "dense": truncated_normal_dense(
-                    self.num_labels, self.config.initializer_range, "dense", self.dtype_policy
-                )
-            },
-            dtype=self.dtype_policy,
-            name="task_specific",
-        )
+        self._set_head({"dense": self._dense(self.num_labels, "dense")})
 
     def _head_shapes(self):
         return {"dense": (None, None, self.config.hidden_size)}
@@ -181,15 +182,7 @@ class ElectraForSequenceClassification(_FinetuningModel):
         super().__init__(config, **kwargs)
         self.is_regression = bool(is_regression)
         self.num_labels = 1 if self.is_regression else int(num_labels)
-        self.task_specific = _TaskSpecific(
-            {
-                "dense": truncated_normal_dense(
-                    self.num_labels, self.config.initializer_range, "dense", self.dtype_policy
-                )
-            },
-            dtype=self.dtype_policy,
-            name="task_specific",
-        )
+        self._set_head({"dense": self._dense(self.num_labels, "dense")})
 
     def _head_shapes(self):
         return {"dense": (None, self.config.hidden_size)}
@@ -254,19 +247,16 @@ class ElectraForQuestionAnswering(_FinetuningModel):
     def __init__(self, config, version_2=False, **kwargs):
         super().__init__(config, **kwargs)
         self.version_2 = bool(version_2)
-        c, policy = self.config, self.dtype_policy
         layers = {
-            "start_logits": truncated_normal_dense(1, c.initializer_range, "start_logits", policy),
-            "end_logits": truncated_normal_dense(1, c.initializer_range, "end_logits", policy),
+            "start_logits": self._dense(1, "start_logits"),
+            "end_logits": self._dense(1, "end_logits"),
         }
         if self.version_2:
-            layers["answerable_hidden"] = truncated_normal_dense(
-                512, c.initializer_range, "answerable_hidden", policy, activation=exact_gelu
+            layers["answerable_hidden"] = self._dense(
+                512, "answerable_hidden", activation=exact_gelu
             )
-            layers["answerable_logit"] = truncated_normal_dense(
-                1, c.initializer_range, "answerable_logit", policy
-            )
-        self.task_specific = _TaskSpecific(layers, dtype=policy, name="task_specific")
+            layers["answerable_logit"] = self._dense(1, "answerable_logit")
+        self._set_head(layers)
 
     def _head_shapes(self):
         h = self.config.hidden_size
