@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from electra_tf.model.layers.dropout import apply_dropout, fold_seed, is_active, stateless_dropout
-from electra_tf.model.layers.normalization import LayerNorm
+from electra_tf.model.layers.normalization import LayerNorm, layer_norm
 from electra_tf.training import stateless_random
 
 
@@ -54,19 +54,15 @@ def exact_gelu(x):
     return x * _normal_cdf(x), backward
 
 
-def feed_forward(x, intermediate, output):
-    """output(exact_gelu(intermediate(x))) for two bias-carrying Dense layers.
+def feed_forward(x, w1, b1, w2, b2):
+    """exact_gelu(x w1 + b1) w2 + b2 over the last axis of x (weights in x's dtype).
 
     The backward pass keeps x and the pre-activation only and recomputes the
     GELU output, the largest activation of a layer, from the
     pre-activation: about a fifth less activation memory per train step.
     """
-    dtype = x.dtype
-    weights = [
-        tf.cast(w, dtype)
-        for w in (intermediate.kernel, intermediate.bias, output.kernel, output.bias)
-    ]
-    out_shape = tf.concat([tf.shape(x)[:-1], [output.units]], 0)
+    units = w2.shape[-1]
+    out_shape = tf.concat([tf.shape(x)[:-1], [units]], 0)
 
     @tf.custom_gradient
     def forward(x, w1, b1, w2, b2):
@@ -75,7 +71,7 @@ def feed_forward(x, intermediate, output):
         y = tf.nn.bias_add(tf.matmul(pre * _normal_cdf(pre), w2), b2)
 
         def backward(upstream):
-            upstream = tf.reshape(upstream, [-1, output.units])
+            upstream = tf.reshape(upstream, [-1, units])
             pre_again = _recompute_from(pre, upstream)
             cdf = _normal_cdf(pre_again)
             activation = pre_again * cdf
@@ -90,7 +86,7 @@ def feed_forward(x, intermediate, output):
 
         return tf.reshape(y, out_shape), backward
 
-    return forward(x, *weights)
+    return forward(x, w1, b1, w2, b2)
 
 
 def dot_product_attention(q, k, v, attention_bias, dropout_rate=0.0, dropout_key=None):
@@ -148,7 +144,11 @@ def truncated_normal_dense(units, initializer_range, name, dtype, activation=Non
 
 @keras.saving.register_keras_serializable(package="electra_tf")
 class TransformerLayer(keras.layers.Layer):
-    """Self-attention + feed-forward block, each followed by residual + LayerNorm."""
+    """Self-attention + feed-forward block, each followed by residual + LayerNorm.
+
+    The sub-layers hold the weights (and their checkpoint names); `call` passes
+    them to `_transformer_block`, which computes the layer.
+    """
 
     def __init__(
         self,
@@ -203,28 +203,43 @@ class TransformerLayer(keras.layers.Layer):
         self.output_layer_norm.build(hidden_shape)
         self.built = True
 
-    def _split_heads(self, x):
-        batch, length = tf.shape(x)[0], tf.shape(x)[1]
-        x = tf.reshape(x, [batch, length, self.num_attention_heads, self.head_size])
-        return tf.transpose(x, [0, 2, 1, 3])
-
     def call(self, hidden, attention_bias, dropout_key=None):
-        keys = [None] * 3 if dropout_key is None else [fold_seed(dropout_key, i) for i in range(3)]
-        # Scaling q rather than the scores touches L * head_size values, not L * L.
-        q = self._split_heads(self.query(hidden) * tf.cast(self.head_size**-0.5, hidden.dtype))
-        k = self._split_heads(self.key(hidden))
-        v = self._split_heads(self.value(hidden))
-        context = dot_product_attention(
-            q, k, v, attention_bias, self.attention_probs_dropout_prob, keys[0]
+        weights = {}
+        for name, layer in self._weight_layers.items():
+            # As the layers themselves compute: Dense in the compute dtype, LayerNorm in float32.
+            if isinstance(layer, LayerNorm):
+                parts, dtype = ("gamma", "beta"), tf.float32
+            else:
+                parts, dtype = ("kernel", "bias"), hidden.dtype
+            for part in parts:
+                weights[f"{name}/{part}"] = tf.cast(getattr(layer, part), dtype)
+        block = _traced_transformer_block if tf.inside_function() else _transformer_block
+        return block(
+            hidden,
+            attention_bias,
+            weights,
+            dropout_key,
+            (
+                self.num_attention_heads,
+                self.head_size,
+                self.attention_probs_dropout_prob,
+                self.hidden_dropout_prob,
+                self.layer_norm_eps,
+            ),
         )
-        context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), tf.shape(hidden))
-        attended = stateless_dropout(
-            self.attention_output(context), self.hidden_dropout_prob, keys[1]
-        )
-        attended = self.attention_layer_norm(attended + hidden)
-        ffn = feed_forward(attended, self.intermediate, self.output_dense)
-        ffn = stateless_dropout(ffn, self.hidden_dropout_prob, keys[2])
-        return self.output_layer_norm(ffn + attended)
+
+    @property
+    def _weight_layers(self):
+        return {
+            "query": self.query,
+            "key": self.key,
+            "value": self.value,
+            "attention_output": self.attention_output,
+            "attention_layer_norm": self.attention_layer_norm,
+            "intermediate": self.intermediate,
+            "output": self.output_dense,
+            "output_layer_norm": self.output_layer_norm,
+        }
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -240,3 +255,55 @@ class TransformerLayer(keras.layers.Layer):
             "initializer_range": self.initializer_range,
             "layer_norm_eps": self.layer_norm_eps,
         }
+
+
+def _dense(x, weights, name):
+    """What keras.layers.Dense computes, from the layer's weights in `weights`."""
+    return keras.ops.add(keras.ops.matmul(x, weights[f"{name}/kernel"]), weights[f"{name}/bias"])
+
+
+def _layer_norm(x, weights, name, epsilon):
+    """LayerNorm's computation (float32 inside) from its weights in `weights`."""
+    outputs = layer_norm(
+        tf.cast(x, tf.float32), weights[f"{name}/gamma"], weights[f"{name}/beta"], epsilon
+    )
+    return tf.cast(outputs, x.dtype)
+
+
+def _transformer_block(hidden, attention_bias, weights, dropout_key, hyperparameters):
+    """One post-LayerNorm transformer layer, from its weights ({"query/kernel": ...})."""
+    num_heads, head_size, attention_dropout, hidden_dropout, epsilon = hyperparameters
+    keys = [None] * 3 if dropout_key is None else [fold_seed(dropout_key, i) for i in range(3)]
+    batch, length = tf.shape(hidden)[0], tf.shape(hidden)[1]
+
+    def split_heads(x):
+        x = tf.reshape(x, [batch, length, num_heads, head_size])
+        return tf.transpose(x, [0, 2, 1, 3])
+
+    # Scaling q rather than the scores touches L * head_size values, not L * L.
+    q = split_heads(_dense(hidden, weights, "query") * tf.cast(head_size**-0.5, hidden.dtype))
+    k = split_heads(_dense(hidden, weights, "key"))
+    v = split_heads(_dense(hidden, weights, "value"))
+    context = dot_product_attention(q, k, v, attention_bias, attention_dropout, keys[0])
+    context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), tf.shape(hidden))
+    attended = stateless_dropout(
+        _dense(context, weights, "attention_output"), hidden_dropout, keys[1]
+    )
+    attended = _layer_norm(attended + hidden, weights, "attention_layer_norm", epsilon)
+    ffn = feed_forward(
+        attended,
+        weights["intermediate/kernel"],
+        weights["intermediate/bias"],
+        weights["output/kernel"],
+        weights["output/bias"],
+    )
+    ffn = stateless_dropout(ffn, hidden_dropout, keys[2])
+    return _layer_norm(ffn + attended, weights, "output_layer_norm", epsilon)
+
+
+# Inside a traced step, one trace serves every layer of an encoder: the layers differ only in
+# their weights, which are arguments, so the layer and its gradient are traced once per shape
+# rather than once per layer (half the operations tracing builds for the pre-training step;
+# bench/RESULTS.md). Called eagerly, the layer runs op by op instead: a trace per input shape
+# would cost more than it saves there.
+_traced_transformer_block = tf.function(_transformer_block, autograph=False)
