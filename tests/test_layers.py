@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from electra_tf.model.layers import transformer
 from electra_tf.model.layers.dropout import example_keys, fold_seed, stateless_dropout
 from electra_tf.model.layers.normalization import LayerNorm
 from electra_tf.model.layers.transformer import (
@@ -139,8 +140,9 @@ def _reference_transformer_layer(layer, hidden, bias, dropout_key):
     return norm(drop(ffn, keys[2], rate) + attended, layer.output_layer_norm)
 
 
+@pytest.mark.parametrize("traced", [False, True], ids=["eager", "one_trace_per_shape"])
 @pytest.mark.parametrize("dropout", [False, True])
-def test_transformer_layer_matches_plain_autodiff(dropout):
+def test_transformer_layer_matches_plain_autodiff(dropout, traced):
     layer = TransformerLayer(
         hidden_size=16,
         num_attention_heads=2,
@@ -157,17 +159,27 @@ def test_transformer_layer_matches_plain_autodiff(dropout):
         weight.assign(weight + rng.normal(0.0, 0.3, size=weight.shape))
     key = stateless_random.key_from_seed([5, 9])
     upstream = tf.constant(rng.normal(size=hidden.shape), tf.float32)
-    results = []
-    for fn in (
-        lambda x: layer(x, bias, dropout_key=key),
-        lambda x: _reference_transformer_layer(layer, x, bias, key),
-    ):
+
+    def output_and_gradients(fn, x):
         with tf.GradientTape() as tape:
-            tape.watch(hidden)
-            y = fn(hidden)
+            tape.watch(x)
+            y = fn(x)
             loss = tf.reduce_sum(y * upstream)
-        results.append((y, tape.gradient(loss, [hidden, *layer.trainable_variables])))
-    (y, grads), (y_ref, grads_ref) = results
+        return y, tape.gradient(loss, [x, *layer.trainable_variables])
+
+    def run_layer(x):
+        return output_and_gradients(lambda x: layer(x, bias, dropout_key=key), x)
+
+    if traced:  # as the training step runs it: the layer's shared trace, inside a tf.function
+        traces = transformer._traced_transformer_block.experimental_get_tracing_count()
+        with transformer.one_trace_per_shape():
+            y, grads = tf.function(run_layer)(hidden)
+        assert transformer._traced_transformer_block.experimental_get_tracing_count() > traces
+    else:
+        y, grads = run_layer(hidden)
+    y_ref, grads_ref = output_and_gradients(
+        lambda x: _reference_transformer_layer(layer, x, bias, key), hidden
+    )
     np.testing.assert_allclose(y.numpy(), y_ref.numpy(), atol=1e-5)
     for variable, g, g_ref in zip(
         ["input", *[v.path for v in layer.trainable_variables]], grads, grads_ref

@@ -21,6 +21,7 @@ replicas; one clipped AdamW update. Several steps run per host call
 
 import tensorflow as tf
 
+from electra_tf.model.layers import transformer
 from electra_tf.training import stateless_random
 
 
@@ -163,7 +164,7 @@ class Trainer:
 
     def _gradients(self, features, denominators, key, example_index):
         variables = self.model.trainable_variables
-        with tf.GradientTape() as tape:
+        with tf.GradientTape() as tape, transformer.one_trace_per_shape(not self.jit_compile):
             loss, stats = self.model.compute_loss_and_stats(
                 features, denominators, key, example_index
             )

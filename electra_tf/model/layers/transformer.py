@@ -1,5 +1,6 @@
 """Post-LayerNorm transformer layer (BERT/ELECTRA) with explicit attention biases."""
 
+import contextlib
 import math
 
 import keras
@@ -213,7 +214,8 @@ class TransformerLayer(keras.layers.Layer):
                 parts, dtype = ("kernel", "bias"), hidden.dtype
             for part in parts:
                 weights[f"{name}/{part}"] = tf.cast(getattr(layer, part), dtype)
-        block = _traced_transformer_block if tf.inside_function() else _transformer_block
+        shared = tf.inside_function() and _one_trace_per_shape["enabled"]
+        block = _traced_transformer_block if shared else _transformer_block
         return block(
             hidden,
             attention_bias,
@@ -304,6 +306,23 @@ def _transformer_block(hidden, attention_bias, weights, dropout_key, hyperparame
 # Inside a traced step, one trace serves every layer of an encoder: the layers differ only in
 # their weights, which are arguments, so the layer and its gradient are traced once per shape
 # rather than once per layer (half the operations tracing builds for the pre-training step;
-# bench/RESULTS.md). Called eagerly, the layer runs op by op instead: a trace per input shape
-# would cost more than it saves there.
+# bench/RESULTS.md).
 _traced_transformer_block = tf.function(_transformer_block, autograph=False)
+_one_trace_per_shape = {"enabled": False}
+
+
+@contextlib.contextmanager
+def one_trace_per_shape(enabled=True):
+    """While tracing inside, the transformer layers share one trace per input shape.
+
+    For steps run by TensorFlow's executor (the CPU default). Not for XLA: a
+    jit-compiled step with the shared trace compiled 2-3x slower (the
+    XLA split-equivalence test: 113 -> 307 s), so it traces each layer.
+    A plain dict, not thread-local: MirroredStrategy traces replicas in threads.
+    """
+    previous = _one_trace_per_shape["enabled"]
+    _one_trace_per_shape["enabled"] = enabled
+    try:
+        yield
+    finally:
+        _one_trace_per_shape["enabled"] = previous
