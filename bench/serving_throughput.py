@@ -197,11 +197,12 @@ def hf_pipeline(args):
     return entities
 
 
-def _padded(rows, max_seq_length):
+def _padded(rows, max_seq_length, multiple=1):
+    """[texts, longest row rounded up to `multiple`] int32 ids, zero-padded."""
     import numpy as np  # pylint: disable=import-outside-toplevel
 
     rows = [row[:max_seq_length] for row in rows]
-    ids = np.zeros([len(rows), max(map(len, rows))], np.int32)
+    ids = np.zeros([len(rows), -(-max(map(len, rows)) // multiple) * multiple], np.int32)
     for i, row in enumerate(rows):
         ids[i, : len(row)] = row
     return ids
@@ -213,7 +214,6 @@ def ours_model_only(args, variant="model"):
     variant "xla": the signature inside a jit-compiled tf.function, rows padded
     to a multiple of 8; "matmuls": only the layers' dense matmuls (the floor).
     """
-    import numpy as np  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -256,9 +256,7 @@ def ours_model_only(args, variant="model"):
             return x
 
     def entities(texts):
-        ids = _padded([rows[t] for t in texts], args.max_seq_length)
-        width = -(-ids.shape[1] // multiple) * multiple
-        call_model(tf.constant(np.pad(ids, [[0, 0], [0, width - ids.shape[1]]])))
+        call_model(tf.constant(_padded([rows[t] for t in texts], args.max_seq_length, multiple)))
         return [[] for _ in texts]
 
     def prepare(texts):

@@ -23,13 +23,17 @@ class LayerNorm(keras.layers.LayerNormalization):
         super().build(input_shape)
 
     def call(self, inputs):
-        outputs = layer_norm(
-            tf.cast(inputs, tf.float32),
-            tf.cast(self.gamma, tf.float32),
-            tf.cast(self.beta, tf.float32),
-            self.epsilon,
+        return tf.cast(
+            float32_layer_norm(inputs, self.gamma, self.beta, self.epsilon), self.compute_dtype
         )
-        return tf.cast(outputs, self.compute_dtype)
+
+
+def float32_layer_norm(x, gamma, beta, epsilon):
+    """`layer_norm` computed in float32 whatever x's dtype, returned in x's dtype."""
+    outputs = layer_norm(
+        tf.cast(x, tf.float32), tf.cast(gamma, tf.float32), tf.cast(beta, tf.float32), epsilon
+    )
+    return tf.cast(outputs, x.dtype)
 
 
 def layer_norm(x, gamma, beta, epsilon):

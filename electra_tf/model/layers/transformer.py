@@ -7,7 +7,7 @@ import keras
 import tensorflow as tf
 
 from electra_tf.model.layers.dropout import apply_dropout, fold_seed, is_active, stateless_dropout
-from electra_tf.model.layers.normalization import LayerNorm, layer_norm
+from electra_tf.model.layers.normalization import LayerNorm, float32_layer_norm
 from electra_tf.training import stateless_random
 
 
@@ -265,11 +265,8 @@ def _dense(x, weights, name):
 
 
 def _layer_norm(x, weights, name, epsilon):
-    """LayerNorm's computation (float32 inside) from its weights in `weights`."""
-    outputs = layer_norm(
-        tf.cast(x, tf.float32), weights[f"{name}/gamma"], weights[f"{name}/beta"], epsilon
-    )
-    return tf.cast(outputs, x.dtype)
+    """What LayerNorm computes, from the layer's weights in `weights`."""
+    return float32_layer_norm(x, weights[f"{name}/gamma"], weights[f"{name}/beta"], epsilon)
 
 
 def _transformer_block(hidden, attention_bias, weights, dropout_key, hyperparameters):
