@@ -9,8 +9,14 @@ run_pretraining flags given after the demo's own). Steps whose output
 already exists are skipped, so a second run resumes training.
 """
 
+import os
 import pathlib
 import time
+
+# Before TensorFlow loads (the data-building workers inherit it): its C++ start-up INFO lines
+# (CUDA probing, oneDNN, CPU features), a dozen per process, would bury the demo's progress.
+# Warnings and errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from absl import app, flags, logging
 
