@@ -6,10 +6,14 @@
 The special tokens come first, so [PAD] is id 0.
 """
 
+import re
+
+import tensorflow as tf
 from absl import app, flags, logging
 
 from electra_tf.data import corpora, tokenization
 from electra_tf.data.vocab import build_vocab, write_vocab
+from electra_tf.files import same_file
 
 FLAGS = flags.FLAGS
 
@@ -33,15 +37,38 @@ flags.register_validator(
 )
 
 
+def _refuse_input_as_output(input_files, vocab_file):
+    for path in input_files:
+        if same_file(path, vocab_file):
+            raise ValueError(
+                f"--vocab_file={vocab_file} is also an input file: writing the vocabulary would "
+                "replace that corpus file. Choose another --vocab_file."
+            )
+
+
+def _wrapped_message(error):
+    """The Python error's own text inside a tf.data error (`{{function_node ...}} ValueError: ...`)."""
+    first_line = error.message.strip().splitlines()[0]
+    return re.sub(r"^\{\{[^}]*\}\}\s*(\w+Error: )?", "", first_line)
+
+
 def main(argv):
-    del argv
-    input_files = corpora.expand_file_patterns(FLAGS.input_files)
-    logging.info(
-        "Learning a %d-token vocabulary from %d file(s).", FLAGS.vocab_size, len(input_files)
-    )
-    tokens = build_vocab(
-        input_files, FLAGS.vocab_size, FLAGS.do_lower_case, FLAGS.strip_accents, FLAGS.max_lines
-    )
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        input_files = corpora.expand_file_patterns(FLAGS.input_files)
+        _refuse_input_as_output(input_files, FLAGS.vocab_file)
+        logging.info(
+            "Learning a %d-token vocabulary from %d file(s).", FLAGS.vocab_size, len(input_files)
+        )
+        tokens = build_vocab(
+            input_files, FLAGS.vocab_size, FLAGS.do_lower_case, FLAGS.strip_accents, FLAGS.max_lines
+        )
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"build_vocab: error: --input_files={FLAGS.input_files}: {e}") from None
+    except tf.errors.OpError as e:
+        # A corpus error raised inside tf.data arrives wrapped; its message names the file.
+        raise SystemExit(f"build_vocab: error: {_wrapped_message(e)}") from None
     write_vocab(tokens, FLAGS.vocab_file)
     logging.info("Wrote %d tokens to %s.", len(tokens), FLAGS.vocab_file)
 

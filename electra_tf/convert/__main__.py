@@ -7,6 +7,7 @@ import sys
 import electra_tf  # noqa: F401  (selects the Keras backend)
 from electra_tf.convert.report import ConversionError
 from electra_tf.filenames import CONVERTED_FLAGS_FILE, DISCRIMINATOR_DIR, GENERATOR_DIR, VOCAB_FILE
+from electra_tf.files import OutputExistsError, check_output_dir
 
 
 def _load_config(path):
@@ -33,6 +34,10 @@ def _one_output(args):
             "ElectraEncoder.save_pretrained layout) or --model_dir (a full "
             "pre-training checkpoint that run_pretraining resumes)"
         )
+    if args.output_dir:
+        check_output_dir(args.output_dir, "--output_dir", args.overwrite)
+    else:
+        check_output_dir(args.model_dir, "--model_dir", args.overwrite)
 
 
 def _write_ours(args, bundle, vocab_file, source):
@@ -106,6 +111,11 @@ def _read_ours(args):
 def cmd_to_original(args):
     from electra_tf.convert import original
 
+    if not args.overwrite and os.path.exists(f"{args.output}.index"):
+        raise OutputExistsError(
+            f"--output={args.output}: a checkpoint {args.output}.index is already there. "
+            "Choose a new prefix, or pass --overwrite to replace it."
+        )
     bundle = _read_ours(args)
     prefix = original.write(bundle, args.output, include_optimizer=args.include_optimizer)
     print(f"Wrote original-format checkpoint {prefix}")
@@ -124,6 +134,7 @@ def cmd_from_hf(args):
 def cmd_to_hf(args):
     from electra_tf.convert import hf, original
 
+    check_output_dir(args.output_dir, "--output_dir", args.overwrite)
     if args.original_checkpoint:
         bundle = original.read(
             args.original_checkpoint,
@@ -195,6 +206,15 @@ def _add_outputs(s, pretraining=True):
     else:
         s.set_defaults(model_dir=None)
     s.add_argument("--vocab_file", help="Vocabulary to check against and copy.")
+    _add_overwrite(s)
+
+
+def _add_overwrite(s):
+    s.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Write into a non-empty output folder (files of the same names are replaced).",
+    )
 
 
 def _add_heads(s):
@@ -247,6 +267,7 @@ def _add_to_original(sub):
         action="store_true",
         help="Also write <var>/adam_m, <var>/adam_v and global_step.",
     )
+    _add_overwrite(s)
     s.set_defaults(func=cmd_to_original)
 
 
@@ -270,6 +291,7 @@ def _add_to_hf(sub):
     _add_heads(s)
     s.add_argument("--output_dir", required=True)
     s.add_argument("--vocab_file")
+    _add_overwrite(s)
     s.set_defaults(func=cmd_to_hf)
 
 
@@ -284,11 +306,23 @@ def _add_from_tf_models(sub):
 
 
 def main(argv=None):
+    """Runs one subcommand; a user error prints `error: ...` (no traceback) and returns 2."""
     args = parser().parse_args(argv)
+    import tensorflow as tf
+
     try:
         args.func(args)
-    except (ConversionError, FileNotFoundError) as e:
+    # ValueError covers ConversionError, ConfigError and a vocabulary that does not parse;
+    # OSError a missing or unreadable file.
+    except (ValueError, OSError, OutputExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except tf.errors.OpError as e:
+        print(
+            f"error: cannot read a TF checkpoint ({e.message.strip().splitlines()[0]}): its "
+            ".index or .data-* file is damaged, incomplete or missing; copy it again",
+            file=sys.stderr,
+        )
         return 2
     return 0
 

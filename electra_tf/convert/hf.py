@@ -21,7 +21,8 @@ from electra_tf.filenames import (
     HF_SAFETENSORS_INDEX_FILE,
     VOCAB_FILE,
 )
-from electra_tf.model.config import ElectraConfig
+from electra_tf.files import copy_file, write_bytes, write_json
+from electra_tf.model.config import ConfigError, ElectraConfig
 
 _LAYER_DENSES = (
     ("attention/self/query", "attention.self.query"),
@@ -97,17 +98,55 @@ def load_state_dict(directory: str) -> dict[str, np.ndarray]:
     st_path = os.path.join(directory, HF_SAFETENSORS_FILE)
     if os.path.exists(st_path):
         return _load_safetensors(st_path)
-    if os.path.exists(os.path.join(directory, HF_SAFETENSORS_INDEX_FILE)):
-        with open(os.path.join(directory, HF_SAFETENSORS_INDEX_FILE)) as f:
-            shards = sorted(set(json.load(f)["weight_map"].values()))
+    index_path = os.path.join(directory, HF_SAFETENSORS_INDEX_FILE)
+    if os.path.exists(index_path):
         out = {}
-        for shard in shards:
-            out.update(_load_safetensors(os.path.join(directory, shard)))
+        for shard in _shard_paths(directory, index_path):
+            out.update(_load_safetensors(shard))
         return out
     bin_path = os.path.join(directory, HF_PYTORCH_FILE)
     if os.path.exists(bin_path):
         return _load_torch_bin(bin_path)
     raise ConversionError(f"{directory} holds neither {HF_SAFETENSORS_FILE} nor {HF_PYTORCH_FILE}")
+
+
+def _shard_paths(directory: str, index_path: str) -> list[str]:
+    """The shard files a safetensors index names, each checked to lie inside `directory`."""
+    fix = "download the index again from the model's repository"
+    weight_map = _read_json_object(index_path).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise ConversionError(f"{index_path} has no weight_map of tensor -> shard file; {fix}")
+    inside = os.path.realpath(directory)
+    paths = []
+    for shard in sorted({str(s) for s in weight_map.values()}):
+        path = os.path.join(directory, shard)
+        # realpath resolves `..`, absolute names and symlinks alike.
+        if os.path.commonpath([inside, os.path.realpath(path)]) != inside:
+            raise ConversionError(
+                f"{index_path} names the shard {shard!r}, which lies outside {directory}: shard "
+                f"files must be inside the model directory; {fix}"
+            )
+        if not os.path.isfile(path):
+            raise ConversionError(
+                f"{path} is missing: {index_path} names it as a shard; download it too"
+            )
+        paths.append(path)
+    return paths
+
+
+def _read_json_object(path: str) -> dict:
+    """A JSON object from `path`, or a ConversionError naming the file."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        values = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConversionError(f"{path} is not valid JSON ({e}); download it again") from None
+    if not isinstance(values, dict):
+        raise ConversionError(
+            f"{path} holds a JSON {type(values).__name__}, not an object; download it again"
+        )
+    return values
 
 
 def _load_safetensors(path: str) -> dict[str, np.ndarray]:
@@ -155,14 +194,20 @@ def read_config(directory: str) -> dict:
     path = os.path.join(directory, CONFIG_FILE)
     if not os.path.exists(path):
         raise ConversionError(f"{path} does not exist; an HF model directory holds {CONFIG_FILE}")
-    with open(path) as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as e:
-            raise ConversionError(f"{path} is not valid JSON ({e}); download it again") from None
+    return _read_json_object(path)
 
 
-def electra_config(hf: dict) -> ElectraConfig:
+def electra_config(hf: dict, source: str = CONFIG_FILE) -> ElectraConfig:
+    """Our config from an HF ELECTRA config dict; `source` names it in errors."""
+    try:
+        return _electra_config(hf)
+    except KeyError as e:
+        raise ConversionError(f"{source} is not an HF ELECTRA config: it lacks {e}") from None
+    except ConfigError as e:
+        raise ConversionError(f"{source}: {e}") from None
+
+
+def _electra_config(hf: dict) -> ElectraConfig:
     if hf.get("model_type", "electra") != "electra":
         raise ConversionError(
             f"This is an HF {hf['model_type']!r} model, not ELECTRA "
@@ -233,7 +278,7 @@ def read(directory: str, role: str | None = None) -> layout.Bundle:
     `ElectraModel.from_pretrained` does) and leaves its heads in the file.
     """
     hf = read_config(directory)
-    config = electra_config(hf)
+    config = electra_config(hf, os.path.join(directory, CONFIG_FILE))
     state = load_state_dict(directory)
     kind = role or detect_kind(state)
     prefix = "electra." if any(k.startswith("electra.") for k in state) else ""
@@ -364,20 +409,19 @@ def combine(discriminator: layout.Bundle, generator: layout.Bundle) -> layout.Bu
 
 
 def _save(directory: str, state: dict, config: dict, vocab_file: str | None):
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
     os.makedirs(directory, exist_ok=True)
-    save_file(
-        {k: np.ascontiguousarray(v, np.float32) for k, v in state.items()},
+    write_bytes(
         os.path.join(directory, HF_SAFETENSORS_FILE),
-        metadata={"format": "pt"},
+        save(
+            {k: np.ascontiguousarray(v, np.float32) for k, v in state.items()},
+            metadata={"format": "pt"},
+        ),
     )
-    with open(os.path.join(directory, CONFIG_FILE), "w") as f:
-        json.dump(config, f, indent=2, sort_keys=True)
+    write_json(os.path.join(directory, CONFIG_FILE), config, indent=2, sort_keys=True)
     if vocab_file:
-        import shutil
-
-        shutil.copyfile(vocab_file, os.path.join(directory, VOCAB_FILE))
+        copy_file(vocab_file, os.path.join(directory, VOCAB_FILE))
 
 
 def _state(weights, pairs):

@@ -38,7 +38,7 @@ from electra_tf.filenames import (
     VOCAB_FILE,
     WEIGHTS_PREFIX,
 )
-from electra_tf.model.config import ElectraConfig
+from electra_tf.model.config import ConfigError, ElectraConfig
 from electra_tf.model.encoder import ElectraEncoder
 
 ELECTRA_TF, HF, ORIGINAL, TF_MODELS = "electra_tf", "hf", "original", "tf_models"
@@ -117,23 +117,25 @@ def read_config_file(path: str) -> ElectraConfig:
     read_config_file("electra-small-discriminator/config.json").hidden_size  # 256
     ```
     """
+    if not tf.io.gfile.exists(path):
+        raise ConversionError(f"{path} does not exist; pass the config.json of the model")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        raw = f.read()
     try:
-        with tf.io.gfile.GFile(path) as f:
-            values = json.load(f)
-    except json.JSONDecodeError as e:
+        values = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConversionError(
             f"{path} is not valid JSON ({e}); restore the file (re-download it "
             "or write it again with save_pretrained)"
         ) from None
-    try:
-        return ElectraConfig.from_dict(values)
-    except (TypeError, ValueError):
+    if not isinstance(values, dict):
+        raise ConversionError(f"{path} holds a JSON {type(values).__name__}, not a config object")
+    if set(values) <= {field.name for field in dataclasses.fields(ElectraConfig)}:
         try:
-            return hf.electra_config(values)
-        except KeyError as e:
-            raise ConversionError(
-                f"{path} is neither an electra-tf nor an HF ELECTRA config: it lacks {e}"
-            ) from None
+            return ElectraConfig.from_dict(values)
+        except ConfigError as e:
+            raise ConversionError(f"{path}: {e}") from None
+    return hf.electra_config(values, path)
 
 
 def find_checkpoint(path: str) -> CheckpointSource:

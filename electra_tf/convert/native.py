@@ -22,6 +22,7 @@ from electra_tf.filenames import (
     TOKEN_CLASSIFIER_PREFIX,
     VOCAB_FILE,
 )
+from electra_tf.files import copy_file, write_json, write_text
 from electra_tf.model.config import ElectraConfig
 from electra_tf.model.encoder import ElectraEncoder
 from electra_tf.pretraining.settings import PretrainingSettings
@@ -142,7 +143,7 @@ def write_encoder_dir(bundle: layout.Bundle, directory: str, vocab_file: str | N
     )
     encoder.save_pretrained(directory)
     if vocab_file:
-        tf.io.gfile.copy(vocab_file, f"{directory}/{VOCAB_FILE}", overwrite=True)
+        copy_file(vocab_file, f"{directory}/{VOCAB_FILE}")
     return encoder
 
 
@@ -187,24 +188,22 @@ def write_token_classifier_dir(
     assign(variables, bundle.weights, "the source")
     model.encoder.save_pretrained(directory)
     tf.train.Checkpoint(model=model).write(f"{directory}/{TOKEN_CLASSIFIER_PREFIX}")
-    with tf.io.gfile.GFile(f"{directory}/{TOKEN_CLASSIFIER_FILE}", "w") as f:
-        json.dump(
-            {
-                "num_labels": bundle.num_labels,
-                "id2label": {str(k): v for k, v in (bundle.id2label or {}).items()},
-            },
-            f,
-            indent=2,
-            sort_keys=True,
-        )
+    write_json(
+        f"{directory}/{TOKEN_CLASSIFIER_FILE}",
+        {
+            "num_labels": bundle.num_labels,
+            "id2label": {str(k): v for k, v in (bundle.id2label or {}).items()},
+        },
+        indent=2,
+        sort_keys=True,
+    )
     if vocab_file:
-        tf.io.gfile.copy(vocab_file, f"{directory}/{VOCAB_FILE}", overwrite=True)
+        copy_file(vocab_file, f"{directory}/{VOCAB_FILE}")
     return model
 
 
 def load_token_classifier(directory: str):
-    with tf.io.gfile.GFile(f"{directory}/{TOKEN_CLASSIFIER_FILE}") as f:
-        meta = json.load(f)
+    meta = _read_token_classifier_meta(f"{directory}/{TOKEN_CLASSIFIER_FILE}")
     model = build_token_classifier(
         ElectraConfig.load(f"{directory}/{CONFIG_FILE}"), meta["num_labels"]
     )
@@ -212,6 +211,22 @@ def load_token_classifier(directory: str):
         f"{directory}/{TOKEN_CLASSIFIER_PREFIX}"
     ).assert_consumed()
     return model, {int(k): v for k, v in meta.get("id2label", {}).items()}
+
+
+def _read_token_classifier_meta(path: str) -> dict:
+    fix = "write the directory again with convert from-hf"
+    if not tf.io.gfile.exists(path):
+        raise ConversionError(f"{path} is missing: a token classifier directory holds it; {fix}")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        raw = f.read()
+    try:
+        meta = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConversionError(f"{path} is not valid JSON ({e}); {fix}") from None
+    labels = meta.get("num_labels") if isinstance(meta, dict) else None
+    if not isinstance(labels, int) or isinstance(labels, bool) or labels < 1:
+        raise ConversionError(f"{path} needs num_labels, a positive integer; {fix}")
+    return meta
 
 
 def read_token_classifier_dir(directory: str) -> layout.Bundle:
@@ -343,7 +358,7 @@ def write_pretraining_dir(
     manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=None)
     saved = manager.save(checkpoint_number=int(optimizer.iterations.numpy()))
     _write_settings_files(model_dir, settings, vocab_file, len(vocab), seed)
-    tf.io.gfile.copy(vocab_file, f"{model_dir}/{VOCAB_FILE}", overwrite=True)
+    copy_file(vocab_file, f"{model_dir}/{VOCAB_FILE}")
     return saved
 
 
@@ -413,19 +428,18 @@ def _write_settings_files(model_dir, settings, vocab_file, vocab_size, seed) -> 
         "vocab_size": vocab_size,
         "seed": seed,
     }
-    with tf.io.gfile.GFile(f"{model_dir}/{PRETRAINING_SETTINGS_FILE}", "w") as f:
-        f.write(json.dumps(values, indent=2, sort_keys=True) + "\n")
-    with tf.io.gfile.GFile(f"{model_dir}/{CONVERTED_FLAGS_FILE}", "w") as f:
-        for name in (
-            "model_size",
-            "model_hparam_overrides",
-            "max_seq_length",
-            "generator_hidden_size",
-            "generator_layers",
-        ):
-            f.write(f"--{name}={getattr(settings, name)}\n")
-        untied = settings.untied_generator_embeddings
-        f.write(f"--{'' if untied else 'no'}untied_generator_embeddings\n")
+    write_json(f"{model_dir}/{PRETRAINING_SETTINGS_FILE}", values, indent=2, sort_keys=True)
+    names = (
+        "model_size",
+        "model_hparam_overrides",
+        "max_seq_length",
+        "generator_hidden_size",
+        "generator_layers",
+    )
+    lines = [f"--{name}={getattr(settings, name)}\n" for name in names]
+    untied = settings.untied_generator_embeddings
+    lines.append(f"--{'' if untied else 'no'}untied_generator_embeddings\n")
+    write_text(f"{model_dir}/{CONVERTED_FLAGS_FILE}", "".join(lines))
 
 
 def _vocab_size(vocab_file: str | None) -> int | None:

@@ -2,8 +2,50 @@
 
 import dataclasses
 import json
+import math
+import numbers
 
 import tensorflow as tf
+
+from electra_tf.files import write_json
+
+
+class ConfigError(ValueError):
+    """An ElectraConfig value (or a config.json) is of the wrong type or out of range."""
+
+
+# Upper bounds well above every released ELECTRA/BERT size; a value beyond them is a typo
+# (or a field in the wrong place) that would otherwise surface as an out-of-memory crash.
+_SIZE_LIMITS = {
+    "vocab_size": 1 << 24,
+    "hidden_size": 1 << 16,
+    "num_hidden_layers": 1024,
+    "num_attention_heads": 1024,
+    "intermediate_size": 1 << 18,
+    "embedding_size": 1 << 16,
+    "max_position_embeddings": 1 << 20,
+    "type_vocab_size": 1024,
+}
+
+
+def _checked_size(name, value, upper):
+    # bool is an int subclass: `True` for a size is a mistake, not 1.
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise ConfigError(
+            f"ElectraConfig.{name} must be an integer, got {value!r} "
+            f"({type(value).__name__}); write it as a plain number, e.g. 256"
+        )
+    if not 1 <= value <= upper:
+        raise ConfigError(f"ElectraConfig.{name} must be from 1 to {upper}, got {value}")
+    return int(value)
+
+
+def _checked_real(name, value):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise ConfigError(
+            f"ElectraConfig.{name} must be a number, got {value!r} ({type(value).__name__})"
+        )
+    return float(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,25 +72,33 @@ class ElectraConfig:
     layer_norm_eps: float = 1e-12
 
     def __post_init__(self):
-        for name in (
-            "vocab_size",
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "intermediate_size",
-            "max_position_embeddings",
-            "type_vocab_size",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"ElectraConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name, upper in _SIZE_LIMITS.items():
+            value = getattr(self, name)
+            if value is None and name == "embedding_size":
+                continue
+            object.__setattr__(self, name, _checked_size(name, value, upper))
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            value = _checked_real(name, getattr(self, name))
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(
+                    f"ElectraConfig.{name} must be in [0, 1) (a dropout probability; 1 drops "
+                    f"everything), got {value!r}"
+                )
+            object.__setattr__(self, name, value)
+        for name in ("initializer_range", "layer_norm_eps"):
+            value = _checked_real(name, getattr(self, name))
+            if not 0.0 < value < math.inf:
+                raise ConfigError(f"ElectraConfig.{name} must be positive, got {value!r}")
+            object.__setattr__(self, name, value)
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size {self.hidden_size} is not divisible by "
-                f"num_attention_heads {self.num_attention_heads}"
+            raise ConfigError(
+                f"ElectraConfig.hidden_size {self.hidden_size} is not divisible by "
+                f"num_attention_heads {self.num_attention_heads}; choose heads that divide it"
             )
         if self.hidden_act != "gelu":
-            raise ValueError(
-                f"Only hidden_act='gelu' (exact erf GELU) is supported, got {self.hidden_act!r}"
+            raise ConfigError(
+                f"ElectraConfig.hidden_act must be 'gelu' (exact erf GELU, the only one "
+                f"supported), got {self.hidden_act!r}"
             )
 
     @property
@@ -63,28 +113,41 @@ class ElectraConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "ElectraConfig":
+        """A config from a dict of field values; raises ConfigError on unknown fields."""
+        if not isinstance(values, dict):
+            raise ConfigError(
+                f"An ElectraConfig is a JSON object of fields, got a {type(values).__name__}"
+            )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"Unknown ElectraConfig fields {unknown}; known fields: {sorted(known)}"
             )
         return cls(**values)
 
     def save(self, path: str) -> None:
-        with tf.io.gfile.GFile(path, "w") as f:
-            f.write(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        """Writes the config as JSON, atomically (a crash leaves the old file or the new)."""
+        write_json(path, self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def load(cls, path: str) -> "ElectraConfig":
+        """Reads a config.json; a bad file is a ConfigError naming it."""
         if not tf.io.gfile.exists(path):
             raise FileNotFoundError(f"Model config {path} does not exist")
-        with tf.io.gfile.GFile(path) as f:
-            try:
-                values = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"Model config {path} is not valid JSON: {e}") from e
-        return cls.from_dict(values)
+        with tf.io.gfile.GFile(path, "rb") as f:
+            raw = f.read()
+        try:
+            values = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(
+                f"Model config {path} is not valid JSON ({e}); restore it or write it again "
+                "with save_pretrained"
+            ) from None
+        try:
+            return cls.from_dict(values)
+        except ConfigError as e:
+            raise ConfigError(f"Model config {path}: {e}") from None
 
 
 def _sized(
