@@ -38,6 +38,8 @@ import textwrap
 import pytest
 import tensorflow as tf
 import tensorflow_text as tf_text
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tensorflow_text.python.ops.bert_tokenizer import AccentPreservingBasicTokenizer, BasicTokenizer
 from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset
 
@@ -475,3 +477,46 @@ def test_saved_model_runs_on_core_tensorflow_alone(tokenizers, corpus_lines, tmp
             key: value.numpy().tolist() for key, value in export.serve(tf.constant(texts)).items()
         }
         assert loaded["outputs"][mode] == expected, mode
+
+
+SPACES_AND_CONTROLS = (
+    "\x00\t\n\r\x0b\x0c\x1b\x7f\x85\x9f\u00a0\u00ad\u1680\u2000\u200a\u200b\u200c\u200d"
+    "\u2028\u2029\u202e\u2060\u3000\ufeff\U000e0001"
+)
+EMOJI_JOINERS = "\u200d\ufe0e\ufe0f\u20e3"
+
+
+def unicode_fragments(vocab):
+    """Pieces of text a property test joins: any code point, and the kinds that go wrong."""
+    words = [token.removeprefix("##") for token in vocab if token not in RESERVED_TOKENS]
+    return st.one_of(
+        st.text(st.characters(exclude_categories=("Cs",)), max_size=6),
+        st.text(st.sampled_from(SPACES_AND_CONTROLS), min_size=1, max_size=3),
+        st.characters(categories=("Mn", "Mc", "Me")),
+        st.text(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF), max_size=4),
+        st.characters(min_codepoint=0x20000, max_codepoint=0x2A6DF),
+        st.text(
+            st.one_of(
+                st.characters(min_codepoint=0x1F300, max_codepoint=0x1FAFF),
+                st.sampled_from(EMOJI_JOINERS),
+            ),
+            max_size=5,
+        ),
+        # Words at the 100-byte limit, in 1-, 2- and 3-byte characters.
+        st.integers(90, 110).map(lambda n: "a" * n),
+        st.integers(45, 55).map(lambda n: "é" * n),
+        st.integers(30, 37).map(lambda n: "字" * n),
+        st.sampled_from(words),
+        st.sampled_from(words).map(str.upper),
+    )
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_matches_tensorflow_text_on_arbitrary_unicode(tokenizers, vocabs, mode, data):
+    fragments = unicode_fragments(vocabs[mode])
+    texts = data.draw(
+        st.lists(st.lists(fragments, max_size=10).map("".join), min_size=1, max_size=4)
+    )
+    assert_matches_reference(tokenizers[mode], texts, vocabs[mode], mode)
