@@ -5,7 +5,7 @@ import os
 import sys
 
 import electra_tf  # noqa: F401  (selects the Keras backend)
-from electra_tf.convert.report import ConversionError
+from electra_tf.convert.report import ConversionError, read_checkpoint
 from electra_tf.filenames import CONVERTED_FLAGS_FILE, DISCRIMINATOR_DIR, GENERATOR_DIR, VOCAB_FILE
 from electra_tf.files import OutputExistsError, check_output_dir
 
@@ -74,7 +74,8 @@ def cmd_from_original(args):
 
     _one_output(args)
     vocab_file = _vocab(args)
-    bundle = original.read(
+    bundle = read_checkpoint(
+        original.read,
         args.checkpoint,
         args.num_attention_heads,
         args.generator_num_attention_heads,
@@ -136,7 +137,8 @@ def cmd_to_hf(args):
 
     check_output_dir(args.output_dir, "--output_dir", args.overwrite)
     if args.original_checkpoint:
-        bundle = original.read(
+        bundle = read_checkpoint(
+            original.read,
             args.original_checkpoint,
             args.num_attention_heads,
             args.generator_num_attention_heads,
@@ -165,7 +167,8 @@ def cmd_from_tf_models(args):
 
     _one_output(args)
     vocab_file = _vocab(args)
-    bundle = tf_models.read(
+    bundle = read_checkpoint(
+        tf_models.read,
         args.checkpoint,
         args.num_attention_heads,
         len(tokenization.load_vocab(vocab_file)) if vocab_file else None,

@@ -203,7 +203,7 @@ def electra_config(hf: dict, source: str = CONFIG_FILE) -> ElectraConfig:
         return _electra_config(hf)
     except KeyError as e:
         raise ConversionError(f"{source} is not an HF ELECTRA config: it lacks {e}") from None
-    except ConfigError as e:
+    except (ConfigError, ConversionError) as e:
         raise ConversionError(f"{source}: {e}") from None
 
 

@@ -25,7 +25,12 @@ import os
 import tensorflow as tf
 
 from electra_tf.convert import hf, layout, native, original, tf_models
-from electra_tf.convert.report import ConversionError
+from electra_tf.convert.report import (
+    UNREADABLE_CHECKPOINT,
+    ConversionError,
+    first_line,
+    read_checkpoint,
+)
 from electra_tf.data import tokenization
 from electra_tf.filenames import (
     CONFIG_FILE,
@@ -46,8 +51,6 @@ _HF_WEIGHTS = (HF_SAFETENSORS_FILE, HF_SAFETENSORS_INDEX_FILE, HF_PYTORCH_FILE)
 _ORIGINAL_QUERY = "electra/encoder/layer_0/attention/self/query/kernel"
 _OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _TF_MODELS_QUERY = "_transformer_layers/0/_attention_layer/_query_dense/kernel"
-# What TF's checkpoint reader raises for a truncated or corrupt file.
-_UNREADABLE = (tf.errors.OpError, IndexError)
 
 _LOOKED_FOR = (
     "load_encoder reads:\n"
@@ -232,9 +235,9 @@ def _checkpoint_prefix(directory: str, files: set) -> str:
 def _tf_checkpoint_source(prefix: str, directory: str) -> CheckpointSource:
     try:
         reader = tf.train.load_checkpoint(prefix)
-    except (*_UNREADABLE, ValueError) as e:
+    except (*UNREADABLE_CHECKPOINT, ValueError) as e:
         raise ConversionError(
-            f"Cannot read the TF checkpoint {prefix} ({_first_line(e)}): its .index or .data-* "
+            f"Cannot read the TF checkpoint {prefix} ({first_line(e)}): its .index or .data-* "
             "file is damaged or incomplete; download or copy it again"
         ) from None
     names = reader.get_variable_to_shape_map()
@@ -274,11 +277,6 @@ def _hf_do_lower_case(directory: str) -> bool | None:
                 "delete it and pass --do_lower_case yourself"
             ) from None
     return None if value is None else bool(value)
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def load_encoder(path: str, num_attention_heads: int | None = None) -> LoadedEncoder:
@@ -323,11 +321,11 @@ def load_encoder(path: str, num_attention_heads: int | None = None) -> LoadedEnc
         encoder = _read_electra_tf(source.checkpoint)
     else:
         if source.format == HF:
-            bundle = _read(hf.read, source.checkpoint, role="encoder")
+            bundle = read_checkpoint(hf.read, source.checkpoint, role="encoder")
         elif source.format == ORIGINAL:
             bundle = _original_encoder_bundle(source.checkpoint, num_attention_heads)
         else:
-            bundle = _read(tf_models.read, source.checkpoint, num_attention_heads)
+            bundle = read_checkpoint(tf_models.read, source.checkpoint, num_attention_heads)
         encoder = native.encoder_from_bundle(bundle, source.checkpoint)
     heads = encoder.config.num_attention_heads
     if num_attention_heads is not None and num_attention_heads != heads:
@@ -349,32 +347,23 @@ def load_encoder(path: str, num_attention_heads: int | None = None) -> LoadedEnc
 def _read_electra_tf(directory: str) -> ElectraEncoder:
     try:
         return ElectraEncoder.from_pretrained(directory, name="electra")
-    except ValueError as e:  # a config.json that does not parse
+    except ConfigError as e:  # a config.json that does not parse
         raise ConversionError(
             f"{e}; write the directory again with ElectraEncoder.save_pretrained"
         ) from None
-    except (*_UNREADABLE, AssertionError) as e:
+    # Keras raises ValueError for a weight whose shape is not the config's.
+    except (*UNREADABLE_CHECKPOINT, AssertionError, ValueError) as e:
         raise ConversionError(
-            f"Cannot restore {directory}/{WEIGHTS_PREFIX} ({_first_line(e)}): the weights are "
+            f"Cannot restore {directory}/{WEIGHTS_PREFIX} ({first_line(e)}): the weights are "
             f"damaged or do not match {directory}/{CONFIG_FILE}; write the directory again with "
             "ElectraEncoder.save_pretrained"
-        ) from None
-
-
-def _read(reader, checkpoint, *args, **kwargs) -> layout.Bundle:
-    try:
-        return reader(checkpoint, *args, **kwargs)
-    except _UNREADABLE as e:
-        raise ConversionError(
-            f"Cannot read the TF checkpoint {checkpoint} ({_first_line(e)}): its .index or "
-            ".data-* file is damaged or incomplete; download or copy it again"
         ) from None
 
 
 def _original_encoder_bundle(prefix: str, num_attention_heads: int | None) -> layout.Bundle:
     """The discriminator's encoder from an original checkpoint; heads, optimizer slots,
     the generator and task heads are left in the file."""
-    weights = _read(original.read_variables, prefix, keep=_is_encoder_weight)
+    weights = read_checkpoint(original.read_variables, prefix, keep=_is_encoder_weight)
     shapes = {name: tuple(value.shape) for name, value in weights.items()}
     beside = _beside(os.path.dirname(prefix), CONFIG_FILE)
     if num_attention_heads is None and beside is not None:

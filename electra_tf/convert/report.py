@@ -2,6 +2,11 @@
 
 from collections.abc import Sequence
 
+import tensorflow as tf
+
+# What TF's checkpoint reader raises for a truncated or corrupt file.
+UNREADABLE_CHECKPOINT = (tf.errors.OpError, IndexError)
+
 
 class ConversionError(ValueError):
     """A conversion cannot proceed; the message says everything that is wrong at once."""
@@ -12,6 +17,23 @@ def _shape(shape) -> str:
         return "-"
     dims = [str(int(d)) for d in shape]
     return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def first_line(error: Exception) -> str:
+    """The first line of an error's message (TF's run to pages), or its type's name."""
+    text = str(error.message if isinstance(error, tf.errors.OpError) else error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def read_checkpoint(reader, checkpoint, *args, **kwargs):
+    """`reader(checkpoint, ...)`, with a damaged TF checkpoint a ConversionError naming it."""
+    try:
+        return reader(checkpoint, *args, **kwargs)
+    except UNREADABLE_CHECKPOINT as e:
+        raise ConversionError(
+            f"Cannot read the TF checkpoint {checkpoint} ({first_line(e)}): its .index or "
+            ".data-* file is damaged or incomplete; download or copy it again"
+        ) from None
 
 
 class MismatchReport:
