@@ -7,6 +7,8 @@ Names follow model/modeling.py (`electra/embeddings/...`,
 (`<variable>/adam_m`, `<variable>/adam_v`, `global_step`).
 """
 
+import os
+import uuid
 from collections.abc import Callable
 
 import numpy as np
@@ -112,8 +114,22 @@ def write(bundle: layout.Bundle, path: str, include_optimizer: bool = True) -> s
         )
         for n in names
     ]
-    # SaveV2 is what TF1's tf.train.Saver writes: a name-based checkpoint.
-    tf.raw_ops.SaveV2(
-        prefix=path, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors
-    )
+    # Written under a temporary prefix and renamed, the data first and the index last (readers
+    # look for the index), so a crash never leaves a half-written checkpoint at `path`.
+    directory, name = os.path.split(path)
+    temporary = os.path.join(directory, f".{name}.tmp-{uuid.uuid4().hex[:12]}")
+    try:
+        # SaveV2 is what TF1's tf.train.Saver writes: a name-based checkpoint.
+        tf.raw_ops.SaveV2(
+            prefix=temporary,
+            tensor_names=names,
+            shape_and_slices=[""] * len(names),
+            tensors=tensors,
+        )
+        for data in tf.io.gfile.glob(f"{temporary}.data-*"):
+            tf.io.gfile.rename(data, path + data[len(temporary) :], overwrite=True)
+        tf.io.gfile.rename(f"{temporary}.index", f"{path}.index", overwrite=True)
+    finally:
+        for leftover in tf.io.gfile.glob(f"{temporary}.*"):
+            tf.io.gfile.remove(leftover)
     return path
