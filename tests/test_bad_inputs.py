@@ -203,12 +203,29 @@ def _sharded(folder, shard_name):
     return _text(folder / "model.safetensors.index.json", json.dumps(index))
 
 
+def _escaping_shard(shard_name):
+    """An index naming a shard outside the folder, with real weights there to read."""
+
+    def damage(folder):
+        outside = (folder / shard_name).resolve()
+        outside.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(folder / "model.safetensors", outside)
+        _sharded(folder, shard_name)
+        return shard_name
+
+    return damage
+
+
+def _absolute_shard(folder):
+    return _escaping_shard(str(folder.parent / "elsewhere" / "weights.safetensors"))(folder)
+
+
 def _escaping_symlink(folder):
     outside = folder.parent / "outside.safetensors"
     shutil.copy(folder / "model.safetensors", outside)
-    index = _sharded(folder, "linked.safetensors")
+    _sharded(folder, "linked.safetensors")
     os.symlink(outside, folder / "linked.safetensors")
-    return index
+    return "linked.safetensors"
 
 
 def _hf_config(folder, **changes):
@@ -413,10 +430,10 @@ API_CASES = [
     ),
     Case(
         "hf-shard-parent",
-        _hf_case(lambda f: _sharded(f, "../outside.safetensors")),
+        _hf_case(_escaping_shard("../outside.safetensors")),
         ConversionError,
     ),
-    Case("hf-shard-absolute", _hf_case(lambda f: _sharded(f, "/etc/passwd")), ConversionError),
+    Case("hf-shard-absolute", _hf_case(_absolute_shard), ConversionError),
     Case("hf-shard-symlink-escapes", _hf_case(_escaping_symlink), ConversionError),
     Case(
         "hf-shard-missing",
