@@ -272,7 +272,7 @@ def _convert_truncated_original(ws, d):
 
 def _convert_model_dir_without_generator(ws, d):
     args = ("from-hf", "--hf_dir", ws.hf_dir, "--model_dir", d / "model")
-    return _convert(*args), "generator"
+    return _convert(*args), "--generator_hf_dir"
 
 
 def _two_checkpoints(ws, d):
@@ -290,7 +290,9 @@ API_CASES = [
     Case("config-bool-size", _config_case('{"num_hidden_layers": true}'), ConfigError),
     Case("config-float-size", _config_case('{"vocab_size": 100.5}'), ConfigError),
     Case("config-negative-size", _config_case('{"vocab_size": -5}'), ConfigError),
-    Case("config-huge-size", _config_case('{"max_position_embeddings": 1e12}'), ConfigError),
+    Case(
+        "config-huge-size", _config_case('{"max_position_embeddings": 1000000000000}'), ConfigError
+    ),
     Case("config-dropout-one", _config_case('{"hidden_dropout_prob": 1.0}'), ConfigError),
     Case(
         "config-heads-do-not-divide",

@@ -347,10 +347,8 @@ def load_encoder(path: str, num_attention_heads: int | None = None) -> LoadedEnc
 def _read_electra_tf(directory: str) -> ElectraEncoder:
     try:
         return ElectraEncoder.from_pretrained(directory, name="electra")
-    except ConfigError as e:  # a config.json that does not parse
-        raise ConversionError(
-            f"{e}; write the directory again with ElectraEncoder.save_pretrained"
-        ) from None
+    except ConfigError as e:  # the message names config.json and the fix
+        raise ConversionError(str(e)) from None
     # Keras raises ValueError for a weight whose shape is not the config's.
     except (*UNREADABLE_CHECKPOINT, AssertionError, ValueError) as e:
         raise ConversionError(

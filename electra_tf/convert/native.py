@@ -322,8 +322,9 @@ def write_pretraining_dir(
     """
     if bundle.generator is None:
         raise ConversionError(
-            "A pre-training checkpoint needs a generator; the source has none "
-            "(for HF, pass the generator's directory too)"
+            "A pre-training checkpoint (--model_dir) needs a generator; the source has none: "
+            "for HF, pass the generator's folder with --generator_hf_dir, or write a "
+            "discriminator folder with --output_dir instead"
         )
     vocab = tokenization.load_vocab(vocab_file)
     layout.validate(
