@@ -123,7 +123,10 @@ def _text(path, text):
 
 
 def _copy(source, target):
-    shutil.copytree(source, target) if source.is_dir() else shutil.copy(source, target)
+    if source.is_dir():
+        shutil.copytree(source, target)
+    else:
+        shutil.copy(source, target)
     return target
 
 
@@ -185,8 +188,9 @@ def _original_case(damage):
     return prepare
 
 
-def _hf_case(damage, named="config.json"):
-    """load_encoder on a copy of the good HF folder; `damage(folder)` returns what to name."""
+def _hf_case(damage):
+    """load_encoder on a copy of the good HF folder; `damage(folder)` returns what to name
+    (None: the folder)."""
 
     def prepare(ws, d):
         folder = _copy(ws.hf_dir, d / "hf")
