@@ -236,15 +236,17 @@ def write(
     backbone = backbone_config(config)
     weights = _weights_file(bundle.weights, config)
     os.makedirs(os.path.join(directory, os.path.dirname(KERAS_HUB_VOCABULARY_FILE)), exist_ok=True)
-    files.write_bytes(os.path.join(directory, KERAS_HUB_WEIGHTS_FILE), weights)
-    files.write_json(os.path.join(directory, CONFIG_FILE), backbone, indent=4)
-    files.write_json(os.path.join(directory, KERAS_HUB_METADATA_FILE), _metadata(config), indent=4)
-    files.write_json(
-        os.path.join(directory, KERAS_HUB_TOKENIZER_FILE), tokenizer_config(do_lower_case), indent=4
-    )
     files.write_text(
         os.path.join(directory, KERAS_HUB_VOCABULARY_FILE), "".join(t + "\n" for t in vocab)
     )
+    files.write_json(
+        os.path.join(directory, KERAS_HUB_TOKENIZER_FILE), tokenizer_config(do_lower_case), indent=4
+    )
+    files.write_bytes(os.path.join(directory, KERAS_HUB_WEIGHTS_FILE), weights)
+    files.write_json(os.path.join(directory, KERAS_HUB_METADATA_FILE), _metadata(config), indent=4)
+    # Last: config.json is what makes the folder a preset to keras-hub, so an interrupted
+    # write never looks like a complete one.
+    files.write_json(os.path.join(directory, CONFIG_FILE), backbone, indent=4)
 
 
 def _weights_file(weights: dict, config: ElectraConfig) -> bytes:
