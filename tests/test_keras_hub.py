@@ -131,6 +131,25 @@ def test_keras_hub_loads_our_preset_and_matches_our_encoder_on_real_text(
         )
 
 
+def test_cased_preset_tokenizer_matches_ours(encoders, wiki_text, tmp_path):
+    import keras_hub
+
+    encoder_dir, cased = encoders["projected"], tmp_path / "cased"
+    cli(
+        "to-keras-hub",
+        f"--encoder_dir={encoder_dir}",
+        f"--output_dir={cased}",
+        "--no-do_lower_case",
+    )
+    assert electra_tf.load_encoder(str(cased)).do_lower_case is False
+    ours = tokenization.FullTokenizer(str(encoder_dir / "vocab.txt"), do_lower_case=False)
+    ids = ours.tokenize(wiki_text[1]).to_list()
+    theirs = keras_hub.models.ElectraTokenizer.from_preset(str(cased))(wiki_text[1])
+    assert [np.asarray(t).tolist() for t in theirs] == ids
+    uncased = tokenization.FullTokenizer(str(encoder_dir / "vocab.txt"), do_lower_case=True)
+    assert ids != uncased.tokenize(wiki_text[1]).to_list()  # the casing did change the ids
+
+
 def test_round_trip_through_a_preset_is_exact(encoders, presets, tmp_path):
     import keras_hub
 

@@ -287,11 +287,6 @@ def _metadata(config: ElectraConfig) -> dict:
 # ---- reading ----
 
 
-def is_preset(directory: str) -> bool:
-    """True when `directory` holds a keras-hub preset's weights file."""
-    return os.path.isfile(os.path.join(directory, KERAS_HUB_WEIGHTS_FILE))
-
-
 def read(directory: str) -> layout.Bundle:
     """The encoder of a keras-hub ElectraBackbone preset as a Bundle (the pooler is left out)."""
     config = electra_config(_read_json(directory, CONFIG_FILE), directory)
