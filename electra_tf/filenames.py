@@ -63,3 +63,10 @@ EXPORT_INFO_FILE = "export_info.json"
 LABEL_MAP_FILES = (LABEL_MAP_FILE, "labels.json", TOKEN_CLASSIFIER_FILE)
 # Settings files an export accepts beside a checkpoint, in the order they are tried.
 SETTINGS_FILES = (FINETUNING_SETTINGS_FILE, "export_settings.json", "settings.json")
+
+# keras-hub preset files (ElectraBackbone / ElectraTokenizer.save_to_preset); CONFIG_FILE holds
+# the backbone there.
+KERAS_HUB_WEIGHTS_FILE = "model.weights.h5"
+KERAS_HUB_METADATA_FILE = "metadata.json"
+KERAS_HUB_TOKENIZER_FILE = "tokenizer.json"
+KERAS_HUB_VOCABULARY_FILE = "assets/tokenizer/vocabulary.txt"

@@ -5,6 +5,8 @@
     python -m electra_tf.convert from-hf ...         # Hugging Face (safetensors)
     python -m electra_tf.convert to-hf ...
     python -m electra_tf.convert from-tf-models ...  # tf-models-official BertEncoder
+    python -m electra_tf.convert to-keras-hub ...    # keras-hub ElectraBackbone preset
+    python -m electra_tf.convert from-keras-hub ...
 
 All conversions go through `layout.Bundle`: weights under the original TF1
 variable names. Mismatches are raised as one `ConversionError` listing every

@@ -176,6 +176,32 @@ def cmd_from_tf_models(args):
     _write_ours(args, bundle, vocab_file, args.checkpoint)
 
 
+def cmd_to_keras_hub(args):
+    from electra_tf.convert import keras_hub
+
+    bundle = _read_ours(args)
+    vocab_file = _vocab(args, args.encoder_dir, args.token_classifier_dir, args.model_dir)
+    if not vocab_file:
+        raise ConversionError(
+            "to-keras-hub needs the vocabulary for the preset's tokenizer: put vocab.txt beside "
+            "the source or pass --vocab_file"
+        )
+    keras_hub.write(bundle, args.output_dir, vocab_file, args.do_lower_case, args.overwrite)
+    print(
+        f"Wrote keras-hub preset {args.output_dir} "
+        "(keras_hub.models.ElectraBackbone / ElectraTokenizer.from_preset)"
+    )
+
+
+def cmd_from_keras_hub(args):
+    from electra_tf.convert import keras_hub
+
+    _one_output(args)
+    bundle = keras_hub.read(args.preset_dir)
+    vocab_file = args.vocab_file or keras_hub.vocabulary_file(args.preset_dir)
+    _write_ours(args, bundle, vocab_file, args.preset_dir)
+
+
 def parser():
     p = argparse.ArgumentParser(prog="python -m electra_tf.convert", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -184,6 +210,8 @@ def parser():
     _add_from_hf(sub)
     _add_to_hf(sub)
     _add_from_tf_models(sub)
+    _add_to_keras_hub(sub)
+    _add_from_keras_hub(sub)
     return p
 
 
@@ -306,6 +334,32 @@ def _add_from_tf_models(sub):
     s.add_argument("--num_attention_heads", type=int, help="Checked against the checkpoint.")
     _add_outputs(s, pretraining=False)
     s.set_defaults(func=cmd_from_tf_models)
+
+
+def _add_to_keras_hub(sub):
+    s = sub.add_parser("to-keras-hub", help="ours -> keras-hub ElectraBackbone + tokenizer preset")
+    _add_our_sources(s)
+    s.add_argument("--output_dir", required=True, help="The preset directory to write.")
+    s.add_argument("--vocab_file", help="Vocabulary (default: vocab.txt beside the source).")
+    s.add_argument(
+        "--do_lower_case",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="The preset tokenizer lower-cases and strips accents (as the vocabulary was built).",
+    )
+    s.add_argument("--overwrite", action="store_true", help="Write into a non-empty --output_dir.")
+    s.set_defaults(func=cmd_to_keras_hub)
+
+
+def _add_from_keras_hub(sub):
+    s = sub.add_parser("from-keras-hub", help="keras-hub ElectraBackbone preset -> ours")
+    s.add_argument(
+        "--preset_dir",
+        required=True,
+        help="A local preset directory (config.json + model.weights.h5 [+ tokenizer]).",
+    )
+    _add_outputs(s, pretraining=False)
+    s.set_defaults(func=cmd_from_keras_hub)
 
 
 def main(argv=None):

@@ -10,7 +10,9 @@ The format is told from the files present:
   state file or a single `<name>.index`, or a checkpoint prefix, whose
   variables are named `electra/encoder/layer_0/...`;
 * tf-models-official / TF Hub BertEncoder: an object-based checkpoint (or a
-  SavedModel directory) whose object graph holds `_transformer_layers/0/...`.
+  SavedModel directory) whose object graph holds `_transformer_layers/0/...`;
+* keras-hub ElectraBackbone preset: `config.json` + `model.weights.h5`
+  (`save_to_preset`, `python -m electra_tf.convert to-keras-hub`).
 
 Everything else raises `UnknownCheckpointFormat` listing what was looked for.
 The weights are read by the converters in this package (`hf`, `original`,
@@ -24,7 +26,7 @@ import os
 
 import tensorflow as tf
 
-from electra_tf.convert import hf, layout, native, original, tf_models
+from electra_tf.convert import hf, keras_hub, layout, native, original, tf_models
 from electra_tf.convert.report import (
     UNREADABLE_CHECKPOINT,
     ConversionError,
@@ -39,6 +41,7 @@ from electra_tf.filenames import (
     HF_SAFETENSORS_FILE,
     HF_SAFETENSORS_INDEX_FILE,
     HF_TOKENIZER_CONFIG_FILE,
+    KERAS_HUB_WEIGHTS_FILE,
     PRETRAINING_SETTINGS_FILE,
     VOCAB_FILE,
     WEIGHTS_PREFIX,
@@ -47,6 +50,7 @@ from electra_tf.model.config import ConfigError, ElectraConfig
 from electra_tf.model.encoder import ElectraEncoder
 
 ELECTRA_TF, HF, ORIGINAL, TF_MODELS = "electra_tf", "hf", "original", "tf_models"
+KERAS_HUB = "keras_hub"
 _HF_WEIGHTS = (HF_SAFETENSORS_FILE, HF_SAFETENSORS_INDEX_FILE, HF_PYTORCH_FILE)
 _ORIGINAL_QUERY = "electra/encoder/layer_0/attention/self/query/kernel"
 _OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -61,7 +65,8 @@ _LOOKED_FOR = (
     "  - a google-research/electra (TF1) checkpoint: a directory with a `checkpoint` file or one "
     f"<name>.index + <name>.data-*, or that prefix, holding {_ORIGINAL_QUERY}\n"
     "  - a tf-models-official / TF Hub BertEncoder checkpoint (object-based, "
-    "_transformer_layers/0/...) or SavedModel directory (variables/variables.index)"
+    "_transformer_layers/0/...) or SavedModel directory (variables/variables.index)\n"
+    f"  - a keras-hub ElectraBackbone preset: {CONFIG_FILE} + {KERAS_HUB_WEIGHTS_FILE}"
 )
 
 
@@ -73,8 +78,8 @@ class UnknownCheckpointFormat(ConversionError):
 class CheckpointSource:
     """Where an encoder's weights are and what came with them.
 
-    `format` is one of "electra_tf", "hf", "original", "tf_models";
-    `checkpoint` is the directory (electra_tf, hf) or the TF checkpoint prefix
+    `format` is one of "electra_tf", "hf", "original", "tf_models", "keras_hub";
+    `checkpoint` is the directory (electra_tf, hf, keras_hub) or the TF checkpoint prefix
     (original, tf_models). `vocab_file` and `do_lower_case` are None where the
     checkpoint does not carry them.
     """
@@ -182,6 +187,13 @@ def _find_in_directory(directory: str) -> CheckpointSource:
                 "the weights (ElectraEncoder.save_pretrained writes both)"
             )
         return CheckpointSource(ELECTRA_TF, directory, vocab)
+    if KERAS_HUB_WEIGHTS_FILE in files:
+        return CheckpointSource(
+            KERAS_HUB,
+            directory,
+            keras_hub.vocabulary_file(directory),
+            keras_hub.do_lower_case(directory),
+        )
     hf_weights = [f for f in _HF_WEIGHTS if f in files]
     if hf_weights:
         if not has_config:
@@ -280,7 +292,8 @@ def _hf_do_lower_case(directory: str) -> bool | None:
 
 
 def load_encoder(path: str, num_attention_heads: int | None = None) -> LoadedEncoder:
-    """Our Keras `ElectraEncoder` from an electra-tf, HF, original TF1 or tf-models checkpoint.
+    """Our Keras `ElectraEncoder` from an electra-tf, HF, original TF1, tf-models or keras-hub
+    checkpoint.
 
     Args:
       path: a directory or TF checkpoint prefix in any format listed in this
@@ -294,8 +307,9 @@ def load_encoder(path: str, num_attention_heads: int | None = None) -> LoadedEnc
     Returns:
       A `LoadedEncoder`: `.encoder` (built, weights loaded, dropout off unless
       a `dropout_key` is passed), `.vocab_file` (vocab.txt beside the
-      checkpoint, or None), `.do_lower_case` (from an HF tokenizer_config.json,
-      or None) and `.format`.
+      checkpoint or a keras-hub preset's vocabulary, or None), `.do_lower_case`
+      (from an HF tokenizer_config.json or a keras-hub tokenizer.json, or None)
+      and `.format`.
 
     Raises:
       UnknownCheckpointFormat: `path` is none of the formats (the message
@@ -324,6 +338,8 @@ def load_encoder(path: str, num_attention_heads: int | None = None) -> LoadedEnc
             bundle = read_checkpoint(hf.read, source.checkpoint, role="encoder")
         elif source.format == ORIGINAL:
             bundle = _original_encoder_bundle(source.checkpoint, num_attention_heads)
+        elif source.format == KERAS_HUB:
+            bundle = keras_hub.read(source.checkpoint)
         else:
             bundle = read_checkpoint(tf_models.read, source.checkpoint, num_attention_heads)
         encoder = native.encoder_from_bundle(bundle, source.checkpoint)
