@@ -2,14 +2,16 @@
 
 import dataclasses
 import json
+import os
 import signal
 
 import pytest
+import tensorflow as tf
 from test_run_pretraining import _scalars, corpus  # noqa: F401  (fixture)
 
 import electra_tf
 from electra_tf.model.encoder import ElectraEncoder
-from electra_tf.pretraining import runner
+from electra_tf.pretraining import checkpoints, runner
 from electra_tf.pretraining.settings import SettingsError
 
 TINY = dict(
@@ -78,3 +80,36 @@ def test_pretrain_in_process_returns_the_result_and_resumes(corpus, tmp_path):  
 def test_pretrain_names_missing_inputs():
     with pytest.raises(SettingsError, match="--pretrain_tfrecords: is required"):
         electra_tf.pretrain(electra_tf.PretrainingSettings())
+
+
+@pytest.mark.parametrize("state", ["missing", "corrupt", "empty"])
+def test_checkpoints_without_a_readable_state_file_are_an_error_saying_how_to_resume(
+    tmp_path, state
+):
+    manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(step=tf.Variable(1)), str(tmp_path), max_to_keep=None
+    )
+    for step in (4, 8):
+        manager.save(checkpoint_number=step)
+    assert checkpoints.latest_checkpoint(str(tmp_path)) == f"{tmp_path}/ckpt-8"
+    state_file = tmp_path / "checkpoint"
+    if state == "missing":
+        state_file.unlink()
+    else:
+        state_file.write_text({"corrupt": "model_checkpoint_path: {{", "empty": ""}[state])
+    before = sorted(os.listdir(tmp_path))
+    with pytest.raises(checkpoints.CheckpointError) as error:
+        checkpoints.latest_checkpoint(str(tmp_path))
+    message = str(error.value)
+    assert message.startswith(f"{state_file} is ") and "ckpt-4, ckpt-8" in message
+    assert f"""write the line 'model_checkpoint_path: "ckpt-8"' to {state_file}""" in message
+    assert "\n" not in message and sorted(os.listdir(tmp_path)) == before
+    # The line the message gives is the fix.
+    state_file.write_text('model_checkpoint_path: "ckpt-8"\n')
+    assert checkpoints.latest_checkpoint(str(tmp_path)) == f"{tmp_path}/ckpt-8"
+
+
+def test_a_model_dir_without_checkpoints_starts_over(tmp_path):
+    assert checkpoints.latest_checkpoint(str(tmp_path)) is None
+    (tmp_path / "pretraining_settings.json").write_text("{}")
+    assert checkpoints.latest_checkpoint(str(tmp_path)) is None
