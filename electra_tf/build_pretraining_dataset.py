@@ -19,6 +19,7 @@ vocabulary and the seed; --num_processes only changes which shard each
 example lands in.
 """
 
+import tensorflow as tf
 from absl import app, flags, logging
 
 from electra_tf.data.pretraining_records import build_pretraining_dataset, corpus_files
@@ -62,9 +63,16 @@ def main(argv):
             blanks_separate_docs=FLAGS.blanks_separate_docs,
             seed=FLAGS.seed,
         )
-    except (FileNotFoundError, ValueError) as e:
-        # The corpus, the vocabulary or a flag; the output folder is as it was.
-        raise app.UsageError(str(e)) from None
+    except (FileNotFoundError, ValueError, tf.errors.OpError) as e:
+        # The corpus, the vocabulary, a flag or an unwritable --output_dir; the output
+        # folder is as it was.
+        message = str(e)
+        if isinstance(e, tf.errors.OpError):
+            message = (
+                f"{e.message} Check that --corpus_dir and --vocab_file can be read and that "
+                f"the folder holding --output_dir={FLAGS.output_dir} can be written."
+            )
+        raise app.UsageError(" ".join(message.split())) from None
     logging.info("Wrote %d examples to %s.", num_examples, FLAGS.output_dir)
 
 

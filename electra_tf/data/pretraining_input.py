@@ -61,7 +61,7 @@ def _decode_batch(
 def id_out_of_range_message(file_pattern: str, vocab_size: int, vocab_file: str) -> str:
     """The error for a token id >= vocab_size in the data (raised by the input pipeline)."""
     return (
-        f"{ID_OUT_OF_RANGE} in {file_pattern!r}: a token id >= {vocab_size}, the size of "
+        f"{ID_OUT_OF_RANGE} in {file_pattern}: a token id >= {vocab_size}, the size of "
         f"--vocab_file={vocab_file}, so the data was built with another, larger vocabulary. "
         "Pass the vocab_file the data was built with, or rebuild the data with "
         f"`python -m electra_tf.build_pretraining_dataset --vocab_file={vocab_file}`."
@@ -261,9 +261,12 @@ def describe_data_error(
     error: tf.errors.DataLossError | tf.errors.InvalidArgumentError, file_pattern: str
 ) -> str:
     """A readable account of a data error raised while iterating the dataset."""
-    first_line = (error.message or str(error)).strip().splitlines()[0]
-    if ID_OUT_OF_RANGE in first_line:
-        return first_line[first_line.index(ID_OUT_OF_RANGE) :]
+    full_message = (error.message or str(error)).strip()
+    if ID_OUT_OF_RANGE in full_message:
+        # Inside a traced step the assertion's message follows TF's own lines.
+        line = full_message[full_message.index(ID_OUT_OF_RANGE) :].splitlines()[0]
+        return line.split("] [Condition", 1)[0]
+    first_line = full_message.splitlines()[0]
     if isinstance(error, tf.errors.DataLossError):
         problem = "a pre-training data file is corrupt or truncated"
     else:
@@ -272,7 +275,7 @@ def describe_data_error(
             "(often a max_seq_length different from the one the data was built with)"
         )
     return (
-        f"Reading {file_pattern!r} failed: {problem}: {first_line}\n"
+        f"Reading {file_pattern!r} failed: {problem}: {first_line} "
         f"Find the bad file with electra_tf.data.pretraining_input.check_shards({file_pattern!r}, "
         "max_seq_length) and rebuild it with `python -m electra_tf.build_pretraining_dataset`."
     )

@@ -92,7 +92,7 @@ def _cannot_resume(path, reason):
     files = sorted(tf.io.gfile.glob(f"{path}.*"))
     directory = path.rsplit("/", 1)[0]
     return (
-        f"Cannot resume from the latest checkpoint {path}: {reason}\n"
+        f"Cannot resume from the latest checkpoint {path}: {' '.join(reason.split())} "
         f"Its files: {', '.join(files) or 'none'} (a checkpoint is {path}.index and "
         f"{path}.data-*); they are damaged or missing, or were written by another version. "
         f"To resume from an earlier checkpoint, move {path}.* out of {directory} and point "

@@ -314,7 +314,7 @@ class _Run:
                     # (its heartbeats) or cannot be reached.
                     raise PretrainingError(
                         f"Stopped after step {self.trainer.step}: lost contact with another "
-                        f"worker. {e.message.strip()}\nRestart every worker with the same "
+                        f"worker. {' '.join(e.message.split())} Restart every worker with the same "
                         f"command; training resumes from the last checkpoint in {s.model_dir}."
                     ) from e
         if stopping:

@@ -365,9 +365,9 @@ class PretrainingSettings:
         ]
         if differing:
             raise SettingsError(
-                f"{model_dir} holds a run with another architecture:\n  "
-                + "\n  ".join(differing)
-                + "\nUse a new --model_dir or the original flags."
+                f"{model_dir} holds a run with another architecture: "
+                + "; ".join(differing)
+                + ". Use a new --model_dir or the original flags."
             )
 
     @classmethod
