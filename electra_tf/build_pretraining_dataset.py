@@ -10,12 +10,16 @@ with a blank line between documents. Each example is
 features and file names of the original ELECTRA tool, so data built by either
 is interchangeable.
 
+The data is built beside --output_dir and moved in only when complete, so a
+failed build leaves the previous data there as it was.
+
 Every input file gets its own random generator, seeded from --seed and the
 file's name, so the set of examples depends only on the corpus, the
 vocabulary and the seed; --num_processes only changes which shard each
 example lands in.
 """
 
+import tensorflow as tf
 from absl import app, flags, logging
 
 from electra_tf.data.pretraining_records import build_pretraining_dataset, corpus_files
@@ -46,18 +50,29 @@ flags.register_multi_flags_validator(
 
 def main(argv):
     del argv
-    num_examples = build_pretraining_dataset(
-        corpus_files(FLAGS.corpus_dir),
-        FLAGS.vocab_file,
-        FLAGS.output_dir,
-        max_seq_length=FLAGS.max_seq_length,
-        num_out_files=FLAGS.num_out_files,
-        num_processes=FLAGS.num_processes,
-        do_lower_case=FLAGS.do_lower_case,
-        strip_accents=FLAGS.strip_accents,
-        blanks_separate_docs=FLAGS.blanks_separate_docs,
-        seed=FLAGS.seed,
-    )
+    try:
+        num_examples = build_pretraining_dataset(
+            corpus_files(FLAGS.corpus_dir),
+            FLAGS.vocab_file,
+            FLAGS.output_dir,
+            max_seq_length=FLAGS.max_seq_length,
+            num_out_files=FLAGS.num_out_files,
+            num_processes=FLAGS.num_processes,
+            do_lower_case=FLAGS.do_lower_case,
+            strip_accents=FLAGS.strip_accents,
+            blanks_separate_docs=FLAGS.blanks_separate_docs,
+            seed=FLAGS.seed,
+        )
+    except (FileNotFoundError, ValueError, tf.errors.OpError) as e:
+        # The corpus, the vocabulary, a flag or an unwritable --output_dir; the output
+        # folder is as it was.
+        message = str(e)
+        if isinstance(e, tf.errors.OpError):
+            message = (
+                f"{e.message} Check that --corpus_dir and --vocab_file can be read and that "
+                f"the folder holding --output_dir={FLAGS.output_dir} can be written."
+            )
+        raise app.UsageError(" ".join(message.split())) from None
     logging.info("Wrote %d examples to %s.", num_examples, FLAGS.output_dir)
 
 

@@ -84,6 +84,29 @@ def copy_file(source, target):
     _replace(temporary, target)
 
 
+def temporary_dir_beside(directory):
+    """A new, empty hidden folder beside `directory` (same filesystem, so it renames in fast)."""
+    staging = _temporary_name(os.fspath(directory).rstrip("/"))
+    tf.io.gfile.makedirs(staging)
+    return staging
+
+
+def replace_dir(staging, directory):
+    """Puts folder `staging` in place of `directory`, deleting the old one only after.
+
+    A crash between the two renames leaves the old folder beside, under a hidden
+    `.<name>.tmp-*` name, never a half-written one in place.
+    """
+    directory = os.fspath(directory).rstrip("/")
+    previous = None
+    if tf.io.gfile.exists(directory):
+        previous = _temporary_name(directory)
+        tf.io.gfile.rename(directory, previous)
+    tf.io.gfile.rename(staging, directory)
+    if previous is not None:
+        tf.io.gfile.rmtree(previous)
+
+
 def check_output_dir(directory, flag, overwrite, is_resumable=None):
     """Refuses a non-empty `directory` unless `overwrite`, or `is_resumable(directory)` is true.
 

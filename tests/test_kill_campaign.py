@@ -73,6 +73,17 @@ def _kill_during_write(process, model_dir, leftovers):
     process.send_signal(signal.SIGKILL)
 
 
+def _assert_resumed(log_path, model_dir, resumed_from):
+    """Checks an attempt started where the checkpoint it found left off; True if it resumed."""
+    log = log_path.read_text()
+    starts = re.findall(r"Training \S+ from step (\d+) to", log)
+    assert starts and int(starts[0]) == resumed_from, (resumed_from, log[-3000:])
+    if not resumed_from:
+        return False
+    assert f"Resumed from {model_dir}/ckpt-{resumed_from} at step {resumed_from}" in log
+    return True
+
+
 def _weights(model_dir, step):
     reader = tf.train.load_checkpoint(f"{model_dir}/ckpt-{step}")
     return {
@@ -113,19 +124,23 @@ def test_killed_and_resumed_run_ends_with_the_uninterrupted_weights(
     model_dir = tmp_path / "killed"
     rng = random.Random(13)
     kills, kills_during_write, max_steps_lost = 0, 0, 0
+    restarts_from_a_checkpoint, resumes_verified = 0, 0
     for attempt in range(4 * MIN_KILLS):
         log_path = tmp_path / f"attempt_{attempt}.log"
         resumed_from = _checkpoint_step(model_dir) or 0
+        restarts_from_a_checkpoint += bool(resumed_from)
         process = _start(corpus, model_dir, log_path)
         processes.append(process)
         if kills >= MIN_KILLS:
             assert process.wait(timeout=600) == 0, log_path.read_text()[-3000:]
+            resumes_verified += _assert_resumed(log_path, model_dir, resumed_from)
             break
         # A random point one to one and a half save intervals past the resumed step:
         # every attempt can make progress, and the run outlasts the kills.
         target = resumed_from + rng.choice([SAVE_EVERY, SAVE_EVERY + 2])
         if not _wait_for_logged_step(process, log_path, target):
             assert process.returncode == 0, log_path.read_text()[-3000:]
+            resumes_verified += _assert_resumed(log_path, model_dir, resumed_from)
             break
         leftovers = _temp_dirs(model_dir)
         if kills % 2 == 0:
@@ -136,15 +151,12 @@ def test_killed_and_resumed_run_ends_with_the_uninterrupted_weights(
         process.wait()
         if process.returncode != -signal.SIGKILL:
             assert process.returncode == 0, log_path.read_text()[-3000:]
+            resumes_verified += _assert_resumed(log_path, model_dir, resumed_from)
             break
         kills += 1
         # A temp dir the kill left behind: that save was cut short.
         kills_during_write += bool(_temp_dirs(model_dir) - leftovers)
-        if resumed_from:
-            assert (
-                f"Resumed from {model_dir}/ckpt-{resumed_from} at step {resumed_from}"
-                in log_path.read_text()
-            )
+        resumes_verified += _assert_resumed(log_path, model_dir, resumed_from)
         reached = max(_logged_steps(log_path))
         latest = tf.train.latest_checkpoint(str(model_dir))
         if latest:
@@ -155,6 +167,9 @@ def test_killed_and_resumed_run_ends_with_the_uninterrupted_weights(
         "kills": kills,
         "kills_during_checkpoint_write": kills_during_write,
         "restarts": kills,
+        "restarts_from_a_checkpoint": restarts_from_a_checkpoint,
+        "resumes_verified": resumes_verified,
+        "last_attempt_resumed_from": resumed_from,
         "max_steps_lost": max_steps_lost,
     }
     expected, resumed = _weights(reference_dir, NUM_STEPS), _weights(model_dir, NUM_STEPS)
@@ -164,6 +179,10 @@ def test_killed_and_resumed_run_ends_with_the_uninterrupted_weights(
     )
     record_property("kill_campaign", figures)
     assert kills >= MIN_KILLS, figures
+    # Every restart with a checkpoint beside it resumed from it, the last one included: a
+    # run silently starting over from step 0 fails here.
+    assert resumes_verified == restarts_from_a_checkpoint, figures
+    assert resumed_from > 0, figures
     assert kills_during_write >= 1, figures
     assert max_steps_lost <= SAVE_EVERY, figures
     assert figures["final_weight_max_abs_gap"] == 0.0, figures

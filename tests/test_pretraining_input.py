@@ -1,9 +1,12 @@
 """pretraining_dataset, check_shards and describe_data_error on small hand-written shards."""
 
+import json
+import logging
+
 import pytest
 import tensorflow as tf
 
-from electra_tf.data import pretraining_input
+from electra_tf.data import pretraining_input, tokenization
 
 SEQ_LENGTH = 16
 NUM_FILES = 5
@@ -160,3 +163,72 @@ def test_describe_data_error_for_wrong_layout(shards):
     with pytest.raises(tf.errors.InvalidArgumentError) as caught:
         first_ids(dataset)
     assert "max_seq_length" in pretraining_input.describe_data_error(caught.value, shards)
+
+
+def test_check_shards_and_the_pipeline_refuse_a_set_with_no_records(tmp_path):
+    for f in range(2):
+        write_shard(tmp_path / f"pretrain_data.tfrecord-{f}-of-2", [])
+    pattern = str(tmp_path / "pretrain_data.tfrecord-*")
+    with pytest.raises(ValueError, match=r"All 2 file\(s\) matching .* are empty"):
+        pretraining_input.check_shards(pattern, SEQ_LENGTH)
+    # Repeated forever, these files would make tf.data spin without yielding.
+    with pytest.raises(ValueError, match=r"2 file\(s\) of .* hold no records"):
+        pretraining_input.pretraining_dataset(pattern, SEQ_LENGTH, 2, is_training=True)
+
+
+def test_check_shards_accepts_some_empty_shards(shards, tmp_path):
+    write_shard(tmp_path / f"pretrain_data.tfrecord-9-of-{NUM_FILES}", [])
+    pretraining_input.check_shards(shards, SEQ_LENGTH)
+
+
+def test_an_id_past_the_vocabulary_fails_in_the_pipeline_naming_data_and_vocab(shards):
+    # The shards' largest id is 406 (file 4, record 6).
+    fits = pretraining_input.pretraining_dataset(
+        shards, SEQ_LENGTH, 5, is_training=False, vocab_size=407, vocab_file="v.txt"
+    )
+    assert len(first_ids(fits)) == 35
+    too_small = pretraining_input.pretraining_dataset(
+        shards, SEQ_LENGTH, 5, is_training=False, vocab_size=300, vocab_file="small/vocab.txt"
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+        first_ids(too_small)
+    message = pretraining_input.describe_data_error(raised.value, shards)
+    assert message.startswith(pretraining_input.ID_OUT_OF_RANGE)
+    assert shards in message and "--vocab_file=small/vocab.txt" in message
+    assert "300" in message and message.endswith("--vocab_file=small/vocab.txt`.")
+
+
+def _dataset_info(directory, **values):
+    (directory / "dataset_info.json").write_text(json.dumps(values))
+
+
+def test_check_vocabulary_compares_size_and_hash_with_dataset_info(shards, tmp_path, caplog):
+    tokens = [f"t{i}" for i in range(10)]
+    vocab_hash = tokenization.vocab_sha256(tokens)
+    with caplog.at_level(logging.WARNING):
+        pretraining_input.check_vocabulary(shards, "v.txt", tokens)
+    assert "dataset_info.json does not exist" in caplog.text
+
+    _dataset_info(tmp_path, vocab_size=10, vocab_sha256=vocab_hash, vocab_file="built.txt")
+    pretraining_input.check_vocabulary(shards, "v.txt", tokens)
+
+    _dataset_info(tmp_path, vocab_size=11, vocab_sha256=vocab_hash, vocab_file="built.txt")
+    with pytest.raises(ValueError, match=r"--vocab_file=v\.txt \(10 tokens\).*built\.txt, 11"):
+        pretraining_input.check_vocabulary(shards, "v.txt", tokens)
+
+    swapped = tokens[:8] + [tokens[9], tokens[8]]
+    _dataset_info(tmp_path, vocab_size=10, vocab_sha256=vocab_hash, vocab_file="built.txt")
+    with pytest.raises(
+        ValueError, match=r"is not the vocabulary the data .*\(built\.txt, 10 tokens"
+    ):
+        pretraining_input.check_vocabulary(shards, "v.txt", swapped)
+
+    caplog.clear()
+    _dataset_info(tmp_path, vocab_size=10, vocab_file="built.txt")
+    with caplog.at_level(logging.WARNING):
+        pretraining_input.check_vocabulary(shards, "v.txt", swapped)
+    assert "records no vocab_sha256" in caplog.text
+
+    (tmp_path / "dataset_info.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"dataset_info\.json is not a JSON object"):
+        pretraining_input.check_vocabulary(shards, "v.txt", tokens)

@@ -2,9 +2,14 @@
 
 import collections
 import gzip
+import hashlib
 import itertools
 import json
+import os
+import pathlib
 import random
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
@@ -177,7 +182,7 @@ def test_blank_corpus_is_an_error_naming_the_files(tmp_path):
     corpus_dir = tmp_path / "corpus"
     corpus_dir.mkdir()
     (corpus_dir / "empty.txt").write_text("\n\n  \n")
-    with pytest.raises(ValueError, match=r"corpus is empty.*empty\.txt"):
+    with pytest.raises(pretraining_records.EmptyCorpusError, match=r"no examples.*empty\.txt"):
         pretraining_records.build_pretraining_dataset(
             pretraining_records.corpus_files(str(corpus_dir)),
             str(vocab_file),
@@ -203,3 +208,94 @@ def test_more_processes_than_shards_is_rejected(wiki_corpus, tmp_path):
             num_out_files=2,
             num_processes=3,
         )
+
+
+def _tiny_build(tmp_path, text, output_dir, num_out_files=2, name="a.txt"):
+    vocab_file = tmp_path / "vocab.txt"
+    vocab_file.write_text("\n".join([*tokenization.SPECIAL_TOKENS, "the", "cat", "sat"]) + "\n")
+    corpus_dir = tmp_path / f"corpus_{name}"
+    corpus_dir.mkdir()
+    if isinstance(text, bytes):
+        (corpus_dir / name).write_bytes(text)
+    else:
+        (corpus_dir / name).write_text(text)
+    return pretraining_records.build_pretraining_dataset(
+        pretraining_records.corpus_files(str(corpus_dir)),
+        str(vocab_file),
+        str(output_dir),
+        max_seq_length=8,
+        num_out_files=num_out_files,
+    )
+
+
+def _digests(directory):
+    return {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in pathlib.Path(directory).iterdir()
+    }
+
+
+def test_a_rebuild_replaces_the_shards_and_keeps_other_files(tmp_path):
+    output_dir = tmp_path / "out"
+    assert _tiny_build(tmp_path, "the cat sat\n" * 6, output_dir, num_out_files=3) > 0
+    (output_dir / "NOTES.md").write_text("mine")
+    _tiny_build(tmp_path, "the cat\n" * 6, output_dir, num_out_files=2, name="b.txt")
+    assert sorted(os.listdir(output_dir)) == [
+        "NOTES.md",
+        "dataset_info.json",
+        "pretrain_data.tfrecord-0-of-2",
+        "pretrain_data.tfrecord-1-of-2",
+    ]
+    info = json.loads((output_dir / "dataset_info.json").read_text())
+    vocab = tokenization.load_vocab(str(tmp_path / "vocab.txt"))
+    assert info["vocab_size"] == 8 and info["vocab_sha256"] == tokenization.vocab_sha256(vocab)
+    assert info["num_out_files"] == 2
+    assert [name for name in os.listdir(tmp_path) if name.startswith(".")] == []
+
+
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ("\n\n", r"no examples"),
+        (b"the cat\n\xff\xfe sat\n", r"b\.txt:2: not valid UTF-8"),
+        (b"not gzip at all", r"not a readable gzip file"),
+    ],
+    ids=["empty_corpus", "bad_line", "bad_gzip"],
+)
+def test_a_failed_build_leaves_the_previous_data_as_it_was(tmp_path, text, error):
+    output_dir = tmp_path / "out"
+    _tiny_build(tmp_path, "the cat sat\n" * 6, output_dir)
+    before = _digests(output_dir)
+    name = "b.txt.gz" if error.startswith("not a readable gzip") else "b.txt"
+    with pytest.raises(ValueError, match=error):
+        _tiny_build(tmp_path, text, output_dir, num_out_files=3, name=name)
+    assert _digests(output_dir) == before
+    assert [name for name in os.listdir(tmp_path) if name.startswith(".")] == []
+
+
+def test_the_command_reports_a_bad_corpus_in_one_line_and_keeps_the_data(tmp_path):
+    output_dir = tmp_path / "out"
+    _tiny_build(tmp_path, "the cat sat\n" * 6, output_dir)
+    before = _digests(output_dir)
+    corpus_dir = tmp_path / "blank"
+    corpus_dir.mkdir()
+    (corpus_dir / "blank.txt").write_text("\n \n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "electra_tf.build_pretraining_dataset",
+            f"--corpus_dir={corpus_dir}",
+            f"--vocab_file={tmp_path / 'vocab.txt'}",
+            f"--output_dir={output_dir}",
+            "--num_out_files=2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert "yields no examples" in last_line and "blank.txt" in last_line, result.stderr[-2000:]
+    assert _digests(output_dir) == before

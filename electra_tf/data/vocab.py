@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 import tensorflow as tf
 from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset
 
+from electra_tf import files
 from electra_tf.data import corpora, tokenization
 
 _LINES_PER_BATCH = 1024
@@ -65,9 +66,8 @@ def build_vocab(
 
 
 def write_vocab(tokens: Sequence[str], path: str) -> None:
-    """Writes one token per line, creating the parent directory."""
+    """Writes one token per line (atomically), creating the parent directory."""
     parent = os.path.dirname(path)
     if parent:
         tf.io.gfile.makedirs(parent)
-    with tf.io.gfile.GFile(path, "w") as f:
-        f.write("".join(f"{token}\n" for token in tokens))
+    files.write_text(path, "".join(f"{token}\n" for token in tokens))

@@ -1,5 +1,7 @@
 """Finding, restoring and re-writing the checkpoints of a pre-training model_dir."""
 
+import re
+
 import tensorflow as tf
 from absl import logging
 
@@ -23,17 +25,42 @@ def checkpoint_step(path):
 def latest_checkpoint(model_dir):
     """The checkpoint to resume from: the one model_dir's `checkpoint` file names, or None.
 
-    Raises CheckpointError when that checkpoint's index is missing
-    (tf.train.latest_checkpoint would then return None and the run would
-    silently start over).
+    Raises CheckpointError when that checkpoint's index is missing, or when
+    ckpt-N files are there but the `checkpoint` state file is missing, empty
+    or unreadable (tf.train.latest_checkpoint would then return None and the
+    run would silently start over, overwriting them).
     """
-    state = tf.train.get_checkpoint_state(model_dir)
+    try:
+        state = tf.train.get_checkpoint_state(model_dir)
+    except ValueError:  # TF's answer to a state file naming no checkpoint (an empty one)
+        state = None
     if state is None or not state.model_checkpoint_path:
+        _check_no_orphan_checkpoints(model_dir)
         return None
     path = state.model_checkpoint_path
     if not tf.io.gfile.exists(f"{path}.index"):
         raise CheckpointError(_cannot_resume(path, f"{path}.index does not exist"))
     return path
+
+
+def _check_no_orphan_checkpoints(model_dir):
+    steps = sorted(
+        int(match.group(1))
+        for path in tf.io.gfile.glob(f"{model_dir}/ckpt-*.index")
+        if (match := re.search(r"ckpt-(\d+)\.index$", path))
+    )
+    if not steps:
+        return
+    state_file = f"{model_dir}/checkpoint"
+    problem = "is unreadable or empty" if tf.io.gfile.exists(state_file) else "is missing"
+    listed = ", ".join(f"ckpt-{step}" for step in steps)
+    raise CheckpointError(
+        f"{state_file} {problem}, but {model_dir} holds checkpoints ({listed}); starting over "
+        f"would overwrite them. To resume from the latest, write the line "
+        f"'model_checkpoint_path: \"ckpt-{steps[-1]}\"' to {state_file} (or name an "
+        "earlier intact ckpt-N there); to start over, use a new --model_dir. "
+        "Nothing was deleted."
+    )
 
 
 def restore_checkpoint(path, training_objects, input_iterator=None):
@@ -65,7 +92,7 @@ def _cannot_resume(path, reason):
     files = sorted(tf.io.gfile.glob(f"{path}.*"))
     directory = path.rsplit("/", 1)[0]
     return (
-        f"Cannot resume from the latest checkpoint {path}: {reason}\n"
+        f"Cannot resume from the latest checkpoint {path}: {' '.join(reason.split())} "
         f"Its files: {', '.join(files) or 'none'} (a checkpoint is {path}.index and "
         f"{path}.data-*); they are damaged or missing, or were written by another version. "
         f"To resume from an earlier checkpoint, move {path}.* out of {directory} and point "

@@ -8,7 +8,11 @@ the end writes the discriminator alone to <model_dir>/discriminator.
 import contextlib
 import dataclasses
 import logging as std_logging
+import os
+import select
 import signal
+import socket
+import sys
 import threading
 import time
 
@@ -16,6 +20,7 @@ import keras
 import tensorflow as tf
 from absl import app, logging
 
+from electra_tf import files
 from electra_tf.data import pretraining_input, tokenization
 from electra_tf.filenames import DISCRIMINATOR_DIR, TRAIN_SUMMARY_DIR, VOCAB_FILE
 from electra_tf.pretraining import checkpoints, two_stage
@@ -78,7 +83,12 @@ def pretrain(settings: PretrainingSettings) -> PretrainingResult:
         pretraining_input.check_shards(settings.pretrain_tfrecords, settings.max_seq_length)
     except (FileNotFoundError, ValueError) as e:
         raise SettingsError(f"--pretrain_tfrecords: {e}") from e
-    settings.check_resumable(settings.model_dir)
+    try:
+        pretraining_input.check_vocabulary(settings.pretrain_tfrecords, settings.vocab_file, vocab)
+    except ValueError as e:
+        raise SettingsError(str(e)) from e
+    settings.check_resumable(settings.model_dir, tokenization.vocab_sha256(vocab))
+    checkpoints.latest_checkpoint(settings.model_dir)  # a bad state file fails before the build
     setup.set_precision(settings.mixed_precision)
     micro_batch = setup.micro_batch_size(
         strategy, settings.train_batch_size, settings.gradient_accumulation_steps
@@ -86,7 +96,7 @@ def pretrain(settings: PretrainingSettings) -> PretrainingResult:
     keras.utils.set_random_seed(settings.seed)
     setup.quiet_checkpoint_timings()
     model = build_model(settings, strategy, discriminator_config, generator_config, special)
-    return _Run(settings, strategy, model, micro_batch).train()
+    return _Run(settings, strategy, model, micro_batch, vocab).train()
 
 
 def pretrain_or_exit(settings: PretrainingSettings) -> PretrainingResult:
@@ -187,9 +197,9 @@ def train_flops(settings, model):
 class _Run:
     """One pretrain() call's training state: trainer, input, checkpoints, summaries."""
 
-    def __init__(self, settings, strategy, model, micro_batch):
+    def __init__(self, settings, strategy, model, micro_batch, vocab):
         self.settings, self.strategy, self.model = settings, strategy, model
-        self.micro_batch = micro_batch
+        self.micro_batch, self.vocab_size = micro_batch, len(vocab)
         self.chief = distribute.is_chief(strategy)
         self.flops = train_flops(settings, model)
         with strategy.scope():
@@ -203,7 +213,10 @@ class _Run:
             )
         self.trainer = self._build_trainer()
         latest = checkpoints.latest_checkpoint(settings.model_dir)
-        self.iterator, position_saved = self._input(latest)
+        try:
+            self.iterator, position_saved = self._input(latest)
+        except ValueError as e:
+            raise SettingsError(f"--pretrain_tfrecords: {e}") from e
         self.input_position = self.iterator if position_saved else None
         # Every worker saves (saving is collective) but only the chief into model_dir.
         self.save_dir = distribute.checkpoint_dir(strategy, settings.model_dir)
@@ -215,7 +228,7 @@ class _Run:
             )
             logging.info("Resumed from %s at step %d", latest, self.trainer.step)
         elif self.chief:
-            settings.write(settings.model_dir)
+            settings.write(settings.model_dir, tokenization.vocab_sha256(vocab))
         self.writer = (
             tf.summary.create_file_writer(f"{settings.model_dir}/{TRAIN_SUMMARY_DIR}")
             if self.chief
@@ -253,6 +266,8 @@ class _Run:
                 is_training=True,
                 input_context=input_context,
                 seed=data_seed,
+                vocab_size=self.vocab_size,
+                vocab_file=s.vocab_file,
             )
             return accumulation_batches(dataset, s.gradient_accumulation_steps)
 
@@ -288,6 +303,7 @@ class _Run:
                 try:
                     steps = self._window_steps(last_step)
                     metrics = self._train_window(steps)
+                    stop.handled_in_loop.set()
                     step = self.trainer.step
                     eta = (last_step - step) * (time.time() - run_start) / max(1, step - start_step)
                     _log_window(step, s.num_train_steps, steps, eta, metrics)
@@ -298,7 +314,7 @@ class _Run:
                     # (its heartbeats) or cannot be reached.
                     raise PretrainingError(
                         f"Stopped after step {self.trainer.step}: lost contact with another "
-                        f"worker. {e.message.strip()}\nRestart every worker with the same "
+                        f"worker. {' '.join(e.message.split())} Restart every worker with the same "
                         f"command; training resumes from the last checkpoint in {s.model_dir}."
                     ) from e
         if stopping:
@@ -379,8 +395,7 @@ class _Run:
             saved = None
         else:
             discriminator_dir = f"{s.model_dir}/{DISCRIMINATOR_DIR}"
-            self.model.discriminator_for_export().save_pretrained(discriminator_dir)
-            tf.io.gfile.copy(s.vocab_file, f"{discriminator_dir}/{VOCAB_FILE}", overwrite=True)
+            self._save_discriminator(discriminator_dir)
             logging.info("Checkpoint: %s", saved)
             logging.info("TensorBoard logs: %s/%s", s.model_dir, TRAIN_SUMMARY_DIR)
             logging.info("Discriminator for fine-tuning: %s", discriminator_dir)
@@ -392,6 +407,21 @@ class _Run:
             checkpoint=saved,
             stopped_on_request=stopped,
         )
+
+    def _save_discriminator(self, discriminator_dir):
+        """Writes the encoder and its vocab beside, then swaps them in for the previous ones.
+
+        --vocab_file may be <model_dir>/discriminator/vocab.txt itself (a resumed run);
+        the previous folder stays until the new one is complete.
+        """
+        staging = files.temporary_dir_beside(discriminator_dir)
+        try:
+            self.model.discriminator_for_export().save_pretrained(staging)
+            files.copy_file(self.settings.vocab_file, f"{staging}/{VOCAB_FILE}")
+        except BaseException:
+            tf.io.gfile.rmtree(staging)
+            raise
+        files.replace_dir(staging, discriminator_dir)
 
 
 def _log_window(step, num_train_steps, steps, eta, metrics):
@@ -422,19 +452,52 @@ def _format_duration(seconds):
     return (f"{days}d " if days else "") + f"{hours:d}:{minutes:02d}:{secs:02d}"
 
 
+# How long a stop request waits for the first window of steps before the process exits
+# without a checkpoint (the window may never end: its first batch may never come).
+FIRST_WINDOW_STOP_GRACE_S = 5.0
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
 class _StopRequest:
     """Set by SIGTERM/SIGINT: checkpoint and stop at the next loop boundary.
 
     With several workers the request is shared at that boundary
     (`distribute.StopAgreement`), so all of them stop after the same step.
+    Until the first window of steps has ended, the main thread may be blocked
+    inside TensorFlow (compiling, or waiting for a first batch that never
+    comes) where Python signal handlers do not run; then a watchdog thread
+    exits the process, since nothing has been trained since the last
+    checkpoint.
     """
 
     def __init__(self):
         self.requested = False
+        # Set once signals are sure to reach `handle`: the first window ended, or training did.
+        self.handled_in_loop = threading.Event()
 
     def handle(self, signum, frame):
         logging.warning("Received signal %d: checkpointing and stopping after this loop.", signum)
         self.requested = True
+
+
+def _exit_if_first_window_stalls(request, wakeup):
+    """Watchdog: exits the process when a stop signal is not honoured in the first window."""
+    while not request.handled_in_loop.is_set():
+        if not select.select([wakeup], [], [], 0.5)[0]:
+            continue
+        signals = [s for s in wakeup.recv(64) if s in _STOP_SIGNALS]
+        if not signals or request.handled_in_loop.wait(FIRST_WINDOW_STOP_GRACE_S):
+            continue
+        logging.warning(
+            "Received signal %d before the first window of steps ended (no batch yet, or "
+            "still compiling): exiting without a checkpoint. Nothing trained is lost; the "
+            "same command resumes from the last checkpoint, if any.",
+            signals[0],
+        )
+        for handler in logging.get_absl_logger().handlers + std_logging.getLogger().handlers:
+            handler.flush()
+        sys.stderr.flush()
+        os._exit(128 + signals[0])
 
 
 @contextlib.contextmanager
@@ -445,9 +508,23 @@ def _stop_requests():
         # Python delivers signals to the main thread only.
         yield request
         return
-    previous = {sig: signal.signal(sig, request.handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, request.handle) for sig in _STOP_SIGNALS}
+    # The C-level handler writes each signal's number here at once, even while the main
+    # thread is blocked and its Python handler has not run.
+    wakeup, wakeup_writer = socket.socketpair()
+    wakeup_writer.setblocking(False)
+    previous_wakeup = signal.set_wakeup_fd(wakeup_writer.fileno(), warn_on_full_buffer=False)
+    watchdog = threading.Thread(
+        target=_exit_if_first_window_stalls, args=(request, wakeup), daemon=True
+    )
+    watchdog.start()
     try:
         yield request
     finally:
+        request.handled_in_loop.set()
+        signal.set_wakeup_fd(previous_wakeup)
+        watchdog.join()
+        wakeup.close()
+        wakeup_writer.close()
         for sig, handler in previous.items():
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)

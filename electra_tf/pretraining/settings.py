@@ -20,6 +20,7 @@ import json
 import tensorflow as tf
 from absl import flags, logging
 
+from electra_tf import files
 from electra_tf.filenames import PRETRAINING_SETTINGS_FILE
 from electra_tf.model import config as config_lib
 from electra_tf.pretraining import model as pretraining_model
@@ -43,6 +44,8 @@ ARCHITECTURE_FIELDS = (
     "embedding_sharing",
 )
 _REQUIRED_FIELDS = ("pretrain_tfrecords", "vocab_file", "model_dir")
+# The key of pretraining_settings.json holding the vocabulary's hash (no setting).
+VOCAB_SHA256_KEY = "vocab_sha256"
 
 
 class SettingsError(ValueError):
@@ -296,12 +299,18 @@ class PretrainingSettings:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def write(self, model_dir: str) -> str:
-        """Writes <model_dir>/pretraining_settings.json; returns its path."""
+    def write(self, model_dir: str, vocab_sha256: str | None = None) -> str:
+        """Writes <model_dir>/pretraining_settings.json atomically; returns its path.
+
+        `vocab_sha256` (tokenization.vocab_sha256 of vocab_file) is kept beside the
+        settings, so a resumed run can check it trains on the same vocabulary.
+        """
         tf.io.gfile.makedirs(model_dir)
         path = f"{model_dir}/{PRETRAINING_SETTINGS_FILE}"
-        with tf.io.gfile.GFile(path, "w") as f:
-            f.write(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        values = self.to_dict()
+        if vocab_sha256 is not None:
+            values[VOCAB_SHA256_KEY] = vocab_sha256
+        files.write_json(path, values, indent=2, sort_keys=True)
         return path
 
     @classmethod
@@ -319,18 +328,36 @@ class PretrainingSettings:
         with tf.io.gfile.GFile(path) as f:
             values = json.load(f)
         names = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
+        unknown = sorted(set(values) - names - {VOCAB_SHA256_KEY})
         if unknown:
             logging.warning("%s: ignoring keys that are no setting: %s", path, unknown)
         return cls(**{k: v for k, v in values.items() if k in names})
 
-    def check_resumable(self, model_dir: str) -> None:
-        """Raises SettingsError when model_dir holds a run of another architecture."""
+    def check_resumable(self, model_dir: str, vocab_sha256: str | None = None) -> None:
+        """Raises SettingsError when model_dir holds a run of another architecture or vocabulary.
+
+        `vocab_sha256` is compared with the hash the run saved (runs saved before
+        hashes were kept are not checked).
+        """
         path = f"{model_dir}/{PRETRAINING_SETTINGS_FILE}"
         if not tf.io.gfile.exists(path):
             return
         with tf.io.gfile.GFile(path) as f:
-            saved = json.load(f)
+            try:
+                saved = json.load(f)
+            except json.JSONDecodeError as e:
+                raise SettingsError(
+                    f"--model_dir: {path} is not valid JSON ({e}). Restore it from a copy, or "
+                    "use a new --model_dir."
+                ) from None
+        saved_hash = saved.get(VOCAB_SHA256_KEY)
+        if vocab_sha256 is not None and saved_hash is not None and saved_hash != vocab_sha256:
+            raise SettingsError(
+                f"--vocab_file: {self.vocab_file} is not the vocabulary the run in {model_dir} "
+                f"was trained with ({saved.get('vocab_file')}, sha256 {saved_hash[:12]}..., "
+                f"recorded in {path}; this one has sha256 {vocab_sha256[:12]}...). Pass that "
+                "vocabulary, or use a new --model_dir."
+            )
         differing = [
             f"--{name}: checkpoint has {saved[name]!r}, settings say {value!r}"
             for name, value in self.architecture().items()
@@ -338,9 +365,9 @@ class PretrainingSettings:
         ]
         if differing:
             raise SettingsError(
-                f"{model_dir} holds a run with another architecture:\n  "
-                + "\n  ".join(differing)
-                + "\nUse a new --model_dir or the original flags."
+                f"{model_dir} holds a run with another architecture: "
+                + "; ".join(differing)
+                + ". Use a new --model_dir or the original flags."
             )
 
     @classmethod
