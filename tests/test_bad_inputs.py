@@ -31,9 +31,11 @@ from electra_tf.convert.__main__ import main as convert_main
 from electra_tf.convert.load import UnknownCheckpointFormat, load_encoder
 from electra_tf.convert.report import ConversionError
 from electra_tf.data import tokenization
-from electra_tf.data.pretraining_input import check_shards
+from electra_tf.data.pretraining_input import check_shards, check_vocabulary
+from electra_tf.data.pretraining_records import EmptyCorpusError, build_pretraining_dataset
 from electra_tf.model.config import ConfigError, ElectraConfig
 from electra_tf.model.encoder import ElectraEncoder
+from electra_tf.pretraining.checkpoints import CheckpointError, latest_checkpoint
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 TINY = ElectraConfig(
@@ -279,6 +281,62 @@ def _convert_model_dir_without_generator(ws, d):
     return _convert(*args), "--generator_hf_dir"
 
 
+def _empty_shard_set(ws, d):
+    for index in range(2):
+        _write_records(d / f"empty-{index}", [])
+    return d / "empty-*"
+
+
+def _build_from_empty_corpus(ws, d):
+    """A rebuild over existing shards from a corpus with no text: the old shards must stay."""
+    output_dir = d / "shards"
+    output_dir.mkdir()
+    _copy(ws.shard, output_dir / "pretrain_data.tfrecord-00000-of-00001")
+    corpus_file = _text(d / "corpus" / "blank.txt", "\n\n\n")
+    return (
+        lambda: build_pretraining_dataset(
+            [corpus_file],
+            str(ws.vocab),
+            str(output_dir),
+            max_seq_length=SEQ_LENGTH,
+            num_out_files=1,
+        )
+    ), corpus_file
+
+
+def _checkpoint_state(state_file_text):
+    """ckpt-N files beside a `checkpoint` state file that is missing (None) or damaged."""
+
+    def prepare(ws, d):
+        model_dir = d / "model"
+        tf.train.Checkpoint(step=tf.Variable(3)).write(str(model_dir / "ckpt-3"))
+        if state_file_text is not None:
+            _text(model_dir / "checkpoint", state_file_text)
+        return (lambda: latest_checkpoint(str(model_dir))), f"{model_dir}/checkpoint"
+
+    return prepare
+
+
+def _data_built_with_another_vocab(ws, d):
+    shards = d / "shards"
+    shards.mkdir()
+    _copy(ws.shard, shards / "pretrain_data.tfrecord-00000-of-00001")
+    other_vocab = [*tokenization.SPECIAL_TOKENS, *reversed(WORDS)]
+    _text(
+        shards / "dataset_info.json",
+        json.dumps(
+            {
+                "vocab_file": "other.txt",
+                "vocab_size": len(other_vocab),
+                "vocab_sha256": tokenization.vocab_sha256(other_vocab),
+            }
+        ),
+    )
+    tokens = [*tokenization.SPECIAL_TOKENS, *WORDS]
+    pattern = str(shards / "pretrain_data.tfrecord-*")
+    return (lambda: check_vocabulary(pattern, str(ws.vocab), tokens)), str(ws.vocab)
+
+
 def _two_checkpoints(ws, d):
     for name in ("a", "b"):
         _copy(pathlib.Path(f"{ws.original_prefix}.index"), d / f"{name}.index")
@@ -358,6 +416,13 @@ API_CASES = [
         ValueError,
     ),
     Case("shards-missing", _shards_case(lambda ws, d: d / "no-shards-*"), FileNotFoundError),
+    Case("shards-empty-set", _shards_case(_empty_shard_set), ValueError),
+    Case("shards-built-with-another-vocab", _data_built_with_another_vocab, ValueError),
+    Case("build-empty-corpus-keeps-old-shards", _build_from_empty_corpus, EmptyCorpusError),
+    # pre-training checkpoints: the `checkpoint` state file beside ckpt-N files
+    Case("checkpoint-state-file-missing", _checkpoint_state(None), CheckpointError),
+    Case("checkpoint-state-file-corrupt", _checkpoint_state("\x00garbage{"), CheckpointError),
+    Case("checkpoint-state-file-empty", _checkpoint_state(""), CheckpointError),
     # electra-tf checkpoints (save_pretrained folders)
     Case(
         "checkpoint-truncated-index",
@@ -602,6 +667,18 @@ CLI_CASES = [
                 "--output_dir={d}/shards",
                 "--max_seq_length=long",
                 named="--max_seq_length",
+            ),
+        ),
+    ),
+    Case(
+        "build_pretraining_dataset-missing-corpus-dir",
+        _cli_case(
+            "electra_tf.build_pretraining_dataset",
+            _flags(
+                "--corpus_dir={d}/no-corpus",
+                "--vocab_file={vocab}",
+                "--output_dir={d}/shards",
+                named="{d}/no-corpus",
             ),
         ),
     ),
