@@ -141,19 +141,15 @@ def _wait_until(condition, process, what):
     return True
 
 
-def _training_state(seed_dir):
-    """Every tensor of the seed's last training checkpoint but the input position (a variant)."""
-    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(seed_dir)))
+def _numeric_tensors(prefix):
+    """Every number a checkpoint holds (weights, slots, step, RNG), by name; not the input
+    position (a variant), the strings (object graph, dev history) nor the count of saves."""
+    reader = tf.train.load_checkpoint(str(prefix))
     return {
         name: reader.get_tensor(name)
         for name, dtype in reader.get_variable_to_dtype_map().items()
-        if dtype != tf.variant and not name.startswith("progress/")
+        if dtype not in (tf.variant, tf.string) and not name.startswith("save_counter/")
     }
-
-
-def _best_weights(seed_dir):
-    reader = tf.train.load_checkpoint(str(seed_dir / "best" / "model"))
-    return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()}
 
 
 def _scores(model_dir):
@@ -171,8 +167,6 @@ def _max_gap(expected, actual):
     assert sorted(expected) == sorted(actual)
     return max(
         float(np.max(np.abs(expected[n].astype(np.float64) - actual[n].astype(np.float64))))
-        if expected[n].dtype.kind in "fiu"
-        else float(not np.array_equal(expected[n], actual[n]))
         for n in expected
     )
 
@@ -251,10 +245,12 @@ def test_killed_and_resumed_finetuning_ends_as_the_uninterrupted_run(
         "restarts": attempt,
         "resumes_verified": resumes_verified,
         "final_weight_max_abs_gap": _max_gap(
-            _training_state(reference_dir / "seed_0"), _training_state(seed_dir)
+            _numeric_tensors(tf.train.latest_checkpoint(str(reference_dir / "seed_0"))),
+            _numeric_tensors(tf.train.latest_checkpoint(str(seed_dir))),
         ),
         "best_weight_max_abs_gap": _max_gap(
-            _best_weights(reference_dir / "seed_0"), _best_weights(seed_dir)
+            _numeric_tensors(reference_dir / "seed_0" / "best" / "model"),
+            _numeric_tensors(seed_dir / "best" / "model"),
         ),
     }
     record_property("finetuning_kill_campaign", figures)
@@ -268,3 +264,148 @@ def test_killed_and_resumed_finetuning_ends_as_the_uninterrupted_run(
     assert (seed_dir / "dev_predictions.conll").read_bytes() == (
         reference_dir / "seed_0" / "dev_predictions.conll"
     ).read_bytes()
+
+
+def test_sigterm_checkpoints_and_exits_0_and_the_same_command_resumes(tiny_finetuning, tmp_path):
+    model_dir = tmp_path / "model"
+    command = finetune_command(tiny_finetuning, model_dir, "--seeds=0,1")
+    process = _start(command, tmp_path / "first.log")
+    try:
+        # Seed 0 has finished when seed 1 trains: the stop lands in seed 1.
+        reached = _wait_until(
+            lambda: (
+                max(logged_steps((tmp_path / "first.log").read_text(), seed=1), default=0)
+                >= 2 * LOOP
+            ),
+            process,
+            "seed 1 never trained",
+        )
+        assert reached, (tmp_path / "first.log").read_text()[-3000:]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=TIMEOUT_S) == 0, (tmp_path / "first.log").read_text()[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    first = (tmp_path / "first.log").read_text()
+    stopped = int(re.search(r"Seed 1: stopping at step (\d+) on request", first).group(1))
+    assert checkpoint_step(model_dir / "seed_1") == stopped > 0
+    assert (model_dir / "seed_0" / "results.json").exists()
+    assert not (model_dir / "results.json").exists()
+
+    second = subprocess.run(
+        command,
+        cwd=PROJECT_ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Seed 0: finished before" in second.stderr
+    assert logged_steps(second.stderr, seed=0) == []
+    assert (
+        f"Seed 1: resumed from {model_dir}/seed_1/ckpt-{stopped} at step {stopped}."
+        in second.stderr
+    ), second.stderr[-3000:]
+    assert logged_steps(second.stderr, seed=1)[0] == stopped + LOOP
+    results = json.loads((model_dir / "results.json").read_text())
+    assert sorted(results["scores"]) == ["0", "1"]
+    seed_0 = json.loads((model_dir / "seed_0" / "results.json").read_text())["result"]
+    assert results["per_seed"][0] == seed_0
+
+
+def _settings(tiny_finetuning, model_dir, **changes):
+    import electra_tf
+
+    discriminator, data = tiny_finetuning
+    values = {
+        "task_name": "chunk",
+        "train_file": str(data / "train.txt"),
+        "dev_file": str(data / "dev.txt"),
+        "init_checkpoint": str(discriminator),
+        "model_dir": str(model_dir),
+        "max_seq_length": SEQ,
+        "train_batch_size": BATCH,
+        "eval_batch_size": 32,
+        "iterations_per_loop": LOOP,
+        "max_train_steps": LOOP,
+    }
+    return electra_tf.FinetuningSettings(**{**values, **changes})
+
+
+def _checksums(directory):
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(pathlib.Path(directory).rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_a_model_dir_holding_anything_else_is_refused_unless_overwrite(tiny_finetuning, tmp_path):
+    import electra_tf
+    from electra_tf.files import OutputExistsError
+    from electra_tf.finetuning.settings import SettingsError
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "notes.txt").write_text("the user's\n")
+    with pytest.raises(OutputExistsError, match=r"--model_dir=.*notes\.txt.*--overwrite"):
+        electra_tf.finetune(_settings(tiny_finetuning, model_dir))
+    assert _checksums(model_dir) == {"notes.txt": b"the user's\n"}
+
+    result = electra_tf.finetune(_settings(tiny_finetuning, model_dir, overwrite=True))
+    assert result["steps"] == LOOP and (model_dir / "results.json").exists()
+    assert (model_dir / "notes.txt").read_text() == "the user's\n"
+
+    # The run is its own to resume: the same settings (without --overwrite) are accepted and
+    # find every seed finished.
+    before = _checksums(model_dir)
+    again = electra_tf.finetune(_settings(tiny_finetuning, model_dir))
+    assert again["per_seed"] == result["per_seed"]
+    assert {k: v for k, v in _checksums(model_dir).items() if k.startswith("seed_0/")} == {
+        k: v for k, v in before.items() if k.startswith("seed_0/")
+    }
+
+    # Other settings: refused, naming each setting that differs; nothing written.
+    with pytest.raises(SettingsError) as refused:
+        electra_tf.finetune(_settings(tiny_finetuning, model_dir, learning_rate=3e-4, seeds="0,1"))
+    message = str(refused.value)
+    assert "--model_dir:" in message and "--overwrite" in message
+    assert "--learning_rate: 0.0001 in the saved run, 0.0003 now" in message
+    assert "--seeds: [0] in the saved run, [0, 1] now" in message
+    assert "--max_train_steps" not in message
+    assert _checksums(model_dir).keys() == before.keys()
+
+
+def test_the_vocab_copy_onto_itself_keeps_the_vocab(tiny_finetuning, tmp_path):
+    import electra_tf
+
+    model_dir = tmp_path / "model"
+    electra_tf.finetune(_settings(tiny_finetuning, model_dir))
+    vocab = model_dir / "vocab.txt"
+    content = vocab.read_bytes()
+    assert content == (tiny_finetuning[0] / "vocab.txt").read_bytes()
+    # The run's own vocab as --vocab_file (natural when continuing from that folder).
+    electra_tf.finetune(
+        _settings(tiny_finetuning, model_dir, vocab_file=str(vocab), overwrite=True)
+    )
+    assert vocab.read_bytes() == content
+
+
+def test_run_finetuning_refusal_is_one_line_naming_overwrite(tiny_finetuning, tmp_path):
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "notes.txt").write_text("the user's\n")
+    result = subprocess.run(
+        finetune_command(tiny_finetuning, model_dir),
+        cwd=PROJECT_ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"run_finetuning: error: --model_dir={model_dir} is not empty"), last
+    assert "--overwrite" in last and "Traceback" not in result.stderr
+    assert _checksums(model_dir) == {"notes.txt": b"the user's\n"}
