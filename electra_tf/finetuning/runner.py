@@ -554,7 +554,9 @@ def finetune(settings: FinetuningSettings) -> dict:
             for seed in settings.seeds:
                 result = run_seed(settings, seed, data, pretrained.encoder, strategy, stop)
                 if result is None:
-                    logging.info("Stopped on request; the same command resumes the run.")
+                    logging.info(
+                        "Stopped on request; the same command (without --overwrite) resumes the run."
+                    )
                     return {
                         "model_dir": settings.model_dir,
                         "stopped_on_request": True,
