@@ -50,14 +50,14 @@ def main(argv):
     from electra_tf.files import OutputExistsError  # pylint: disable=import-outside-toplevel
     from electra_tf.finetuning import conll, glue  # pylint: disable=import-outside-toplevel
     from electra_tf.finetuning.models import EncoderMismatchError  # pylint: disable=import-outside-toplevel
-    from electra_tf.finetuning.runner import finetune  # pylint: disable=import-outside-toplevel
+    from electra_tf.finetuning.runner import WorkerLostError, finetune  # pylint: disable=import-outside-toplevel
     from electra_tf.finetuning.tasks import InputError  # pylint: disable=import-outside-toplevel
     from electra_tf.pretraining.checkpoints import CheckpointError  # pylint: disable=import-outside-toplevel
     from electra_tf.training.trainer import NonFiniteLossError  # pylint: disable=import-outside-toplevel
 
     try:
         finetune(settings)
-    except NonFiniteLossError as e:
+    except (NonFiniteLossError, WorkerLostError) as e:
         raise SystemExit(f"run_finetuning: stopped: {e}") from None
     except (
         OutputExistsError,

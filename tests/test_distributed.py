@@ -317,3 +317,30 @@ def test_finetuning_sigterm_on_one_worker_stops_both_and_both_resume(tiny_finetu
     assert results["steps"] > stopped[0]
     # Only the chief writes into model_dir; the other worker's scratch checkpoints are gone.
     assert sorted(p.name for p in (model_dir / "seed_0").iterdir() if p.is_dir()) == ["best"]
+
+
+def test_finetuning_with_a_lost_worker_is_an_error_not_a_hang(tiny_finetuning, tmp_path):
+    model_dir = tmp_path / "model"
+    processes = _start_finetuning_workers(tiny_finetuning, model_dir, tmp_path)
+    chief_log = tmp_path / "worker_0.log"
+    try:
+        deadline = time.time() + 300
+        while max(logged_steps(chief_log.read_text()), default=0) < 2:
+            assert all(p.poll() is None for p in processes), chief_log.read_text()[-3000:]
+            assert time.time() < deadline, "fine-tuning never logged a step"
+            time.sleep(0.05)
+        processes[1].kill()
+        processes[1].wait()
+        processes[0].wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the chief hung after its peer died")
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    stderr = chief_log.read_text()
+    assert processes[0].returncode == 1, stderr[-3000:]
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("run_finetuning: stopped: Seed 0 stopped after step"), last
+    assert "lost contact with another worker" in last and "Restart every worker" in last
+    assert "Traceback" not in stderr

@@ -161,6 +161,10 @@ def _score_dev(trainer, data: TaskData, settings, seed, writer):
     return score, {k: float(v) for k, v in scores.items()}
 
 
+class WorkerLostError(RuntimeError):
+    """A multi-worker fine-tune lost a worker; the message says how to resume."""
+
+
 # The checkpoint's name for a seed's dev history and best score so far (JSON in a string).
 PROGRESS = "progress"
 
@@ -185,8 +189,25 @@ def run_seed(settings, seed, data: TaskData, pretrained, strategy, stop) -> dict
         if not run.train(stop):
             return None
         return run.finish()
+    except tf.errors.UnavailableError as e:
+        # A collective failed (a step's, the stop agreement's or the barrier's): a peer
+        # stopped (its heartbeats) or cannot be reached.
+        raise WorkerLostError(
+            f"Seed {seed} stopped after step {run.trainer.step}: lost contact with another "
+            f"worker ({_collective_failure(e)}). Restart every worker with the same command; "
+            f"training resumes from the last checkpoint in {seed_dir}."
+        ) from e
     finally:
         run.close()
+
+
+def _collective_failure(error):
+    """The line of a failed collective's multi-line message that says which worker failed."""
+    lines = [line.strip() for line in error.message.splitlines() if line.strip()]
+    for line, following in zip(lines, lines[1:] + [""]):
+        if "unhealthy" in line:  # TF names the workers on the next line
+            return f"{line} {following}".strip()
+    return lines[0] if lines else ""
 
 
 def _finished_result(seed_dir, settings):
@@ -505,7 +526,8 @@ def finetune(settings: FinetuningSettings) -> dict:
     glue.DataFormatError or models.EncoderMismatchError on bad input, before training;
     files.OutputExistsError when settings.model_dir holds something else than a run of
     these settings (settings.overwrite starts over there), and
-    checkpoints.CheckpointError when a seed's checkpoint cannot be restored.
+    checkpoints.CheckpointError when a seed's checkpoint cannot be restored, and
+    WorkerLostError when another worker of a multi-worker run is lost.
 
     A run of the same settings in model_dir is resumed. SIGTERM or SIGINT checkpoints the
     seed in training and returns {"model_dir", "stopped_on_request": True, "per_seed"
