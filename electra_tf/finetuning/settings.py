@@ -361,7 +361,7 @@ class FinetuningSettings:
         return values
 
     def differences(self, other: "FinetuningSettings") -> list[str]:
-        """One line per setting of the run's identity that differs: "--name: A here, B there"."""
+        """One line per setting of the run's identity that differs from `other`'s (the saved run)."""
         ours, theirs = self.run_identity(), other.run_identity()
         return [
             f"--{name}: {theirs[name]!r} in the saved run, {ours[name]!r} now"
