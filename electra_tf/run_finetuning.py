@@ -15,6 +15,10 @@ in <model_dir>/seed_<seed>/best, and its predictions on the dev (and test)
 files are written beside it. <model_dir>/results.json holds the per-seed
 scores with their median, mean and standard deviation.
 
+SIGTERM or SIGINT checkpoints and exits 0; the same command resumes the run
+(finished seeds are not trained again). A --model_dir holding anything else
+is refused unless --overwrite is given.
+
 The flags fill an electra_tf.FinetuningSettings and call electra_tf.finetune,
 which a Python caller can use directly.
 """
@@ -22,7 +26,7 @@ which a Python caller can use directly.
 from absl import app, flags
 
 import electra_tf  # noqa: F401  (selects the Keras backend before keras loads)
-from electra_tf.finetuning.settings import FinetuningSettings
+from electra_tf.finetuning.settings import FinetuningSettings, SettingsError
 from electra_tf.training import distribute, flag_fields
 
 FLAGS = flags.FLAGS
@@ -38,28 +42,33 @@ def settings_from_flags(flag_values=FLAGS) -> FinetuningSettings:
 
 def main(argv):
     del argv
-    settings = settings_from_flags()
+    try:
+        settings = settings_from_flags()
+    except SettingsError as e:
+        raise SystemExit(f"run_finetuning: error: {e}") from None
     # Imported after the flags are checked: a usage error costs no TensorFlow start-up.
+    from electra_tf.files import OutputExistsError  # pylint: disable=import-outside-toplevel
     from electra_tf.finetuning import conll, glue  # pylint: disable=import-outside-toplevel
     from electra_tf.finetuning.models import EncoderMismatchError  # pylint: disable=import-outside-toplevel
-    from electra_tf.finetuning.runner import finetune  # pylint: disable=import-outside-toplevel
+    from electra_tf.finetuning.runner import WorkerLostError, finetune  # pylint: disable=import-outside-toplevel
     from electra_tf.finetuning.tasks import InputError  # pylint: disable=import-outside-toplevel
+    from electra_tf.pretraining.checkpoints import CheckpointError  # pylint: disable=import-outside-toplevel
     from electra_tf.training.trainer import NonFiniteLossError  # pylint: disable=import-outside-toplevel
 
     try:
         finetune(settings)
-    except app.UsageError:
-        raise
-    except NonFiniteLossError as e:
+    except (NonFiniteLossError, WorkerLostError) as e:
         raise SystemExit(f"run_finetuning: stopped: {e}") from None
     except (
+        OutputExistsError,
+        CheckpointError,
         InputError,
         EncoderMismatchError,
         conll.ConllFormatError,
         glue.DataFormatError,
         FileNotFoundError,
         UnicodeDecodeError,
-        ValueError,  # e.g. a vocabulary that does not parse; ConversionError
+        ValueError,  # SettingsError; a vocabulary that does not parse; ConversionError
     ) as e:
         raise SystemExit(f"run_finetuning: error: {e}") from None
 

@@ -14,6 +14,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from pretraining_helpers import build_trainer, random_features
+from test_finetuning_kill_campaign import checkpoint_step as finetuning_checkpoint_step
+from test_finetuning_kill_campaign import (  # noqa: F401  (fixture)
+    finetune_command,
+    logged_steps,
+    subprocess_env,
+    tiny_finetuning,
+)
 from test_run_pretraining import _checkpoint_step, _command, _scalars, corpus  # noqa: F401  (fixture)
 
 from electra_tf.training import distribute
@@ -232,3 +239,108 @@ def test_tpu_strategy_needs_the_tpu_named():
     for tpu in (None, ""):
         with pytest.raises(ValueError, match="needs --tpu: 'local' on a TPU VM"):
             distribute.create_strategy("tpu", tpu)
+
+
+def _start_finetuning_workers(tiny_finetuning, model_dir, log_dir):
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        with open(log_dir / f"worker_{index}.log", "w") as log:
+            processes.append(
+                subprocess.Popen(
+                    finetune_command(
+                        tiny_finetuning, model_dir, "--distribution_strategy=multi_worker_mirrored"
+                    ),
+                    cwd=PROJECT_ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                    env=subprocess_env(TF_CONFIG=json.dumps(tf_config)),
+                )
+            )
+    return processes
+
+
+def _wait_for_workers(processes, logs, what):
+    try:
+        for process in processes:
+            process.wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"a fine-tuning worker hung {what}")
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    texts = [log.read_text() for log in logs]
+    for process, text in zip(processes, texts):
+        assert process.returncode == 0, text[-3000:]
+    return texts
+
+
+def test_finetuning_sigterm_on_one_worker_stops_both_and_both_resume(tiny_finetuning, tmp_path):
+    model_dir = tmp_path / "model"
+    first_logs, second_logs = tmp_path / "first", tmp_path / "second"
+    first_logs.mkdir()
+    second_logs.mkdir()
+    processes = _start_finetuning_workers(tiny_finetuning, model_dir, first_logs)
+    logs = [first_logs / f"worker_{i}.log" for i in range(2)]
+    deadline = time.time() + 300
+    try:
+        while max(logged_steps(logs[0].read_text()), default=0) < 2:
+            assert all(p.poll() is None for p in processes), logs[0].read_text()[-3000:]
+            assert time.time() < deadline, "fine-tuning never logged a step"
+            time.sleep(0.05)
+    except AssertionError:
+        for process in processes:
+            process.kill()
+        raise
+    # The non-chief: the chief, which writes model_dir, only learns of it from its peer.
+    processes[1].send_signal(signal.SIGTERM)
+    outputs = _wait_for_workers(processes, logs, "after its peer was sent SIGTERM")
+    stopped = [
+        int(re.search(r"Seed 0: stopping at step (\d+) on request", out).group(1))
+        for out in outputs
+    ]
+    assert stopped[0] == stopped[1] > 0, stopped
+    assert finetuning_checkpoint_step(model_dir / "seed_0") == stopped[0]
+    assert not (model_dir / "results.json").exists()
+
+    processes = _start_finetuning_workers(tiny_finetuning, model_dir, second_logs)
+    logs = [second_logs / f"worker_{i}.log" for i in range(2)]
+    outputs = _wait_for_workers(processes, logs, "resuming")
+    for out in outputs:
+        assert (
+            f"Seed 0: resumed from {model_dir}/seed_0/ckpt-{stopped[0]} at step {stopped[0]}."
+            in out
+        ), out[-3000:]
+    results = json.loads((model_dir / "results.json").read_text())
+    assert results["steps"] > stopped[0]
+    # Only the chief writes into model_dir; the other worker's scratch checkpoints are gone.
+    assert sorted(p.name for p in (model_dir / "seed_0").iterdir() if p.is_dir()) == ["best"]
+
+
+def test_finetuning_with_a_lost_worker_is_an_error_not_a_hang(tiny_finetuning, tmp_path):
+    model_dir = tmp_path / "model"
+    processes = _start_finetuning_workers(tiny_finetuning, model_dir, tmp_path)
+    chief_log = tmp_path / "worker_0.log"
+    try:
+        deadline = time.time() + 300
+        while max(logged_steps(chief_log.read_text()), default=0) < 2:
+            assert all(p.poll() is None for p in processes), chief_log.read_text()[-3000:]
+            assert time.time() < deadline, "fine-tuning never logged a step"
+            time.sleep(0.05)
+        processes[1].kill()
+        processes[1].wait()
+        processes[0].wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the chief hung after its peer died")
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    stderr = chief_log.read_text()
+    assert processes[0].returncode == 1, stderr[-3000:]
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("run_finetuning: stopped: Seed 0 stopped after step"), last
+    assert "lost contact with another worker" in last and "Restart every worker" in last
+    assert "Traceback" not in stderr

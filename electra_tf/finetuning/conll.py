@@ -281,10 +281,9 @@ class LabelMap:
         return cls(json.loads(text)["labels"])
 
     def save(self, path: PathLike) -> None:
-        import tensorflow as tf  # pylint: disable=g-import-not-at-top
+        from electra_tf import files  # pylint: disable=g-import-not-at-top
 
-        with tf.io.gfile.GFile(os.fspath(path), "w") as f:
-            f.write(self.to_json())
+        files.write_text(path, self.to_json())
 
     @classmethod
     def load(cls, path: PathLike) -> LabelMap:

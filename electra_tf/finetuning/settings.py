@@ -179,7 +179,16 @@ class FinetuningSettings:
         "tokenizer_config.json when it says, else true).",
     )
     model_dir: str | None = setting(
-        None, flags.DEFINE_string, "Checkpoints, predictions and results.json."
+        None,
+        flags.DEFINE_string,
+        "Checkpoints, predictions and results.json. Re-running the same command resumes the run "
+        "it holds; a folder holding anything else needs --overwrite.",
+    )
+    overwrite: bool = setting(
+        False,
+        flags.DEFINE_bool,
+        "Start over in a --model_dir that holds other files or a run with other settings: "
+        "files of the same names are replaced, others stay.",
     )
     max_seq_length: int = setting(
         128,
@@ -340,11 +349,55 @@ class FinetuningSettings:
         return cls(**{**values, **overrides})
 
     def save(self, path: str) -> None:
-        """Writes the settings as JSON (finetuning_settings.json's format)."""
+        """Writes the settings as JSON (finetuning_settings.json's format), atomically."""
+        from electra_tf import files  # pylint: disable=import-outside-toplevel
+
+        files.write_json(path, self.to_dict(), indent=1)
+
+    def run_identity(self) -> dict:
+        """The settings a resumed run must share with the run it resumes (all but --overwrite)."""
+        values = self.to_dict()
+        del values["overwrite"]
+        return values
+
+    def differences(self, other: "FinetuningSettings") -> list[str]:
+        """One line per setting of the run's identity that differs from `other`'s (the saved run)."""
+        ours, theirs = self.run_identity(), other.run_identity()
+        return [
+            f"--{name}: {theirs[name]!r} in the saved run, {ours[name]!r} now"
+            for name in ours
+            if ours[name] != theirs[name]
+        ]
+
+    def is_run_in(self, model_dir: str) -> bool:
+        """Whether model_dir holds a run of these settings to resume (its finetuning_settings.json).
+
+        False when it holds no settings file; SettingsError naming the settings that differ when
+        it holds another run's.
+        """
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-        with tf.io.gfile.GFile(path, "w") as f:
-            f.write(json.dumps(self.to_dict(), indent=1) + "\n")
+        from electra_tf.filenames import FINETUNING_SETTINGS_FILE  # pylint: disable=import-outside-toplevel
+
+        path = f"{model_dir.rstrip('/')}/{FINETUNING_SETTINGS_FILE}"
+        if not tf.io.gfile.exists(path):
+            return False
+        try:
+            saved = FinetuningSettings.load(path)
+        except SettingsError as e:
+            raise SettingsError(
+                f"--model_dir: {e}. Pass --overwrite to start over in {model_dir}, or choose "
+                "a new --model_dir"
+            ) from None
+        differing = self.differences(saved)
+        if differing:
+            raise SettingsError(
+                f"--model_dir: {model_dir} holds a fine-tuning run with other settings "
+                f"({'; '.join(differing)}), so it cannot be resumed. Re-run with the saved "
+                "settings to resume it, choose a new --model_dir, or pass --overwrite to start "
+                "over there"
+            )
+        return True
 
     @classmethod
     def load(cls, path: str, **overrides) -> "FinetuningSettings":

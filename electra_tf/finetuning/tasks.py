@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from electra_tf import files
 from electra_tf.finetuning import conll, glue, metrics, squad
 from electra_tf.finetuning.models import (
     ElectraForQuestionAnswering,
@@ -181,9 +182,13 @@ def _tagging_eval_set(name, path, read, scheme, tokenizer, max_seq_length):
     gold = [list(s.labels) for s in sentences]
 
     def write(logits, out_path):
-        with tf.io.gfile.GFile(out_path, "w") as f:
-            for sentence, tags in zip(sentences, scheme.words(features, logits)):
-                f.write("".join(f"{w}\t{t}\n" for w, t in zip(sentence.words, tags)) + "\n")
+        files.write_text(
+            out_path,
+            "".join(
+                "".join(f"{w}\t{t}\n" for w, t in zip(sentence.words, tags)) + "\n"
+                for sentence, tags in zip(sentences, scheme.words(features, logits))
+            ),
+        )
 
     def score(logits):
         return scheme.score_words(gold, scheme.words(features, logits))
@@ -309,10 +314,11 @@ def _sentence_eval_set(name, source, encode, data_dir):
         return outputs if is_regression else outputs.argmax(-1)
 
     def write(outputs, out_path):
-        with tf.io.gfile.GFile(out_path, "w") as f:
-            f.write("index\tprediction\n")
-            for i, p in enumerate(predictions(outputs)):
-                f.write(f"{i}\t{float(p):.6f}\n" if is_regression else f"{i}\t{labels[p]}\n")
+        rows = (
+            f"{i}\t{float(p):.6f}\n" if is_regression else f"{i}\t{labels[p]}\n"
+            for i, p in enumerate(predictions(outputs))
+        )
+        files.write_text(out_path, "index\tprediction\n" + "".join(rows))
 
     def score(outputs):
         return metrics.glue_metrics(source.metric_kind, gold, predictions(outputs))
@@ -421,8 +427,7 @@ def _squad_dev_set(settings, tokenizer, dev_path, build, version_2):
 
     def write(outputs, out_path):
         predictions, _, _ = answers(outputs)
-        with tf.io.gfile.GFile(out_path, "w") as f:
-            json.dump(predictions, f, indent=1, ensure_ascii=False)
+        files.write_text(out_path, json.dumps(predictions, indent=1, ensure_ascii=False))
 
     arrays = _squad_arrays(dev_features, False, settings.max_seq_length)
     return EvalSet("dev", dev_path, arrays, score, write, "json")

@@ -1,10 +1,13 @@
 """Choosing a tf.distribute strategy from flags, and distributing input per host."""
 
+import contextlib
 import json
 import os
+import signal
+import threading
 
 import tensorflow as tf
-from absl import flags
+from absl import flags, logging
 
 from electra_tf.training.flag_fields import MIXED_PRECISIONS, STRATEGIES
 
@@ -226,3 +229,45 @@ class StopAgreement:
     def any_worker(self, requested: bool) -> bool:
         """Call on every worker at the same point of the loop."""
         return bool(self._any(tf.constant(1.0 if requested else 0.0)).numpy() > 0.0)
+
+
+def barrier(strategy):
+    """Returns on every worker only once all of them have called it (one scalar all-reduce).
+
+    Files one worker wrote before the call (the chief's best checkpoint) are complete when
+    another reads them after it.
+    """
+    StopAgreement(strategy).any_worker(False)
+
+
+class StopRequest:
+    """Set by SIGTERM/SIGINT: checkpoint and stop at the next loop boundary.
+
+    With several workers the request is shared at that boundary (`StopAgreement`), so
+    all of them stop after the same step.
+    """
+
+    def __init__(self):
+        self.requested = False
+
+    def handle(self, signum, frame):
+        """The signal handler: records the request (training stops at its next boundary)."""
+        del frame
+        logging.warning("Received signal %d: checkpointing and stopping after this loop.", signum)
+        self.requested = True
+
+
+@contextlib.contextmanager
+def stop_requests():
+    """A StopRequest fed by SIGTERM/SIGINT while inside; the previous handlers come back after."""
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        # Python delivers signals to the main thread only.
+        yield request
+        return
+    previous = {sig: signal.signal(sig, request.handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield request
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
