@@ -176,11 +176,11 @@ def test_a_model_dir_without_checkpoints_starts_over(tmp_path):
 # forever: tf.data spins inside the step, where Python signal handlers cannot run).
 _STALLED_RUN = """
 import tensorflow as tf
-from electra_tf.pretraining import runner
+from electra_tf.training import distribute
 
 batches = iter(tf.data.Dataset.range(1).repeat().filter(lambda x: x < 0).batch(2))
 step = tf.function(lambda: tf.reduce_sum(next(batches)))
-with runner._stop_requests() as stop:
+with distribute.stop_requests() as stop:
     print("training", flush=True)
     step()
 """

@@ -327,6 +327,7 @@ class _SeedRun:
                 self._evaluate(progress)
             progress["train_wall_time_seconds"] += time.time() - loop_start
             self.progress.assign(json.dumps(progress))
+            stop.handled_in_loop.set()
             self.manager.save(checkpoint_number=self.trainer.step)
             if stop_agreement.any_worker(stop.requested):
                 logging.info(

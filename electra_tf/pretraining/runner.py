@@ -8,12 +8,6 @@ the end writes the discriminator alone to <model_dir>/discriminator.
 import contextlib
 import dataclasses
 import logging as std_logging
-import os
-import select
-import signal
-import socket
-import sys
-import threading
 import time
 
 import keras
@@ -298,7 +292,7 @@ class _Run:
         stop_agreement = distribute.StopAgreement(self.strategy)
         metrics, stopping = {}, False
         run_start = time.time()
-        with _stop_requests() as stop:
+        with distribute.stop_requests() as stop:
             while self.trainer.step < last_step and not stopping:
                 try:
                     steps = self._window_steps(last_step)
@@ -450,81 +444,3 @@ def _format_duration(seconds):
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     return (f"{days}d " if days else "") + f"{hours:d}:{minutes:02d}:{secs:02d}"
-
-
-# How long a stop request waits for the first window of steps before the process exits
-# without a checkpoint (the window may never end: its first batch may never come).
-FIRST_WINDOW_STOP_GRACE_S = 5.0
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-class _StopRequest:
-    """Set by SIGTERM/SIGINT: checkpoint and stop at the next loop boundary.
-
-    With several workers the request is shared at that boundary
-    (`distribute.StopAgreement`), so all of them stop after the same step.
-    Until the first window of steps has ended, the main thread may be blocked
-    inside TensorFlow (compiling, or waiting for a first batch that never
-    comes) where Python signal handlers do not run; then a watchdog thread
-    exits the process, since nothing has been trained since the last
-    checkpoint.
-    """
-
-    def __init__(self):
-        self.requested = False
-        # Set once signals are sure to reach `handle`: the first window ended, or training did.
-        self.handled_in_loop = threading.Event()
-
-    def handle(self, signum, frame):
-        logging.warning("Received signal %d: checkpointing and stopping after this loop.", signum)
-        self.requested = True
-
-
-def _exit_if_first_window_stalls(request, wakeup):
-    """Watchdog: exits the process when a stop signal is not honoured in the first window."""
-    while not request.handled_in_loop.is_set():
-        if not select.select([wakeup], [], [], 0.5)[0]:
-            continue
-        signals = [s for s in wakeup.recv(64) if s in _STOP_SIGNALS]
-        if not signals or request.handled_in_loop.wait(FIRST_WINDOW_STOP_GRACE_S):
-            continue
-        logging.warning(
-            "Received signal %d before the first window of steps ended (no batch yet, or "
-            "still compiling): exiting without a checkpoint. Nothing trained is lost; the "
-            "same command resumes from the last checkpoint, if any.",
-            signals[0],
-        )
-        for handler in logging.get_absl_logger().handlers + std_logging.getLogger().handlers:
-            handler.flush()
-        sys.stderr.flush()
-        os._exit(128 + signals[0])
-
-
-@contextlib.contextmanager
-def _stop_requests():
-    """A _StopRequest fed by SIGTERM/SIGINT while training; the old handlers come back after."""
-    request = _StopRequest()
-    if threading.current_thread() is not threading.main_thread():
-        # Python delivers signals to the main thread only.
-        yield request
-        return
-    previous = {sig: signal.signal(sig, request.handle) for sig in _STOP_SIGNALS}
-    # The C-level handler writes each signal's number here at once, even while the main
-    # thread is blocked and its Python handler has not run.
-    wakeup, wakeup_writer = socket.socketpair()
-    wakeup_writer.setblocking(False)
-    previous_wakeup = signal.set_wakeup_fd(wakeup_writer.fileno(), warn_on_full_buffer=False)
-    watchdog = threading.Thread(
-        target=_exit_if_first_window_stalls, args=(request, wakeup), daemon=True
-    )
-    watchdog.start()
-    try:
-        yield request
-    finally:
-        request.handled_in_loop.set()
-        signal.set_wakeup_fd(previous_wakeup)
-        watchdog.join()
-        wakeup.close()
-        wakeup_writer.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)

@@ -2,8 +2,12 @@
 
 import contextlib
 import json
+import logging as std_logging
 import os
+import select
 import signal
+import socket
+import sys
 import threading
 
 import tensorflow as tf
@@ -240,34 +244,79 @@ def barrier(strategy):
     StopAgreement(strategy).any_worker(False)
 
 
+# How long a stop request waits for the first window of steps before the process exits
+# without a checkpoint (the window may never end: its first batch may never come).
+FIRST_WINDOW_STOP_GRACE_S = 5.0
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
 class StopRequest:
     """Set by SIGTERM/SIGINT: checkpoint and stop at the next loop boundary.
 
-    With several workers the request is shared at that boundary (`StopAgreement`), so
-    all of them stop after the same step.
+    With several workers the request is shared at that boundary
+    (`distribute.StopAgreement`), so all of them stop after the same step.
+    Until the first window of steps has ended, the main thread may be blocked
+    inside TensorFlow (compiling, or waiting for a first batch that never
+    comes) where Python signal handlers do not run; then a watchdog thread
+    exits the process, since nothing has been trained since the last
+    checkpoint.
     """
 
     def __init__(self):
         self.requested = False
+        # Set once signals are sure to reach `handle`: the first window ended, or training did.
+        self.handled_in_loop = threading.Event()
 
     def handle(self, signum, frame):
-        """The signal handler: records the request (training stops at its next boundary)."""
-        del frame
         logging.warning("Received signal %d: checkpointing and stopping after this loop.", signum)
         self.requested = True
 
 
+def _exit_if_first_window_stalls(request, wakeup):
+    """Watchdog: exits the process when a stop signal is not honoured in the first window."""
+    while not request.handled_in_loop.is_set():
+        if not select.select([wakeup], [], [], 0.5)[0]:
+            continue
+        signals = [s for s in wakeup.recv(64) if s in _STOP_SIGNALS]
+        if not signals or request.handled_in_loop.wait(FIRST_WINDOW_STOP_GRACE_S):
+            continue
+        logging.warning(
+            "Received signal %d before the first window of steps ended (no batch yet, or "
+            "still compiling): exiting without a checkpoint. Nothing trained is lost; the "
+            "same command resumes from the last checkpoint, if any.",
+            signals[0],
+        )
+        for handler in logging.get_absl_logger().handlers + std_logging.getLogger().handlers:
+            handler.flush()
+        sys.stderr.flush()
+        os._exit(128 + signals[0])
+
+
 @contextlib.contextmanager
 def stop_requests():
-    """A StopRequest fed by SIGTERM/SIGINT while inside; the previous handlers come back after."""
+    """A StopRequest fed by SIGTERM/SIGINT while inside; the old handlers come back after."""
     request = StopRequest()
     if threading.current_thread() is not threading.main_thread():
         # Python delivers signals to the main thread only.
         yield request
         return
-    previous = {sig: signal.signal(sig, request.handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, request.handle) for sig in _STOP_SIGNALS}
+    # The C-level handler writes each signal's number here at once, even while the main
+    # thread is blocked and its Python handler has not run.
+    wakeup, wakeup_writer = socket.socketpair()
+    wakeup_writer.setblocking(False)
+    previous_wakeup = signal.set_wakeup_fd(wakeup_writer.fileno(), warn_on_full_buffer=False)
+    watchdog = threading.Thread(
+        target=_exit_if_first_window_stalls, args=(request, wakeup), daemon=True
+    )
+    watchdog.start()
     try:
         yield request
     finally:
+        request.handled_in_loop.set()
+        signal.set_wakeup_fd(previous_wakeup)
+        watchdog.join()
+        wakeup.close()
+        wakeup_writer.close()
         for sig, handler in previous.items():
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
