@@ -42,6 +42,7 @@ import time
 from absl import app, flags, logging
 
 import electra_tf
+from electra_tf import files
 from electra_tf.filenames import (
     CONFIG_FILE,
     DATASET_INFO_FILE,
@@ -300,12 +301,10 @@ def write_random_init_discriminator(config, vocab, directory, seed=0):
     keras.utils.set_random_seed(seed)
     encoder = ElectraEncoder(config)
     encoder(encoder.dummy_inputs())
-    tmp = directory + ".tmp"
-    if os.path.exists(tmp):
-        shutil.rmtree(tmp)
-    encoder.save_pretrained(tmp)
-    shutil.copy(vocab, os.path.join(tmp, VOCAB_FILE))
-    os.replace(tmp, directory)
+    staging = files.temporary_dir_beside(directory)
+    encoder.save_pretrained(staging)
+    shutil.copy(vocab, os.path.join(staging, VOCAB_FILE))
+    files.replace_dir(staging, directory)
 
 
 def variant_flops(name, vocab_size):
@@ -444,9 +443,9 @@ def pretrain(name, vocab, records):
                 raise RuntimeError(
                     f"{name}: pre-training stopped at step {reached}, expected {target} (see {log})"
                 )
-            if os.path.exists(snapshot):
-                shutil.rmtree(snapshot)
-            shutil.copytree(os.path.join(model_dir, DISCRIMINATOR_DIR), snapshot)
+            staging = files.temporary_dir_beside(snapshot)
+            shutil.copytree(os.path.join(model_dir, DISCRIMINATOR_DIR), staging, dirs_exist_ok=True)
+            files.replace_dir(staging, snapshot)
         points.append(
             {
                 "point": k,
@@ -476,12 +475,10 @@ def finetune(name, point, task, data_flags):
     from electra_tf.finetuning.settings import parse_flag_strings  # pylint: disable=import-outside-toplevel
 
     model_dir = os.path.join(FLAGS.work_dir, name, f"point_{point['point']}", f"finetune_{task}")
-    results = os.path.join(model_dir, RESULTS_FILE)
-    if os.path.exists(results):
-        with open(results) as f:
+    results_path = os.path.join(model_dir, RESULTS_FILE)
+    if os.path.exists(results_path):
+        with open(results_path) as f:
             return json.load(f)
-    if os.path.exists(model_dir):
-        shutil.rmtree(model_dir)
     values = parse_flag_strings(data_flags)
     values.update(
         init_checkpoint=point["discriminator"],
@@ -496,7 +493,12 @@ def finetune(name, point, task, data_flags):
         values["use_xla"] = FLAGS.use_xla
     values.update(parse_flag_strings(FLAGS.finetune_extra_flags))
     logging.info("Fine-tuning %s point %d on %s in %s", name, point["point"], task, model_dir)
-    return electra_tf.finetune(electra_tf.FinetuningSettings(**values))
+    # A partial model_dir resumes (fine-tuning checkpoints each seed).
+    results = electra_tf.finetune(electra_tf.FinetuningSettings(**values))
+    if results.get("stopped_on_request"):
+        logging.info("Stopped on request in %s: the same command resumes.", model_dir)
+        sys.exit(0)
+    return results
 
 
 # --------------------------------------------------------------------- report
