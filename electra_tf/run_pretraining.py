@@ -27,12 +27,12 @@ flags.adopt_module_key_flags(distribute)
 
 
 def settings_from_flags():
-    """The parsed flags as PretrainingSettings; a usage error names the bad flag."""
+    """The parsed flags as PretrainingSettings; a bad flag exits with one line naming it."""
     try:
         settings = settings_lib.PretrainingSettings.from_flag_values(FLAGS)
         settings.require_inputs()
     except settings_lib.SettingsError as e:
-        raise app.UsageError(str(e)) from e
+        raise SystemExit(f"run_pretraining: error: {e}") from None
     return settings
 
 

@@ -12,7 +12,7 @@ import time
 
 import keras
 import tensorflow as tf
-from absl import app, logging
+from absl import logging
 
 from electra_tf import files
 from electra_tf.data import pretraining_input, tokenization
@@ -96,14 +96,14 @@ def pretrain(settings: PretrainingSettings) -> PretrainingResult:
 def pretrain_or_exit(settings: PretrainingSettings) -> PretrainingResult:
     """`pretrain` for the commands users type: errors end the program with their message.
 
-    Bad settings become absl usage errors; a diverged loss, a damaged
-    checkpoint, unreadable data or a lost worker exit with the message that
-    says how to recover (no traceback).
+    Bad settings or inputs exit with one `error:` line naming them; a diverged
+    loss, a damaged checkpoint, unreadable data or a lost worker exit with the
+    message that says how to recover (no traceback).
     """
     try:
         return pretrain(settings)
     except (SettingsError, setup.SetupError) as e:
-        raise app.UsageError(str(e)) from e
+        raise SystemExit(f"error: {e}") from None
     except NonFiniteLossError as e:
         raise SystemExit(f"Stopped: {e}") from None
     except (checkpoints.CheckpointError, PretrainingError) as e:
