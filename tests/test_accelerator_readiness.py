@@ -40,3 +40,19 @@ def test_asking_for_a_tpu_where_there_is_none_gives_one_line_naming_the_fix():
     assert "finds no TPU" in message
     assert "pip install tensorflow-tpu==2.20.0" in message
     assert "--distribution_strategy=default" in message
+
+
+def test_dropout_masks_are_the_same_bits_where_the_host_compiles_no_xla():
+    import tensorflow as tf
+
+    from electra_tf.training import stateless_random
+
+    # This CPU build compiles XLA for the host, so keep_mask takes its compiled path here;
+    # TensorFlow's TPU build cannot (make test-notebook runs it) and takes uniform_like's.
+    assert stateless_random.host_compiles_xla()
+    x = tf.zeros([4, 8, 16])
+    key = tf.constant([3, 5, 7, 11], tf.uint32)
+    compiled = stateless_random.keep_mask(x, 0.1, key)
+    as_tf_kernels = stateless_random.uniform_like(x, key) >= 0.1
+    assert compiled.numpy().tolist() == as_tf_kernels.numpy().tolist()
+    assert 0.8 < compiled.numpy().mean() < 0.98
