@@ -5,33 +5,18 @@ The venv is built once per requirements.txt content and kept in pytest's cache f
 (.pytest_cache/d/runtime-venvs/<hash>), so a clean clone builds it and later runs reuse it.
 """
 
-import ast
 import hashlib
 import json
 import os
 import pathlib
 import shutil
 import subprocess
-import sys
 
 import pytest
+from install_helpers import build_venv, missing_imports, write_conll
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
 REQUIREMENTS = PROJECT_ROOT / "requirements.txt"
-# Optional imports: each sits in a function that says which extra to install when it is missing.
-OPTIONAL_IMPORTS = {
-    "matplotlib": "requirements-experiments.txt (plots)",
-    "torch": "requirements-oracles.txt (reading pytorch_model.bin, the HF reference curve)",
-    "transformers": "requirements-oracles.txt (the HF reference curve)",
-}
-NER_SENTENCES = [
-    [("John", "B-PER"), ("Smith", "I-PER"), ("lives", "O"), ("in", "O"), ("Paris", "B-LOC")],
-    [("Mary", "B-PER"), ("works", "O"), ("for", "O"), ("Acme", "B-ORG"), ("Corp", "I-ORG")],
-    [("The", "O"), ("river", "O"), ("Jordan", "B-LOC"), ("flows", "O"), ("south", "O")],
-    [("Peter", "B-PER"), ("visited", "O"), ("Rome", "B-LOC"), ("with", "O"), ("Paul", "B-PER")],
-    [("Apple", "B-ORG"), ("opened", "O"), ("in", "O"), ("Berlin", "B-LOC")],
-    [("David", "B-PER"), ("sang", "O"), ("in", "O"), ("Jerusalem", "B-LOC")],
-]
 TINY_MODEL = [
     "--model_size=small",
     '--model_hparam_overrides={"hidden_size": 32, "num_hidden_layers": 1, '
@@ -39,18 +24,6 @@ TINY_MODEL = [
     "--embedding_size=32",
     "--max_seq_length=32",
 ]
-
-
-def third_party_imports(package: pathlib.Path) -> set[str]:
-    """Top-level names of the non-stdlib modules imported anywhere under `package`."""
-    names = set()
-    for path in package.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                names.update(alias.name.split(".")[0] for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                names.add(node.module.split(".")[0])
-    return {n for n in names if n not in sys.stdlib_module_names and n != package.name}
 
 
 @pytest.fixture(scope="session")
@@ -63,15 +36,14 @@ def runtime_python(request) -> pathlib.Path:
         # Built beside its final name and renamed, so an interrupted build is never reused.
         partial = venv.with_name(f"{digest}.partial-{os.getpid()}")
         shutil.rmtree(partial, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(partial)], check=True)
-        subprocess.run(
-            [str(partial / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-            + ["-r", str(REQUIREMENTS)],
-            check=True,
-        )
+        build_venv(partial, "-r", str(REQUIREMENTS))
         (partial / ".installed").touch()
         shutil.rmtree(venv, ignore_errors=True)
         partial.rename(venv)
+        # Venvs of earlier requirements.txt contents (3+ GB each) go once this one is in place.
+        for stale in venv.parent.iterdir():
+            if stale != venv and (stale / ".installed").exists():
+                shutil.rmtree(stale)
     return python
 
 
@@ -96,21 +68,11 @@ def _run(python, *args, stdin=None):
     return proc
 
 
-def _write_conll(path: pathlib.Path, repeats: int):
-    blocks = ["\n".join(f"{w} {t}" for w, t in s) for s in NER_SENTENCES] * repeats
-    path.write_text("\n\n".join(blocks) + "\n\n", encoding="utf-8")
-
-
 def test_every_import_of_the_package_resolves_in_the_venv(runtime_python):
-    needed = sorted(third_party_imports(PROJECT_ROOT / "electra_tf") - set(OPTIONAL_IMPORTS))
-    found = _run(
-        runtime_python,
-        "-c",
-        "import importlib.util, sys; "
-        "print(' '.join(n for n in sys.argv[1:] if importlib.util.find_spec(n) is None))",
-        *needed,
+    missing = missing_imports(runtime_python, PROJECT_ROOT / "electra_tf")
+    assert not missing, (
+        f"imported under electra_tf/ but not installed by requirements.txt: {missing}"
     )
-    assert not found.stdout.split(), f"not installed by requirements.txt: {found.stdout}"
 
 
 def test_the_venv_holds_no_test_or_oracle_package(runtime_python):
@@ -169,8 +131,8 @@ def test_one_command_of_each_kind_runs_from_requirements_txt_alone(runtime_pytho
     discriminator = pretrained / "discriminator"
     ner_data = tmp_path / "ner"
     ner_data.mkdir()
-    _write_conll(ner_data / "train.conll", repeats=4)
-    _write_conll(ner_data / "dev.conll", repeats=1)
+    write_conll(ner_data / "train.conll", repeats=4)
+    write_conll(ner_data / "dev.conll", repeats=1)
     _run(
         runtime_python,
         "-m",
