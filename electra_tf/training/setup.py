@@ -17,6 +17,7 @@ import functools
 import logging as std_logging
 
 import keras
+import tensorflow as tf
 from absl import logging
 
 from electra_tf.training import distribute
@@ -56,6 +57,21 @@ def create_strategy(distribution_strategy="default", tpu=None, num_gpus=None):
         return distribute.create_strategy(distribution_strategy, tpu, num_gpus)
     except ValueError as e:
         raise SetupError(str(e)) from e
+    except tf.errors.OpError as e:
+        if distribution_strategy != "tpu":
+            raise
+        raise SetupError(_no_tpu_message(tpu, e)) from e
+
+
+def _no_tpu_message(tpu, error):
+    """One line: the TPU asked for, TensorFlow's reason, and the two ways forward."""
+    reason = error.message.strip().splitlines()[0]
+    return (
+        f"--distribution_strategy=tpu --tpu={tpu}: TensorFlow {tf.__version__} finds no TPU "
+        f"({reason}). Run on a TPU VM with TensorFlow's TPU build installed "
+        f"(pip install tensorflow-tpu=={tf.__version__}, docs/tpu.md), or train on this "
+        "machine with --distribution_strategy=default."
+    )
 
 
 def set_precision(mixed_precision="none"):

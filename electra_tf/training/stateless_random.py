@@ -16,7 +16,11 @@ example lands in changes its randomness.
 Dropout masks (`keep_mask`) are compiled with XLA even inside a graph that
 is not: as separate TF kernels the hash's ~20 integer ops per element cost
 more than TF's Philox kernel, fused they cost an eighth of it (bench/RESULTS.md).
+TensorFlow's TPU build (tensorflow-tpu) cannot compile XLA for the CPU, so
+there the mask is the same hash as plain TF kernels (the same bits).
 """
+
+import functools
 
 import tensorflow as tf
 
@@ -103,9 +107,22 @@ def _counter_uniform(counter, key):
 
 def keep_mask(x, rate, key):
     """Boolean mask of x's shape, True with probability 1 - rate; `key` as in `uniform`."""
-    if x.shape.is_fully_defined():
+    if x.shape.is_fully_defined() and host_compiles_xla():
         return _compiled_keep_mask(tuple(x.shape), float(rate), key)
     return uniform_like(x, key) >= rate
+
+
+@functools.cache
+def host_compiles_xla() -> bool:
+    """Whether XLA compiles for this machine's CPU: not in TensorFlow's TPU build."""
+    with tf.init_scope():
+        try:
+            _compiled_keep_mask((1,), 0.5, _u32(0))
+        # The TPU build says NotFoundError ("could not find registered transfer manager for
+        # platform Host"); any failure of this one tiny kernel means the same on unseen hosts.
+        except tf.errors.OpError:
+            return False
+    return True
 
 
 @tf.function(jit_compile=True, autograph=False)
