@@ -14,8 +14,8 @@ electra_tf import), calls `serving_default` once on a one-word text (tracing, wa
 once on the long text. Reported: the call's wall time, the child's RSS after warm-up and its
 peak RSS (ru_maxrss from wait4, which also holds when the parent kills the child at
 --max_rss_gb to protect a shared machine). With --reject_mb the last child sends a text of
-that many bytes and times the InvalidArgumentError the export's limit gives (limits exist from
-the commit that adds them; before it the text is not sent).
+that many bytes and times the InvalidArgumentError the export's limit gives. --limits sets the
+export's RequestLimits (its defaults are below the sizes measured here).
 """
 
 import argparse
@@ -53,7 +53,11 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="TF intra/inter-op threads")
     parser.add_argument("--max_rss_gb", type=float, default=12.0, help="kill a child above this")
     parser.add_argument("--data_dir", default=str(DEFAULT_DATA))
-    parser.add_argument("--export_args", default="{}", help="JSON: export limits to pass")
+    parser.add_argument(
+        "--limits",
+        default='{"max_text_bytes": 1000000, "max_request_bytes": 1000000}',
+        help="JSON: the export's RequestLimits (the sizes measured exceed the defaults)",
+    )
     parser.add_argument(
         "--work_dir", default=os.path.join(tempfile.gettempdir(), "electra_serving_bench")
     )
@@ -85,6 +89,7 @@ def child_export(args):
     from electra_tf.finetuning.models import ElectraForTokenClassification  # pylint: disable=import-outside-toplevel
     from electra_tf.model.config import ElectraConfig  # pylint: disable=import-outside-toplevel
     from electra_tf.serving import export  # pylint: disable=import-outside-toplevel
+    from electra_tf.serving.limits import RequestLimits  # pylint: disable=import-outside-toplevel
 
     vocab = tokenization.load_vocab(trained_vocab(args.work_dir))
     config = ElectraConfig(vocab_size=len(vocab), max_position_embeddings=512, **MODEL)
@@ -101,7 +106,7 @@ def child_export(args):
         args.model_path,
         do_lower_case=True,
         max_seq_length=MAX_SEQ_LENGTH,
-        **json.loads(args.export_args),
+        limits=RequestLimits(**json.loads(args.limits)),
     )
     _emit({"event": "exported", "path": path})
 
@@ -230,14 +235,14 @@ def main(argv=None):
             "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
             "threads": args.threads,
             "model": {**MODEL, "max_seq_length": MAX_SEQ_LENGTH, "labels": LABELS},
-            "export_args": json.loads(args.export_args),
+            "limits": json.loads(args.limits),
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
     )
     model_path = tempfile.mkdtemp(prefix="long_text_model_", dir=args.work_dir)
     answers, _, _, _ = run_child(
         args,
-        ["--child=export", f"--model_path={model_path}", f"--export_args={args.export_args}"],
+        ["--child=export", f"--model_path={model_path}", f"--limits={args.limits}"],
         args.max_rss_gb,
     )
     version_dir = answers[-1]["path"]

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from electra_tf.serving import limits as limits_lib
 from electra_tf.serving.common import (
     IDS_INPUT_SIGNATURE,
     IDS_SIGNATURE,
@@ -134,11 +135,13 @@ class QuestionAnsweringServer(tf.Module):
         max_answer_length: int = 30,
         null_score_diff_threshold: float = 0.0,
         strip_accents: bool | None = None,
+        limits: limits_lib.RequestLimits | None = None,
         name=None,
     ):
         super().__init__(name=name)
         vocab = list(vocab)
         check_vocab_and_length(vocab, model, max_seq_length, 4, "[CLS] q [SEP] c [SEP]")
+        self.limits = limits or limits_lib.RequestLimits()
         if max_query_length + 3 >= max_seq_length:
             raise ExportError(
                 f"max_query_length {max_query_length} leaves no room for the "
@@ -163,6 +166,12 @@ class QuestionAnsweringServer(tf.Module):
         ]
     )
     def serve(self, question, context):
+        question = limits_lib.check_texts(
+            question, self.limits, "question", self.limits.max_text_bytes, "max_text_bytes"
+        )
+        context = limits_lib.check_texts(
+            context, self.limits, "context", self.limits.max_context_bytes, "max_context_bytes"
+        )
         num_examples = tf.shape(question, out_type=tf.int64)[0]
         tf.debugging.assert_equal(
             tf.shape(context, out_type=tf.int64)[0],
@@ -342,10 +351,12 @@ def export_question_answering(
     version: int | None = None,
     overwrite: bool = False,
     model_name: str | None = None,
+    limits: limits_lib.RequestLimits | None = None,
 ) -> str:
     """Exports an ElectraForQuestionAnswering: serving_default (question, context [batch]
     -> answer, score, offsets; SQuAD 2.0 models answer "" when the null score wins) and
-    predict_ids (start/end logits)."""
+    predict_ids (start/end logits).  `limits`: what one request may hold (default
+    `RequestLimits()`; max_text_bytes bounds a question, max_context_bytes a context)."""
     export_dir = os.path.abspath(export_dir)
     version = resolve_version(export_dir, version, overwrite)
     server = QuestionAnsweringServer(
@@ -357,6 +368,7 @@ def export_question_answering(
         max_query_length,
         n_best_size,
         max_answer_length,
+        limits=limits,
     )
     info = {
         "task": "question_answering",
@@ -369,6 +381,7 @@ def export_question_answering(
         "n_best_size": int(n_best_size),
         "max_answer_length": int(max_answer_length),
         "version": version,
+        "limits": server.limits.as_dict(),
     }
 
     return write_export(
