@@ -129,7 +129,7 @@ def child_call(args):
             {
                 "event": "rejected",
                 "seconds": time.perf_counter() - started,
-                "message": e.message.splitlines()[0][:300],
+                "message": e.message.rsplit("assertion failed: [", 1)[-1].split("]")[0],
                 "rss_before_mib": rss_before,
             }
         )

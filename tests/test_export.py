@@ -550,6 +550,32 @@ def test_versions_are_atomic_and_not_overwritten(ner):
     assert reloaded(texts=tf.constant(["Paris"]))["tokens"].numpy().tolist() == [[b"Paris"]]
 
 
+def _export_cli(*flags):
+    return _run([sys.executable, "-m", "electra_tf.export_saved_model", *flags])
+
+
+def test_export_cli_refuses_foreign_folders_and_bad_inputs_in_one_line(ner, tmp_path):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    proc = _export_cli(f"--checkpoint={ner['model_dir']}", f"--export_dir={foreign}")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("export_saved_model: error: ")
+    assert f"--export_dir={foreign} is not empty" in proc.stderr and "--overwrite" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert os.listdir(foreign) == ["notes.txt"] and (foreign / "notes.txt").read_text() == "keep me"
+
+    cases = [
+        ([f"--checkpoint={tmp_path / 'missing'}"], str(tmp_path / "missing")),
+        ([f"--checkpoint={ner['model_dir']}", "--max_texts=0"], "--max_texts must be a positive"),
+    ]
+    for flags, expected in cases:
+        proc = _export_cli(*flags, f"--export_dir={tmp_path / 'new'}")
+        assert proc.returncode == 1, proc.stderr[-2000:]
+        assert expected in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert not (tmp_path / "new").exists()
+
+
 @pytest.mark.parametrize("is_regression", [False, True])
 def test_sequence_classifier_export_matches_encode_pairs(ner, tmp_path, is_regression):
     from electra_tf.finetuning import glue
