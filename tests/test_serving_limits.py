@@ -77,6 +77,8 @@ def test_requests_over_the_limits_are_refused_in_a_fresh_process(ner):  # noqa: 
     assert proc.returncode == 0, proc.stderr[-4000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["foreign_modules"] == []
+    assert isinstance(report["ten_megabytes"], str), "a 10 MB text was answered"
+    assert isinstance(report["ten_thousand_texts"], str), "10,000 texts were answered"
     assert (
         f"is 10000000, over the limit max_text_bytes={LIMITS.max_text_bytes}"
         in report["ten_megabytes"]
