@@ -25,6 +25,7 @@ import sys
 from absl import app, flags
 
 import electra_tf  # noqa: F401  (selects the Keras backend before keras loads)
+from electra_tf.serving import limits
 
 FLAGS = flags.FLAGS
 
@@ -38,7 +39,12 @@ flags.DEFINE_string(
     "export_dir", None, "Model base folder (export/models/ner); versions are written below it."
 )
 flags.DEFINE_integer("version", None, "Version number (default: next integer).")
-flags.DEFINE_bool("overwrite", False, "Replace an existing version.")
+flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Replace an existing version; also needed to write into an --export_dir that holds "
+    "anything but version folders.",
+)
 flags.DEFINE_enum(
     "tokenizer",
     "core",
@@ -82,6 +88,26 @@ flags.DEFINE_bool(
 flags.DEFINE_string(
     "model_name", None, "Model name in the warm-up requests (default: the export_dir's base name)."
 )
+flags.DEFINE_integer(
+    "max_texts",
+    limits.DEFAULT_MAX_TEXTS,
+    "Request limit: texts (QA: question/context pairs) in one request.",
+)
+flags.DEFINE_integer(
+    "max_text_bytes",
+    limits.DEFAULT_MAX_TEXT_BYTES,
+    "Request limit: UTF-8 bytes of one text (QA: of one question).",
+)
+flags.DEFINE_integer(
+    "max_request_bytes",
+    limits.DEFAULT_MAX_REQUEST_BYTES,
+    "Request limit: texts x the longest text's bytes (the padded size of the outputs).",
+)
+flags.DEFINE_integer(
+    "max_context_bytes",
+    limits.DEFAULT_MAX_CONTEXT_BYTES,
+    "Request limit, QA only: UTF-8 bytes of one context.",
+)
 
 
 # Flags passed to electra_tf.export under their own names.
@@ -99,6 +125,10 @@ _EXPORT_ARGUMENTS = (
     "vocab_file",
     "label_map",
     "model_name",
+    "max_texts",
+    "max_text_bytes",
+    "max_request_bytes",
+    "max_context_bytes",
 )
 
 
@@ -106,7 +136,9 @@ def main(argv):
     del argv
     if not FLAGS.checkpoint or not FLAGS.export_dir:
         raise app.UsageError("--checkpoint and --export_dir are required")
-    from electra_tf.serving import export as export_lib  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    from electra_tf.files import OutputExistsError  # pylint: disable=import-outside-toplevel
     from electra_tf.serving.export_finetuned import export  # pylint: disable=import-outside-toplevel
 
     try:
@@ -115,8 +147,17 @@ def main(argv):
             FLAGS.export_dir,
             **{name: FLAGS[name].value for name in _EXPORT_ARGUMENTS},
         )
-    except (export_lib.ExportError, FileNotFoundError) as e:
+    except (ValueError, OSError, OutputExistsError) as e:
+        # ExportError, OutputExistsError and the settings' errors name the input and the fix.
         print(f"export_saved_model: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except tf.errors.OpError as e:
+        print(
+            f"export_saved_model: error: --checkpoint={FLAGS.checkpoint} could not be read "
+            f"({type(e).__name__}: {e.message.splitlines()[0]}); point --checkpoint at an "
+            "intact run_finetuning checkpoint",
+            file=sys.stderr,
+        )
         sys.exit(1)
     print(f"Exported {FLAGS.checkpoint} ({FLAGS.task}, tokenizer {FLAGS.tokenizer}) to {path}")
 

@@ -28,12 +28,14 @@ is logged every --progress_seconds.
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 
 import tensorflow as tf
 from absl import app, flags, logging
 
+from electra_tf.files import same_file
 from electra_tf.serving import client
 
 SERVING_SIGNATURE = client.SIGNATURE
@@ -132,11 +134,19 @@ class Predictor:
             )
 
     def __call__(self, texts: Sequence[str]) -> list[dict]:
+        """The export's words and entities for each text.
+
+        Raises PredictError when the export refuses the request (over its limits).
+        """
         if not texts:
             return []
-        outputs = self._signature(
-            **{INPUT_KEY: tf.constant([t.encode("utf-8") for t in texts], tf.string)}
-        )
+        try:
+            outputs = self._signature(
+                **{INPUT_KEY: tf.constant([t.encode("utf-8") for t in texts], tf.string)}
+            )
+        except tf.errors.InvalidArgumentError as e:
+            reason = e.message.rsplit("assertion failed: [", 1)[-1].split("]")[0]
+            raise PredictError(f"{self.version_dir} refused {len(texts)} texts: {reason}") from None
         return client.parse_predict_response(
             {"outputs": {name: value.numpy() for name, value in outputs.items()}}
         )
@@ -244,7 +254,13 @@ def run(
 
     def flush(consumed):
         nonlocal texts, entities
-        results = predictor([text for _, text in batch])
+        try:
+            results = predictor([text for _, text in batch])
+        except PredictError as e:
+            raise PredictError(
+                f"{name}:{batch[0][0]}-{batch[-1][0]}: {e} (lower --batch_size, or split the "
+                "long texts)"
+            ) from None
         sink.write(
             "".join(
                 format_result(output_format, line, text, result)
@@ -279,6 +295,42 @@ def validate_flags():
         raise app.UsageError("--text_field must not be empty")
     if FLAGS.input != "-" and not os.path.isfile(FLAGS.input):
         raise app.UsageError(f"--input={FLAGS.input}: no such file")
+    if FLAGS.output != "-" and FLAGS.input != "-" and same_file(FLAGS.input, FLAGS.output):
+        raise app.UsageError(
+            f"--output={FLAGS.output} is the --input file; writing it would destroy the texts. "
+            "Pass another --output"
+        )
+    if FLAGS.output != "-" and os.path.isdir(FLAGS.output):
+        raise app.UsageError(f"--output={FLAGS.output} is a folder; pass a file name")
+    if FLAGS.output != "-" and not os.path.isdir(os.path.dirname(os.path.abspath(FLAGS.output))):
+        raise app.UsageError(
+            f"--output={FLAGS.output}: its folder does not exist; create it or pass another path"
+        )
+
+
+class _TemporaryOutput:
+    """A text file written under a temporary name beside `path`, renamed onto it when complete.
+
+    A failed or interrupted run leaves an existing `path` as it was.
+    """
+
+    def __init__(self, path: str):
+        directory, base = os.path.split(os.path.abspath(path))
+        self.path = path
+        self._file = tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=directory, prefix=f".{base}.tmp-", delete=False
+        )
+
+    def write(self, text: str):
+        self._file.write(text)
+
+    def finish(self, completed: bool):
+        """Renames the file onto `path` when `completed`, else removes it."""
+        self._file.close()
+        if completed:
+            os.replace(self._file.name, self.path)
+        else:
+            os.remove(self._file.name)
 
 
 def main(argv):
@@ -295,10 +347,11 @@ def main(argv):
     logging.info("Model: %s", predictor.version_dir)
     input_format = input_format_for(FLAGS.input, FLAGS.input_format)
     source = sys.stdin.buffer if FLAGS.input == "-" else open(FLAGS.input, "rb")
-    sink = sys.stdout if FLAGS.output == "-" else open(FLAGS.output, "w", encoding="utf-8")
+    sink = sys.stdout if FLAGS.output == "-" else _TemporaryOutput(FLAGS.output)
     name = "<stdin>" if FLAGS.input == "-" else FLAGS.input
     total = os.fstat(source.fileno()).st_size if FLAGS.input != "-" else None
     progress = Progress(FLAGS.progress_seconds, total)
+    completed = False
     try:
         texts, entities = run(
             predictor,
@@ -311,16 +364,17 @@ def main(argv):
             FLAGS.batch_size,
             progress,
         )
-    except PredictError as e:
+        completed = True
+    except (PredictError, OSError) as e:
         logging.error("%s", e)
         return 1
     finally:
         if source is not sys.stdin.buffer:
             source.close()
-        if sink is not sys.stdout:
-            sink.close()
-        else:
+        if sink is sys.stdout:
             sink.flush()
+        else:
+            sink.finish(completed)
     seconds = time.monotonic() - progress.start
     logging.info(
         "Tagged %d texts (%d entities) in %.1f s, %.1f texts/s -> %s",

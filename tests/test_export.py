@@ -11,12 +11,15 @@ pipeline (FullTokenizer + conll windows + Keras model + word alignment).
 import base64
 import collections
 import concurrent.futures
+import http.server
+import io
 import json
 import os
 import pathlib
 import subprocess
 import sys
 import textwrap
+import threading
 
 import numpy as np
 import pytest
@@ -27,6 +30,7 @@ from electra_tf.finetuning import conll, metrics
 from electra_tf.finetuning.models import ElectraForTokenClassification
 from electra_tf.model.config import ElectraConfig
 from electra_tf.serving import client, export
+from electra_tf.serving.limits import RequestLimits
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
 MAX_SEQ_LENGTH = 16  # small, so ordinary sentences need several windows
@@ -47,6 +51,55 @@ def _run(args, timeout=300, cwd=PROJECT_ROOT):
     return subprocess.run(
         args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout
     )
+
+
+class _RestHandler(http.server.BaseHTTPRequestHandler):
+    """TF Serving's REST :predict on the serving_default signature (columnar "inputs"): 200
+    with {"outputs": ...}, or 400 with {"error": ...} when the signature refuses the request."""
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests_seen.append((self.path, body))
+        try:
+            outputs = self.server.serve(texts=tf.constant(body["inputs"]["texts"]))
+        except tf.errors.InvalidArgumentError as e:
+            self._reply(400, {"error": e.message})
+            return
+        self._reply(
+            200,
+            {
+                "outputs": {
+                    k: [
+                        [x.decode() if isinstance(x, bytes) else x for x in row]
+                        if isinstance(row, list)
+                        else row
+                        for row in v.numpy().tolist()
+                    ]
+                    for k, v in outputs.items()
+                }
+            },
+        )
+
+    def _reply(self, status, payload):
+        reply = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args):
+        pass
+
+
+def rest_stand_in(serve, requests_seen):
+    """A threading HTTP server on 127.0.0.1 answering like TF Serving's REST API with `serve`;
+    each request's (path, body) is appended to `requests_seen`. Call .shutdown() and
+    .server_close() when done."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RestHandler)
+    server.serve, server.requests_seen = serve, requests_seen
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 @pytest.fixture(scope="module")
@@ -390,7 +443,8 @@ def test_grpc_request_and_response_round_trip(ner, loaded):
 
 def test_bad_requests(ner, loaded):
     serve = loaded.signatures["serving_default"]
-    long_text = " ".join(" ".join(s.words) for s in ner["dev"][:3000])[:100_000]
+    joined = " ".join(" ".join(s.words) for s in ner["dev"][:3000]).encode()
+    long_text = joined[: RequestLimits().max_text_bytes].decode("utf-8", "ignore")  # at the limit
     texts = ["", "  \t\n ", long_text, "Paris"]
     outputs = serve(texts=tf.constant(texts))
     assert outputs["num_words"].numpy().tolist()[:2] == [0, 0]
@@ -496,6 +550,32 @@ def test_versions_are_atomic_and_not_overwritten(ner):
     assert reloaded(texts=tf.constant(["Paris"]))["tokens"].numpy().tolist() == [[b"Paris"]]
 
 
+def _export_cli(*flags):
+    return _run([sys.executable, "-m", "electra_tf.export_saved_model", *flags])
+
+
+def test_export_cli_refuses_foreign_folders_and_bad_inputs_in_one_line(ner, tmp_path):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    proc = _export_cli(f"--checkpoint={ner['model_dir']}", f"--export_dir={foreign}")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("export_saved_model: error: ")
+    assert f"--export_dir={foreign} is not empty" in proc.stderr and "--overwrite" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert os.listdir(foreign) == ["notes.txt"] and (foreign / "notes.txt").read_text() == "keep me"
+
+    cases = [
+        ([f"--checkpoint={tmp_path / 'missing'}"], str(tmp_path / "missing")),
+        ([f"--checkpoint={ner['model_dir']}", "--max_texts=0"], "--max_texts must be a positive"),
+    ]
+    for flags, expected in cases:
+        proc = _export_cli(*flags, f"--export_dir={tmp_path / 'new'}")
+        assert proc.returncode == 1, proc.stderr[-2000:]
+        assert expected in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert not (tmp_path / "new").exists()
+
+
 @pytest.mark.parametrize("is_regression", [False, True])
 def test_sequence_classifier_export_matches_encode_pairs(ner, tmp_path, is_regression):
     from electra_tf.finetuning import glue
@@ -582,43 +662,9 @@ def test_sequence_classifier_export_matches_encode_pairs(ner, tmp_path, is_regre
 
 def test_client_cli_against_a_rest_endpoint(ner, loaded, monkeypatch, capsys):
     """serving_client's REST path against a stand-in for TF Serving's :predict endpoint."""
-    import http.server
-    import io
-    import threading
-
     serve = loaded.signatures["serving_default"]
     requests = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            requests.append((self.path, body))
-            outputs = serve(texts=tf.constant(body["inputs"]["texts"]))
-            reply = json.dumps(
-                {
-                    "outputs": {
-                        k: [
-                            [x.decode() if isinstance(x, bytes) else x for x in row]
-                            if isinstance(row, list)
-                            else row
-                            for row in v.numpy().tolist()
-                        ]
-                        for k, v in outputs.items()
-                    }
-                }
-            ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = rest_stand_in(serve, requests)
     texts = ner["texts"][:5]
     try:
         for extra in (["--json"], []):

@@ -189,3 +189,35 @@ def test_model_folder_errors(ner, tmp_path):
     )
     with pytest.raises(predict.PredictError, match="not a token-classification .NER. export"):
         predict.Predictor(str(tmp_path / "other"))
+
+
+def test_cli_keeps_its_input_and_an_old_output_on_errors(ner, tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("Paris is in France .\nBerlin .\n", encoding="utf-8")
+    before = texts.read_bytes()
+    for output in (texts, tmp_path / "." / "texts.txt"):
+        proc = _predict_cli(
+            f"--model={ner['export_dir']}", f"--input={texts}", f"--output={output}"
+        )
+        assert proc.returncode != 0
+        assert "is the --input file" in proc.stderr and "Traceback" not in proc.stderr
+        assert texts.read_bytes() == before
+
+    # A text over the export's max_text_bytes: the lines named, the old output kept whole.
+    old_output = tmp_path / "entities.jsonl"
+    old_output.write_text("earlier results\n", encoding="utf-8")
+    too_long = tmp_path / "long.txt"
+    too_long.write_text("Paris .\n" + "word " * 30_000 + "\n", encoding="utf-8")
+    proc = _predict_cli(
+        f"--model={ner['export_dir']}",
+        f"--input={too_long}",
+        f"--output={old_output}",
+        "--batch_size=1",
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if "refused" in line]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert f"{too_long}:2-2:" in errors[0] and "max_text_bytes=100000" in errors[0]
+    assert "is 150000" in errors[0] and "--batch_size" in errors[0]
+    assert old_output.read_text(encoding="utf-8") == "earlier results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entities.jsonl", "long.txt", "texts.txt"]

@@ -48,19 +48,27 @@ def char_offsets(texts, byte_offsets):
     """Characters of each text before each byte offset ([batch, n] int64; -1 stays -1).
 
     Characters are code points as tf.strings.unicode_decode(errors="replace")
-    reads them (an ill-formed sequence is one character).  A sentinel column on
-    both sides keeps tf.searchsorted's internal reshapes well defined when every
-    text, or every row of offsets, is empty.
+    reads them (an ill-formed sequence is one character).  The texts' character
+    starts are searched as one flat sorted sequence (each text's shifted by the
+    bytes of the texts before it), so memory stays linear in the request's bytes
+    however unequal the texts' lengths.  A sentinel on both sides keeps
+    tf.searchsorted's reshapes defined when there are no characters or offsets.
     """
     _, char_starts = tf.strings.unicode_decode_with_offsets(
         texts, "UTF-8", errors="replace", replacement_char=0xFFFD
     )
-    char_starts = tf.cast(char_starts, tf.int64).to_tensor(default_value=INT64_MAX)
-    sentinel = tf.fill([tf.shape(texts)[0], 1], tf.constant(INT64_MAX, tf.int64))
-    chars = tf.searchsorted(
-        tf.concat([char_starts, sentinel], 1),
-        tf.concat([byte_offsets, sentinel], 1),
+    text_base = tf.cumsum(tf.cast(tf.strings.length(texts), tf.int64), exclusive=True)
+    flat_starts = char_starts.flat_values + tf.gather(text_base, char_starts.value_rowids())
+    sentinel = tf.constant([INT64_MAX], tf.int64)
+    flat_offsets = tf.reshape(byte_offsets + text_base[:, tf.newaxis], [-1])
+    chars_before = tf.searchsorted(
+        tf.concat([flat_starts, sentinel], 0)[tf.newaxis],
+        tf.concat([flat_offsets, sentinel], 0)[tf.newaxis],
         side="left",
-        out_type=tf.int32,
-    )[:, :-1]
-    return tf.where(byte_offsets < 0, -1, chars)
+        out_type=tf.int64,
+    )[0, :-1]
+    chars = (
+        tf.reshape(chars_before, tf.shape(byte_offsets, out_type=tf.int64))
+        - (char_starts.row_starts()[:, tf.newaxis])
+    )
+    return tf.where(byte_offsets < 0, -1, tf.cast(chars, tf.int32))

@@ -2,7 +2,9 @@
 
 import os
 
+from electra_tf.files import check_output_dir
 from electra_tf.serving import export as export_lib
+from electra_tf.serving.limits import RequestLimits
 
 TOKENIZERS = ("core", "tensorflow_text")
 # Question answering settings when neither the caller nor the fine-tuning run gives them.
@@ -15,6 +17,15 @@ def _setting(given, settings, name, default):
         return given
     saved = settings.get(name)  # None in a settings file: the checkpoint's own, unknown here
     return default if saved is None else type(default)(saved)
+
+
+def holds_only_versions(export_dir: str) -> bool:
+    """Is every entry of `export_dir` a version folder (or an export's own temporary one)?"""
+    return all(
+        (name.isdigit() and os.path.isdir(os.path.join(export_dir, name)))
+        or name.startswith((".tmp-", ".old-"))
+        for name in os.listdir(export_dir)
+    )
 
 
 def export(
@@ -34,6 +45,10 @@ def export(
     vocab_file: str | None = None,
     label_map: str | None = None,
     model_name: str | None = None,
+    max_texts: int | None = None,
+    max_text_bytes: int | None = None,
+    max_request_bytes: int | None = None,
+    max_context_bytes: int | None = None,
 ) -> str:
     """Exports a fine-tuned model to <export_dir>/<version>/; returns that path.
 
@@ -59,8 +74,16 @@ def export(
         raise export_lib.ExportError(
             "--tokenizer=tensorflow_text is only available for --task=token_classification"
         )
+    given_limits = {
+        "max_texts": max_texts,
+        "max_text_bytes": max_text_bytes,
+        "max_request_bytes": max_request_bytes,
+        "max_context_bytes": max_context_bytes,
+    }
+    limits = RequestLimits(**{k: v for k, v in given_limits.items() if v is not None})
     export_dir = os.path.abspath(export_dir)
-    # Refuse an existing version before loading anything.
+    # Refuse a foreign folder or an existing version before loading anything.
+    check_output_dir(export_dir, "--export_dir", overwrite, holds_only_versions)
     export_lib.resolve_version(export_dir, version, overwrite)
     model, vocab, labels, settings, _ = export_lib.load_finetuned(
         checkpoint, task, config_file, vocab_file, label_map
@@ -71,6 +94,7 @@ def export(
         version=version,
         overwrite=overwrite,
         model_name=model_name,
+        limits=limits,
     )
     if task == "token_classification":
         return export_lib.export_token_classifier(

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from electra_tf.serving import limits as limits_lib
 from electra_tf.serving.common import (
     IDS_INPUT_SIGNATURE,
     IDS_SIGNATURE,
@@ -23,6 +24,10 @@ from electra_tf.serving.core_wordpiece import CoreBertTokenizer
 from electra_tf.serving.saving import write_export
 from electra_tf.serving.versions import resolve_version
 from electra_tf.serving.warmup import qa_warmup_requests
+
+# Windows per model call: each group's [windows, positions, positions] pair scores (float64,
+# 1.2 MB a window at max_seq_length 384) are all that is held at once.
+WINDOWS_PER_MODEL_CALL = 8
 
 
 class _Pieces(NamedTuple):
@@ -134,11 +139,17 @@ class QuestionAnsweringServer(tf.Module):
         max_answer_length: int = 30,
         null_score_diff_threshold: float = 0.0,
         strip_accents: bool | None = None,
+        limits: limits_lib.RequestLimits | None = None,
+        windows_per_model_call: int = WINDOWS_PER_MODEL_CALL,
         name=None,
     ):
         super().__init__(name=name)
         vocab = list(vocab)
         check_vocab_and_length(vocab, model, max_seq_length, 4, "[CLS] q [SEP] c [SEP]")
+        if windows_per_model_call < 1:
+            raise ExportError(f"windows_per_model_call must be >= 1, got {windows_per_model_call}")
+        self.windows_per_model_call = int(windows_per_model_call)
+        self.limits = limits or limits_lib.RequestLimits()
         if max_query_length + 3 >= max_seq_length:
             raise ExportError(
                 f"max_query_length {max_query_length} leaves no room for the "
@@ -163,6 +174,12 @@ class QuestionAnsweringServer(tf.Module):
         ]
     )
     def serve(self, question, context):
+        question = limits_lib.check_texts(
+            question, self.limits, "question", self.limits.max_text_bytes, "max_text_bytes"
+        )
+        context = limits_lib.check_texts(
+            context, self.limits, "context", self.limits.max_context_bytes, "max_context_bytes"
+        )
         num_examples = tf.shape(question, out_type=tf.int64)[0]
         tf.debugging.assert_equal(
             tf.shape(context, out_type=tf.int64)[0],
@@ -171,13 +188,8 @@ class QuestionAnsweringServer(tf.Module):
         )
         doc = _Pieces(*(r.merge_dims(1, 2) for r in self.tokenizer.tokenize_with_offsets(context)))
         windows = self._windows(question, doc.ids, num_examples)
-        start_logits, end_logits, positions = self._window_logits(windows)
-        valid_start, valid_end = self._candidate_positions(
-            windows, doc.ids, start_logits, end_logits, positions
-        )
-        window_best, window_pair = self._best_pairs(
-            start_logits, end_logits, valid_start, valid_end, positions
-        )
+        window_best, window_pair, window_null = self._window_scores(windows, doc.ids)
+        positions = tf.constant(self.max_seq_length, tf.int64)
         has_answer, example_best, chosen = _choose_windows(
             windows.example, window_best, num_examples
         )
@@ -186,9 +198,7 @@ class QuestionAnsweringServer(tf.Module):
         start_byte, end_byte = _answer_bytes(
             windows, doc, has_answer, chosen, (start_position, end_position), num_examples
         )
-        null_score = tf.math.unsorted_segment_min(
-            start_logits[:, 0] + end_logits[:, 0], windows.example, num_examples
-        )
+        null_score = tf.math.unsorted_segment_min(window_null, windows.example, num_examples)
         null_score_diff = tf.where(has_answer, null_score - example_best, np.inf)
         answered = has_answer
         if self.version_2:
@@ -256,60 +266,110 @@ class QuestionAnsweringServer(tf.Module):
             segment_ids=tf.concat([tf.zeros_like(first), tf.ones_like(second)], axis=1),
         )
 
-    def _window_logits(self, windows):
-        """Start and end logits (float64) [windows, positions], and positions."""
-        input_ids = windows.input_ids
-        # An empty batch still needs one column for the model to read.
-        width = [[0, 0], [0, 1 - tf.minimum(input_ids.bounding_shape(axis=1), 1)]]
-        ids = tf.pad(input_ids.to_tensor(default_value=0), width)
+    def _window_scores(self, windows, doc_ids):
+        """Per window: its best valid start + end logit (-inf if none), that pair as
+        start * max_seq_length + end, and its null score (the [CLS] start + end logits).
+
+        Windows run through the model `windows_per_model_call` at a time, each group
+        padded to max_seq_length, and only the group's scores are kept: a long context
+        costs memory for one group's [windows, positions, positions] pair scores, not all.
+        """
+        offset_in_window = windows.doc_position - windows.window_start[:, tf.newaxis]
+        is_max_context = _is_max_context(windows, offset_in_window, doc_ids)
+        position_in_input = offset_in_window + windows.first_doc[:, tf.newaxis]
+        num_windows = tf.shape(windows.example, out_type=tf.int64)[0]
+        group = tf.constant(self.windows_per_model_call, tf.int64)
+
+        def run_group(start, best_array, pair_array, null_array):
+            end = tf.minimum(start + group, num_windows)
+            input_ids = windows.input_ids[start:end]
+            start_logits, end_logits = self._group_logits(input_ids, windows.segment_ids[start:end])
+            valid_start, valid_end = self._candidate_positions(
+                position_in_input[start:end],
+                is_max_context[start:end],
+                input_ids.row_lengths(),
+                start_logits,
+                end_logits,
+            )
+            best, pair = self._best_pairs(start_logits, end_logits, valid_start, valid_end)
+            index = tf.cast(start // group, tf.int32)
+            return (
+                end,
+                best_array.write(index, best),
+                pair_array.write(index, pair),
+                null_array.write(index, start_logits[:, 0] + end_logits[:, 0]),
+            )
+
+        def scores_array(dtype):
+            return tf.TensorArray(dtype, size=0, dynamic_size=True, element_shape=[None])
+
+        _, best_array, pair_array, null_array = tf.while_loop(
+            lambda start, *_: start < num_windows,
+            run_group,
+            (
+                tf.constant(0, tf.int64),
+                scores_array(tf.float64),
+                scores_array(tf.int64),
+                scores_array(tf.float64),
+            ),
+        )
+        return best_array.concat(), pair_array.concat(), null_array.concat()
+
+    def _group_logits(self, input_ids, segment_ids):
+        """Start and end logits (float64) [windows, max_seq_length] of a group of windows."""
+        width = [None, self.max_seq_length]
         outputs = self._call_model(
             {
-                "input_ids": ids,
-                "input_mask": tf.pad(tf.ones_like(input_ids).to_tensor(0), width),
-                "segment_ids": tf.pad(windows.segment_ids.to_tensor(0), width),
+                "input_ids": input_ids.to_tensor(default_value=0, shape=width),
+                "input_mask": tf.ones_like(input_ids).to_tensor(default_value=0, shape=width),
+                "segment_ids": segment_ids.to_tensor(default_value=0, shape=width),
             }
         )
         return (
             tf.cast(outputs["start_logits"], tf.float64),
             tf.cast(outputs["end_logits"], tf.float64),
-            tf.shape(ids, out_type=tf.int64)[1],
         )
 
-    def _candidate_positions(self, windows, doc_ids, start_logits, end_logits, positions):
+    def _candidate_positions(
+        self, position_in_input, is_max_context, input_length, start_logits, end_logits
+    ):
         """Per window and input position: may an answer start / end here?
 
         A start must be a context piece in its best-context window and among the window's
         `n_best_size` top start logits; an end a context piece among the top end logits.
+        `position_in_input` / `is_max_context`: ragged [windows, (context pieces)].
         """
-        offset_in_window = windows.doc_position - windows.window_start[:, tf.newaxis]
-        is_max_context = _is_max_context(windows, offset_in_window, doc_ids)
-        position_in_input = offset_in_window + windows.first_doc[:, tf.newaxis]
-        window_of_entry = windows.global_piece.value_rowids()
-        scatter_index = tf.stack([window_of_entry, position_in_input.flat_values], 1)
-        shape = tf.stack([tf.cast(tf.shape(windows.example)[0], tf.int64), positions])
-        flat_piece = windows.global_piece.flat_values
-        is_context = tf.scatter_nd(scatter_index, tf.ones_like(flat_piece, tf.int32), shape) > 0
-        max_context = (
-            tf.scatter_nd(scatter_index, tf.cast(is_max_context.flat_values, tf.int32), shape) > 0
+        positions = self.max_seq_length
+        scatter_index = tf.stack(
+            [position_in_input.value_rowids(), position_in_input.flat_values], 1
         )
-        k = tf.minimum(self.n_best_size, tf.cast(positions, tf.int32))
-        input_length = tf.cast(windows.input_ids.row_lengths(), tf.int64)
-        valid_position = tf.range(positions)[tf.newaxis, :] < input_length[:, tf.newaxis]
+        shape = tf.stack([position_in_input.nrows(), tf.constant(positions, tf.int64)])
+        is_context = (
+            tf.scatter_nd(scatter_index, tf.ones_like(position_in_input.flat_values), shape) > 0
+        )
+        max_context = (
+            tf.scatter_nd(scatter_index, tf.cast(is_max_context.flat_values, tf.int64), shape) > 0
+        )
+        k = min(self.n_best_size, positions)
+        valid_position = (
+            tf.range(positions, dtype=tf.int64)[tf.newaxis, :]
+            < tf.cast(input_length, tf.int64)[:, tf.newaxis]
+        )
 
         def in_top(logits):
             logits = tf.where(valid_position, logits, -np.inf)
             top = tf.math.top_k(logits, k=k).indices
-            hits = tf.reduce_sum(tf.one_hot(top, tf.cast(positions, tf.int32), dtype=tf.int32), 1)
+            hits = tf.reduce_sum(tf.one_hot(top, positions, dtype=tf.int32), 1)
             return hits > 0
 
         valid_start = is_context & max_context & in_top(start_logits)
         valid_end = is_context & in_top(end_logits)
         return valid_start, valid_end
 
-    def _best_pairs(self, start_logits, end_logits, valid_start, valid_end, positions):
+    def _best_pairs(self, start_logits, end_logits, valid_start, valid_end):
         """Each window's best start + end logit over valid pairs (-inf if none), and the pair
-        as start * positions + end."""
-        offsets = tf.range(positions)
+        as start * max_seq_length + end."""
+        offsets = tf.range(self.max_seq_length)
         span = offsets[tf.newaxis, :] - offsets[:, tf.newaxis]  # end - start
         band = (span >= 0) & (span < self.max_answer_length)
         valid = valid_start[:, :, tf.newaxis] & valid_end[:, tf.newaxis, :] & band[tf.newaxis]
@@ -342,10 +402,12 @@ def export_question_answering(
     version: int | None = None,
     overwrite: bool = False,
     model_name: str | None = None,
+    limits: limits_lib.RequestLimits | None = None,
 ) -> str:
     """Exports an ElectraForQuestionAnswering: serving_default (question, context [batch]
     -> answer, score, offsets; SQuAD 2.0 models answer "" when the null score wins) and
-    predict_ids (start/end logits)."""
+    predict_ids (start/end logits).  `limits`: what one request may hold (default
+    `RequestLimits()`; max_text_bytes bounds a question, max_context_bytes a context)."""
     export_dir = os.path.abspath(export_dir)
     version = resolve_version(export_dir, version, overwrite)
     server = QuestionAnsweringServer(
@@ -357,6 +419,7 @@ def export_question_answering(
         max_query_length,
         n_best_size,
         max_answer_length,
+        limits=limits,
     )
     info = {
         "task": "question_answering",
@@ -369,6 +432,7 @@ def export_question_answering(
         "n_best_size": int(n_best_size),
         "max_answer_length": int(max_answer_length),
         "version": version,
+        "limits": server.limits.as_dict(),
     }
 
     return write_export(

@@ -11,6 +11,7 @@ import time
 import tensorflow as tf
 
 from electra_tf.filenames import EXPORT_INFO_FILE, LABEL_MAP_FILE, VOCAB_FILE, WARMUP_FILE
+from electra_tf.files import write_json
 from electra_tf.serving import warmup
 from electra_tf.serving.versions import write_version
 
@@ -61,14 +62,13 @@ def save_server(server, path, vocab, labels, signatures, info, warmup_logs):
     with tf.io.TFRecordWriter(os.path.join(extra, WARMUP_FILE)) as writer:
         for log in warmup_logs:
             writer.write(log.SerializeToString())
-    with open(os.path.join(extra, EXPORT_INFO_FILE), "w", encoding="utf-8") as f:
-        json.dump(
-            {
-                **info,
-                "signatures": sorted(signatures),
-                "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            },
-            f,
-            indent=1,
-            ensure_ascii=False,
-        )
+    write_json(
+        os.path.join(extra, EXPORT_INFO_FILE),
+        {
+            **info,
+            "signatures": sorted(signatures),
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+        indent=1,
+        ensure_ascii=False,
+    )

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from electra_tf.serving import limits as limits_lib
 from electra_tf.serving.common import (
     IDS_INPUT_SIGNATURE,
     IDS_SIGNATURE,
@@ -58,11 +59,13 @@ class SequenceClassifierServer(tf.Module):
         do_lower_case: bool,
         max_seq_length: int,
         strip_accents: bool | None = None,
+        limits: limits_lib.RequestLimits | None = None,
         name=None,
     ):
         super().__init__(name=name)
         vocab = list(vocab)
         check_vocab_and_length(vocab, model, max_seq_length, 4, "[CLS] a [SEP] b [SEP]")
+        self.limits = limits or limits_lib.RequestLimits()
         self.is_regression = bool(model.is_regression)
         if not self.is_regression and (labels is None or len(labels) != model.num_labels):
             raise ExportError(f"{model.num_labels} classes need as many labels, got {labels}")
@@ -77,7 +80,10 @@ class SequenceClassifierServer(tf.Module):
         if not self.is_regression:
             self._labels = tf.constant(list(labels), tf.string)
 
-    def _pieces(self, texts):
+    def _pieces(self, texts, input_name):
+        texts = limits_lib.check_texts(
+            texts, self.limits, input_name, self.limits.max_text_bytes, "max_text_bytes"
+        )
         return self.tokenizer.tokenize(texts).merge_dims(1, 2)
 
     def _special(self, count, token):
@@ -108,7 +114,7 @@ class SequenceClassifierServer(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
     def serve(self, texts):
-        pieces = self._pieces(texts)
+        pieces = self._pieces(texts, INPUT_KEY)
         count = tf.shape(texts)[0]
         keep = tf.cast(self.max_seq_length - 2, tf.int64)
         kept = pieces[:, :keep]
@@ -124,7 +130,7 @@ class SequenceClassifierServer(tf.Module):
         ]
     )
     def serve_pairs(self, text_a, text_b):
-        a, b = self._pieces(text_a), self._pieces(text_b)
+        a, b = self._pieces(text_a, "text_a"), self._pieces(text_b, "text_b")
         count = tf.shape(text_a)[0]
         total = a.row_lengths() + b.row_lengths()
         len_a, len_b = pair_lengths(
@@ -160,18 +166,26 @@ def export_sequence_classifier(
     overwrite: bool = False,
     strip_accents: bool | None = None,
     model_name: str | None = None,
+    limits: limits_lib.RequestLimits | None = None,
 ) -> str:
     """Exports an ElectraForSequenceClassification (labels=None for regression).
 
     Signatures: serving_default (`texts` [batch] -> labels, label_ids, scores,
     probabilities, truncated, num_pieces; regression: scores = the predicted
     value), classify_pairs (`text_a`, `text_b` [batch], same outputs) and
-    predict_ids (logits).  Tokenization is CoreBertTokenizer (core ops only).
+    predict_ids (logits).  Tokenization is CoreBertTokenizer (core ops only).  `limits`: what
+    one request may hold (default `RequestLimits()`).
     """
     export_dir = os.path.abspath(export_dir)
     version = resolve_version(export_dir, version, overwrite)
     server = SequenceClassifierServer(
-        model, vocab, labels, do_lower_case, max_seq_length, strip_accents=strip_accents
+        model,
+        vocab,
+        labels,
+        do_lower_case,
+        max_seq_length,
+        strip_accents=strip_accents,
+        limits=limits,
     )
     info = {
         "task": "regression" if server.is_regression else "sequence_classification",
@@ -181,6 +195,7 @@ def export_sequence_classifier(
         "strip_accents": strip_accents,
         "max_seq_length": int(max_seq_length),
         "version": version,
+        "limits": server.limits.as_dict(),
     }
 
     return write_export(

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from electra_tf.serving import entity_decoding
+from electra_tf.serving import limits as limits_lib
 from electra_tf.serving.common import (
     IDS_INPUT_SIGNATURE,
     IDS_SIGNATURE,
     INPUT_KEY,
-    INT64_MAX,
     SERVING_SIGNATURE,
     ExportError,
     char_offsets,
@@ -41,6 +41,17 @@ def _per_text(values, rowids, num_texts, default):
     )
 
 
+def _spans(texts, start_bytes, end_bytes):
+    """[texts, n] substrings of each text ("" where the start is -1).
+
+    tf.strings.substr broadcasts each text over its row without copying it; gathering the
+    text once per span instead costs spans x text bytes.
+    """
+    return tf.strings.substr(
+        texts[:, tf.newaxis], tf.maximum(start_bytes, 0), tf.maximum(end_bytes - start_bytes, 0)
+    )
+
+
 class TokenClassifierServer(tf.Module):
     """Raw text -> words, labels, scores, offsets and entities, in one TF graph."""
 
@@ -54,6 +65,7 @@ class TokenClassifierServer(tf.Module):
         tokenizer: str = "core",
         strip_accents: bool | None = None,
         windows_per_model_call: int = WINDOWS_PER_MODEL_CALL,
+        limits: limits_lib.RequestLimits | None = None,
         name=None,
     ):
         super().__init__(name=name)
@@ -77,6 +89,7 @@ class TokenClassifierServer(tf.Module):
         self.max_seq_length = int(max_seq_length)
         self._capacity = self.max_seq_length - 2
         self.windows_per_model_call = int(windows_per_model_call)
+        self.limits = limits or limits_lib.RequestLimits()
         self._cls_id = vocab.index("[CLS]")
         self._sep_id = vocab.index("[SEP]")
         self._build_tokenizer(vocab, do_lower_case, strip_accents)
@@ -113,21 +126,24 @@ class TokenClassifierServer(tf.Module):
         )
 
     def _windows_logits(self, window_ids):
-        """Logits [windows, longest window, labels] of ragged [windows, (ids)].
+        """Logits [windows, max_seq_length, labels] of ragged [windows, (ids)].
 
         Windows are sorted by length and run `windows_per_model_call` at a
         time, each group padded only to its own longest window: a batch of
         short and long texts otherwise pays for padding every window to the
         longest (on WikiANN sentences, most of the model's work).  Windows are
         independent, so the grouping changes no result beyond float rounding.
+        Each group's logits go to a TensorArray and are put in window order by
+        one scatter at the end: time and memory stay linear in the windows.
         """
         lengths = window_ids.row_lengths()
         num_windows = tf.shape(lengths, out_type=tf.int64)[0]
-        longest = tf.reduce_max(tf.concat([lengths, [0]], 0))
-        order = tf.argsort(lengths, stable=True)
+        order = tf.cast(tf.argsort(lengths, stable=True), tf.int64)
         group = tf.constant(self.windows_per_model_call, tf.int64)
+        num_groups = (num_windows + group - 1) // group
 
-        def run_group(start, logits):
+        def run_group(index, members_array, logits_array):
+            start = index * group
             members = order[start : tf.minimum(start + group, num_windows)]
             rows = tf.gather(window_ids, members)
             input_ids = rows.to_tensor(default_value=0)
@@ -141,23 +157,39 @@ class TokenClassifierServer(tf.Module):
             )
             group_logits = tf.pad(
                 group_logits,
-                [[0, 0], [0, longest - tf.shape(group_logits, out_type=tf.int64)[1]], [0, 0]],
+                [[0, 0], [0, self.max_seq_length - tf.shape(group_logits)[1]], [0, 0]],
             )
-            return start + group, tf.tensor_scatter_nd_update(
-                logits, members[:, tf.newaxis], group_logits
+            return (
+                index + 1,
+                members_array.write(tf.cast(index, tf.int32), members),
+                logits_array.write(tf.cast(index, tf.int32), group_logits),
             )
 
-        _, logits = tf.while_loop(
-            lambda start, _: start < num_windows,
+        _, members_array, logits_array = tf.while_loop(
+            lambda index, *_: index < num_groups,
             run_group,
             (
                 tf.constant(0, tf.int64),
-                tf.zeros(
-                    tf.stack([num_windows, longest, tf.cast(self.num_labels, tf.int64)]), tf.float32
+                tf.TensorArray(tf.int64, size=0, dynamic_size=True, element_shape=[None]),
+                tf.TensorArray(
+                    tf.float32,
+                    size=0,
+                    dynamic_size=True,
+                    element_shape=[None, self.max_seq_length, self.num_labels],
                 ),
             ),
         )
-        return logits
+        return tf.scatter_nd(
+            members_array.concat()[:, tf.newaxis],
+            logits_array.concat(),
+            tf.stack(
+                [
+                    num_windows,
+                    tf.constant(self.max_seq_length, tf.int64),
+                    tf.constant(self.num_labels, tf.int64),
+                ]
+            ),
+        )
 
     @tf.function(input_signature=IDS_INPUT_SIGNATURE)
     def predict_ids(self, input_ids, input_mask, segment_ids):
@@ -165,12 +197,14 @@ class TokenClassifierServer(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
     def serve(self, texts):
+        texts = limits_lib.check_texts(
+            texts, self.limits, INPUT_KEY, self.limits.max_text_bytes, "max_text_bytes"
+        )
         ids, starts, ends = self._tokenize(texts)  # [batch, (words), (pieces)]
-        num_texts = tf.shape(texts, out_type=tf.int64)[0]
         word_pieces = ids.values  # [words, (pieces)]
         text_of_word = ids.value_rowids()
         window, position, windows_per_text = self._pack_windows(
-            word_pieces, text_of_word, num_texts
+            word_pieces, text_of_word, ids.row_splits
         )
         window_ids = self._window_ids(word_pieces, window, tf.reduce_sum(windows_per_text))
         logits = self._windows_logits(window_ids)
@@ -199,42 +233,57 @@ class TokenClassifierServer(tf.Module):
             **self._entity_outputs(texts, text_of_word, text_first_word, word_bytes, entities),
         }
 
-    def _pack_windows(self, word_pieces, text_of_word, num_texts):
+    def _pack_windows(self, word_pieces, text_of_word, word_row_splits):
         """Greedy packing of words into windows, per text: a window takes words while their
         (kept) pieces fit in max_seq_length - 2.
 
-        Returns each word's window (numbered over the batch), the position of its first piece
-        in that window, and the number of windows of each text.
+        Each word's successor window start (the first later word that does not fit beside
+        it) is one binary search over the words; the loop then only walks each text's chain
+        of window starts, touching one word per text per step, so the cost is linear in the
+        words (not windows x words).  Returns each word's window (numbered over the batch),
+        the position of its first piece in that window, and the number of windows of each
+        text.
         """
         capacity = tf.constant(self._capacity, tf.int64)
         kept = tf.minimum(word_pieces.row_lengths(), capacity)
         cum = tf.cumsum(kept, exclusive=True)
+        num_words = tf.shape(kept, out_type=tf.int64)[0]
+        text_limit = tf.gather(word_row_splits[1:], text_of_word)
+        # A word's pieces never exceed the capacity, so its successor lies after it.
+        next_start = tf.minimum(
+            tf.searchsorted(cum + kept, cum + capacity, side="right", out_type=tf.int64),
+            text_limit,
+        )
+        next_start = tf.concat([next_start, [num_words]], 0)  # gathered from done texts
 
-        def pack_step(window, counter, start_cum):
-            fits = (window < 0) & (cum + kept - tf.gather(start_cum, text_of_word) <= capacity)
-            window = tf.where(fits, tf.gather(counter, text_of_word), window)
-            start_cum = tf.math.unsorted_segment_min(
-                tf.where(window < 0, cum, INT64_MAX), text_of_word, num_texts
+        def walk(start, starts_array, step):
+            active = start < word_row_splits[1:]
+            return (
+                tf.gather(next_start, start),
+                starts_array.write(step, tf.boolean_mask(start, active)),
+                step + 1,
             )
-            return window, counter + 1, start_cum
 
-        window_in_text, _, _ = tf.while_loop(
-            lambda window, counter, start_cum: tf.reduce_any(window < 0),
-            pack_step,
+        _, starts_array, _ = tf.while_loop(
+            lambda start, *_: tf.reduce_any(start < word_row_splits[1:]),
+            walk,
             (
-                tf.fill([tf.shape(text_of_word, out_type=tf.int64)[0]], tf.constant(-1, tf.int64)),
-                tf.zeros([num_texts], tf.int64),
-                tf.math.unsorted_segment_min(cum, text_of_word, num_texts),
+                word_row_splits[:-1],
+                tf.TensorArray(tf.int64, size=0, dynamic_size=True, element_shape=[None]),
+                tf.constant(0, tf.int32),
             ),
         )
-        windows_per_text = tf.maximum(
-            tf.math.unsorted_segment_max(window_in_text, text_of_word, num_texts) + 1, 0
+        window_starts = starts_array.concat()
+        is_start = tf.scatter_nd(
+            window_starts[:, tf.newaxis],
+            tf.ones_like(window_starts),
+            num_words[tf.newaxis],
         )
-        window = (
-            tf.gather(tf.cumsum(windows_per_text, exclusive=True), text_of_word) + window_in_text
+        window = tf.cumsum(is_start) - 1
+        windows_per_text = tf.math.unsorted_segment_sum(
+            is_start, text_of_word, tf.shape(word_row_splits, out_type=tf.int64)[0] - 1
         )
-        window_start = tf.math.unsorted_segment_min(cum, window, tf.reduce_sum(windows_per_text))
-        position = 1 + cum - tf.gather(window_start, window)  # of each word's first piece
+        position = 1 + cum - tf.gather(cum, tf.gather(tf.sort(window_starts), window))
         return window, position, windows_per_text
 
     def _window_ids(self, word_pieces, window, num_windows):
@@ -267,11 +316,8 @@ class TokenClassifierServer(tf.Module):
         word_start_byte, word_end_byte = word_bytes
         word_start_bytes = per_word(word_start_byte, -1)
         word_end_bytes = per_word(word_end_byte, -1)
-        words = tf.strings.substr(
-            tf.gather(texts, text_of_word), word_start_byte, word_end_byte - word_start_byte
-        )
         return {
-            "tokens": per_word(words, ""),
+            "tokens": _spans(texts, word_start_bytes, word_end_bytes),
             "labels": per_word(tf.gather(self._labels, label_ids), ""),
             "label_ids": per_word(label_ids, -1),
             "scores": per_word(scores, 0.0),
@@ -293,9 +339,6 @@ class TokenClassifierServer(tf.Module):
         entity_end_byte = tf.gather(word_bytes[1], entity_last)
         entity_start_bytes = per_entity(entity_start_byte, -1)
         entity_end_bytes = per_entity(entity_end_byte, -1)
-        spans = tf.strings.substr(
-            tf.gather(texts, entity_text), entity_start_byte, entity_end_byte - entity_start_byte
-        )
         first_word_of_text = tf.gather(text_first_word, entity_last)
         return {
             "num_entities": _as_int32(
@@ -304,7 +347,7 @@ class TokenClassifierServer(tf.Module):
                 ).row_lengths()
             ),
             "entity_types": per_entity(tf.gather(self.entity_tables.types, entity_type), ""),
-            "entity_texts": per_entity(spans, ""),
+            "entity_texts": _spans(texts, entity_start_bytes, entity_end_bytes),
             "entity_scores": per_entity(entity_scores, 0.0),
             "entity_starts": char_offsets(texts, entity_start_bytes),
             "entity_ends": char_offsets(texts, entity_end_bytes),
@@ -329,13 +372,15 @@ def export_token_classifier(
     strip_accents: bool | None = None,
     model_name: str | None = None,
     windows_per_model_call: int = WINDOWS_PER_MODEL_CALL,
+    limits: limits_lib.RequestLimits | None = None,
 ) -> str:
     """Writes `<export_dir>/<version>` atomically and returns its path.
 
     `model` is a built ElectraForTokenClassification; `labels` its label names
     in id order.  `model_name` (for the warm-up requests) defaults to the
     export directory's name.  `windows_per_model_call`: windows of similar
-    length run through the model together (see `_windows_logits`).
+    length run through the model together (see `_windows_logits`).  `limits`:
+    what one request may hold (default `RequestLimits()`), stored in the graph.
     """
     export_dir = os.path.abspath(export_dir)
     version = resolve_version(export_dir, version, overwrite)  # fail before any work
@@ -348,6 +393,7 @@ def export_token_classifier(
         tokenizer=tokenizer,
         strip_accents=strip_accents,
         windows_per_model_call=windows_per_model_call,
+        limits=limits,
     )
     info = {
         "task": "token_classification",
@@ -358,6 +404,7 @@ def export_token_classifier(
         "max_seq_length": int(max_seq_length),
         "version": version,
         "windows_per_model_call": int(windows_per_model_call),
+        "limits": server.limits.as_dict(),
     }
 
     return write_export(
