@@ -36,6 +36,7 @@ from electra_tf.data.pretraining_records import EmptyCorpusError, build_pretrain
 from electra_tf.model.config import ConfigError, ElectraConfig
 from electra_tf.model.encoder import ElectraEncoder
 from electra_tf.pretraining.checkpoints import CheckpointError, latest_checkpoint
+from electra_tf.serving.limits import RequestLimits, check_texts
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 TINY = ElectraConfig(
@@ -337,6 +338,19 @@ def _data_built_with_another_vocab(ws, d):
     return (lambda: check_vocabulary(pattern, str(ws.vocab), tokens)), str(ws.vocab)
 
 
+def _serving_request(texts, limits):
+    """The export's request check on `texts` (the exports' end-to-end refusals are in
+    test_serving_limits.py)."""
+
+    def run():
+        check_texts(tf.constant(texts), limits, "texts", limits.max_text_bytes, "max_text_bytes")
+
+    def prepare(ws, d):
+        return run, "over the limit"
+
+    return prepare
+
+
 def _two_checkpoints(ws, d):
     for name in ("a", "b"):
         _copy(pathlib.Path(f"{ws.original_prefix}.index"), d / f"{name}.index")
@@ -423,6 +437,22 @@ API_CASES = [
     Case("checkpoint-state-file-missing", _checkpoint_state(None), CheckpointError),
     Case("checkpoint-state-file-corrupt", _checkpoint_state("\x00garbage{"), CheckpointError),
     Case("checkpoint-state-file-empty", _checkpoint_state(""), CheckpointError),
+    # export requests
+    Case(
+        "serving-text-over-byte-limit",
+        _serving_request(["word " * 30], RequestLimits(max_text_bytes=100)),
+        tf.errors.InvalidArgumentError,
+    ),
+    Case(
+        "serving-too-many-texts",
+        _serving_request(["a"] * 9, RequestLimits(max_texts=8)),
+        tf.errors.InvalidArgumentError,
+    ),
+    Case(
+        "serving-request-over-byte-limit",
+        _serving_request(["b" * 60] * 4, RequestLimits(max_request_bytes=200)),
+        tf.errors.InvalidArgumentError,
+    ),
     # electra-tf checkpoints (save_pretrained folders)
     Case(
         "checkpoint-truncated-index",
@@ -629,7 +659,20 @@ def _flags(*flags, named):
     return build
 
 
+def _finetune_into_non_empty(ws, d):
+    data_dir = d / "ner"
+    _text(data_dir / "train.txt", "John B-PER\nsat O\n\nMary B-PER\n\n")
+    flags = [
+        "--task_name=ner",
+        f"--data_dir={data_dir}",
+        f"--init_checkpoint={ws.encoder_dir}",
+        f"--model_dir={ws.corpus}",
+    ]
+    return flags, f"--model_dir={ws.corpus} is not empty"
+
+
 BUILD_VOCAB = "electra_tf.build_vocab"
+FINETUNE = "electra_tf.run_finetuning"
 CONVERT = "electra_tf.convert"
 
 CLI_CASES = [
@@ -724,6 +767,19 @@ CLI_CASES = [
             _flags("--checkpoint={d}/nope", "--export_dir={d}/export", named="{d}/nope"),
         ),
     ),
+    Case(
+        "predict-output-is-input",
+        _cli_case(
+            "electra_tf.predict",
+            _flags(
+                "--model={d}/nope",
+                "--input={corpus}/a.txt",
+                "--output={corpus}/a.txt",
+                named="is the --input file",
+            ),
+        ),
+    ),
+    Case("run_finetuning-model-dir-not-empty", _cli_case(FINETUNE, _finetune_into_non_empty)),
     Case(
         "predict-missing-model",
         _cli_case(
