@@ -21,3 +21,14 @@ def shared_data() -> pathlib.Path:
             "(the shared/data folder beside the project root)."
         )
     return SHARED_DATA
+
+
+@pytest.fixture
+def processes():
+    """Processes the test started; any still running when it ends are killed."""
+    started = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -171,17 +171,6 @@ def _max_gap(expected, actual):
     )
 
 
-@pytest.fixture
-def processes():
-    """Processes the test started; any still running when it ends are killed."""
-    started = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
 def test_killed_and_resumed_finetuning_ends_as_the_uninterrupted_run(
     tiny_finetuning, tmp_path, processes, record_property
 ):

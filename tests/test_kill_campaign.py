@@ -102,17 +102,6 @@ def _assert_intact(path):
             reader.get_tensor(name)
 
 
-@pytest.fixture
-def processes():
-    """Processes the test started; any still running when it ends are killed."""
-    started = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
 def test_killed_and_resumed_run_ends_with_the_uninterrupted_weights(
     corpus, tmp_path, processes, record_property
 ):
