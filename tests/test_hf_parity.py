@@ -77,7 +77,7 @@ def test_toy_run_scores_both_sides_under_both_encodings(tiny_discriminator, tmp_
         assert 0.0 < row["score"] < 0.9, row
         assert row["examples_per_second"] > 0 and row["num_train_sentences"] == SENTENCES
     table = hf_finetune_parity.markdown_table(rows).splitlines()
-    assert len(table) == 2 + len(runs) and all(line.count("|") == 12 for line in table)
+    assert len(table) == 2 + len(runs) and all(line.count("|") == 13 for line in table)
 
 
 def test_hf_first_piece_labels_map_back_to_the_words(shared_data, tmp_path):

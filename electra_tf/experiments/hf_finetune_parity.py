@@ -13,6 +13,7 @@ POS). --layerwise_row adds ours with the flag files' layer-wise decay. Every fin
 is one JSONL line of --results (a re-run skips those), with examples/s and wall time.
 """
 
+import collections
 import dataclasses
 import gzip
 import json
@@ -190,6 +191,18 @@ def hf_word_tags(features, logits, sentences, label_names):
     return predicted
 
 
+def fits_whole(hf_dir, sentences):
+    """Per sentence: do all its words fit HF's truncated input (the others lose their tail)?"""
+    import transformers
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    features = hf_features(tokenizer, sentences, collections.defaultdict(int), FLAGS.max_seq_length)
+    return [
+        sum(label != -100 for label in f["labels"]) == len(s.words)
+        for f, s in zip(features, sentences)
+    ]
+
+
 def run_hf(hf_dir, train, scored, label_names, seed, out_dir):
     """Trainer fine-tuning of the converted model: (predicted tags of `scored`, timings)."""
     import transformers
@@ -362,6 +375,7 @@ def run_experiment():
         scheme = tasks._tagging_scheme(task, train_sentences, OUR_ENCODING[encoding], "train")
         scored = conll.read_conll(files["scored"], labels=scheme.eval_labels)
         gold = [list(s.labels) for s in scored]
+        whole = fits_whole(hf_dir, scored)
         run_name = f"{side}_{encoding}_lwd{decay}"
         if side == "ours":
             model_dir = os.path.join(out, run_name + "_seeds" + "_".join(map(str, todo)))
@@ -390,6 +404,13 @@ def run_experiment():
                 timings,
                 len(train_sentences),
                 layerwise_lr_decay=decay,
+                score_whole_sentences=score(
+                    spec.metric,
+                    [g for g, w in zip(gold, whole) if w],
+                    [t for t, w in zip(tags, whole) if w],
+                ),
+                whole_sentences=sum(whole),
+                scored_sentences=len(scored),
             )
             for seed, (tags, timings) in sorted(results.items())
         ]
@@ -412,8 +433,8 @@ def markdown_table(rows):
         groups.setdefault(_group_key(row), []).append(row)
     lines = [
         "| task | encoding | side | layer-wise decay | seeds | score mean ± std | min-max "
-        "| examples/s | wall s | speed ours/HF | ours mean - HF min |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| examples/s | wall s | speed ours/HF | ours mean - HF min | whole sentences: mean ± std |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (task, encoding, side, decay), group in sorted(groups.items()):
         scores = [r["score"] for r in group]
@@ -427,9 +448,20 @@ def markdown_table(rows):
             f"| {task} | {encoding} | {side} | {decay or 'off'} | {len(group)} "
             f"| {statistics.fmean(scores):.4f} ± {statistics.pstdev(scores):.4f} "
             f"| {min(scores):.4f}-{max(scores):.4f} | {speed:.1f} "
-            f"| {statistics.fmean(r['train_wall_seconds'] for r in group):.1f} | {ratio} | {gap} |"
+            f"| {statistics.fmean(r['train_wall_seconds'] for r in group):.1f} | {ratio} | {gap} "
+            f"| {_whole_sentences(group)} |"
         )
     return "\n".join(lines)
+
+
+def _whole_sentences(group):
+    """Mean ± std of the score on the sentences HF's input holds whole (if recorded)."""
+    import statistics
+
+    scores = [r["score_whole_sentences"] for r in group if "score_whole_sentences" in r]
+    if not scores:
+        return ""
+    return f"{statistics.fmean(scores):.4f} ± {statistics.pstdev(scores):.4f}"
 
 
 def set_threads(threads):
