@@ -163,15 +163,16 @@ def _tagging_scheme(task, train_sentences, label_encoding, train_path) -> _Taggi
             f"{list(original_labels)[:10]} are not B-/I- (IOB/BIOES) tags"
         )
     to_bioes = bool(scheme) and label_encoding == "BIOES"
-    if to_bioes:
-        # Every BIOES tag of the training types, so dev spans never need an unseen tag.
+    if scheme:
+        # Every tag of the training chunk types under the trained scheme, so an evaluation span
+        # may use a tag the training file lacks (CoNLL-2000's test set has I-LST, its training
+        # set only B-LST), with raw tags (--label_encoding=none) as with BIOES.
         types = sorted({label[2:] for label in original_labels.labels if label != "O"})
-        label_map = conll.LabelMap(["O"] + [f"{p}-{t}" for t in types for p in "BIES"])
+        prefixes = "BIES" if to_bioes or scheme == "BIOES" else "BI"
+        label_map = conll.LabelMap(["O"] + [f"{p}-{t}" for t in types for p in prefixes])
     else:
         label_map = original_labels
-    # With BIOES every prefix of a training type is a label, so an evaluation span may use a
-    # tag the training file lacks (CoNLL-2000's test set has I-LST, its training set only B-LST).
-    eval_labels = set(original_labels) | (set(label_map.labels) if to_bioes else set())
+    eval_labels = set(original_labels) | set(label_map.labels)
     return _TaggingScheme(label_map, metric, to_bioes, eval_labels)
 
 
