@@ -835,7 +835,7 @@ def test_cli_bad_input_exits_with_one_named_error(workspace, tmp_path, case):
         env=environment,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # a hang guard: TF start-up alone can take a minute on a loaded machine
     )
     assert result.returncode != 0, result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
